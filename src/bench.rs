@@ -1,0 +1,240 @@
+//! Timing helpers shared by `benches/` and `codexport bench`: medians, the two physical
+//! baselines every snapshot figure is compared against, and a small result table.
+//!
+//! The baselines are what no snapshot can beat on the same tree: [`lstat_all`] (the cost of
+//! noticing that nothing changed) and [`read_and_hash_all`] (the cost of reading and hashing
+//! everything once, on one core). Both walk the whole tree, follow no symlinks and store
+//! nothing. This module only reads what it is pointed at.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Runs `f` once to warm up (page cache, allocator, lazily opened tables), then `runs` times,
+/// and returns the median of the timed runs. `runs` of 0 is taken as 1.
+pub fn median_of<F: FnMut()>(runs: usize, mut f: F) -> Duration {
+    median_with_setup(runs, || (), |()| f())
+}
+
+/// Like [`median_of`], but each run first calls `setup` (untimed) and hands its value to `f`;
+/// whatever `f` returns is dropped after the clock stops, so fresh state dirs can be made and
+/// removed outside the measurement.
+pub fn median_with_setup<S, T, F, R>(runs: usize, mut setup: S, mut f: F) -> Duration
+where
+    S: FnMut() -> T,
+    F: FnMut(T) -> R,
+{
+    drop(f(setup()));
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let input = setup();
+            let started = Instant::now();
+            let out = f(input);
+            let elapsed = started.elapsed();
+            drop(out);
+            elapsed
+        })
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+/// The lstat baseline: walks `dir` with `symlink_metadata` only and returns how many
+/// non-directory entries it found.
+pub fn lstat_all(dir: &Path) -> io::Result<u64> {
+    let mut files = 0;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if fs::symlink_metadata(&path)?.is_dir() {
+            files += lstat_all(&path)?;
+        } else {
+            files += 1;
+        }
+    }
+    Ok(files)
+}
+
+/// The read+hash baseline: walks `dir` on one thread, reads every regular file (and every
+/// symlink's target name) and blake3-hashes it, storing nothing. Returns the bytes hashed.
+pub fn read_and_hash_all(dir: &Path) -> io::Result<u64> {
+    let mut bytes = 0;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs::symlink_metadata(&path)?;
+        let content = if meta.is_dir() {
+            bytes += read_and_hash_all(&path)?;
+            continue;
+        } else if meta.is_symlink() {
+            use std::os::unix::ffi::OsStrExt;
+            fs::read_link(&path)?.as_os_str().as_bytes().to_vec()
+        } else if meta.is_file() {
+            fs::read(&path)?
+        } else {
+            continue;
+        };
+        std::hint::black_box(blake3::hash(&content));
+        bytes += content.len() as u64;
+    }
+    Ok(bytes)
+}
+
+/// One measured row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub name: String,
+    pub median_ms: f64,
+    /// The row this one is compared with, by name.
+    pub baseline: Option<String>,
+    /// `median / baseline median`, when the baseline row exists.
+    pub ratio: Option<f64>,
+}
+
+/// Rows of (name, median ms, ratio vs a named baseline) plus free-form notes (targets,
+/// sizes). Ratios are computed when printed, so a row may name a baseline added later.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    rows: Vec<(String, Duration, Option<String>)>,
+    notes: Vec<(String, String)>,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a row, compared with the row named `baseline` if given.
+    pub fn row(&mut self, name: &str, median: Duration, baseline: Option<&str>) -> &mut Self {
+        self.rows
+            .push((name.to_owned(), median, baseline.map(str::to_owned)));
+        self
+    }
+
+    /// Adds a line printed under the table (and a key in the JSON `notes` object).
+    pub fn note(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        self.notes.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    /// The median of the named row.
+    pub fn median(&self, name: &str) -> Option<Duration> {
+        self.rows
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, d, _)| *d)
+    }
+
+    /// `median(name) / median(baseline)`.
+    pub fn ratio(&self, name: &str, baseline: &str) -> Option<f64> {
+        let (a, b) = (self.median(name)?, self.median(baseline)?);
+        (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
+    }
+
+    /// The rows with their ratios resolved.
+    pub fn rows(&self) -> Vec<Row> {
+        self.rows
+            .iter()
+            .map(|(name, median, baseline)| Row {
+                name: name.clone(),
+                median_ms: median.as_secs_f64() * 1e3,
+                baseline: baseline.clone(),
+                ratio: baseline.as_deref().and_then(|b| self.ratio(name, b)),
+            })
+            .collect()
+    }
+
+    /// The table as aligned text.
+    pub fn render(&self) -> String {
+        let rows = self.rows();
+        let width = rows
+            .iter()
+            .map(|r| r.name.len())
+            .chain([4])
+            .max()
+            .unwrap_or(4);
+        let mut out = format!("{:<width$}  {:>10}  ratio\n", "name", "median ms");
+        for r in &rows {
+            let _ = write!(out, "{:<width$}  {:>10.2}", r.name, r.median_ms);
+            match (&r.baseline, r.ratio) {
+                (Some(b), Some(x)) => {
+                    let _ = write!(out, "  {x:.2}× {b}");
+                }
+                (Some(b), None) => {
+                    let _ = write!(out, "  ({b}: missing)");
+                }
+                _ => {}
+            }
+            out.push('\n');
+        }
+        for (k, v) in &self.notes {
+            let _ = writeln!(out, "{k}: {v}");
+        }
+        out
+    }
+
+    /// Prints [`Table::render`] to stdout.
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+
+    /// `{"rows": [{name, median_ms, baseline, ratio}], "notes": {key: value}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let notes: serde_json::Map<String, serde_json::Value> = self
+            .notes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        serde_json::json!({ "rows": self.rows(), "notes": notes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_skips_warm_up_and_takes_middle() {
+        let mut calls = 0;
+        let d = median_of(3, || {
+            calls += 1;
+            if calls == 1 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        assert_eq!(calls, 4);
+        assert!(d < Duration::from_millis(50));
+        let mut setups = 0;
+        median_with_setup(2, || setups += 1, |()| ());
+        assert_eq!(setups, 3);
+    }
+
+    #[test]
+    fn baselines_count_files_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs::write(dir.path().join("x"), b"12345").unwrap();
+        fs::write(dir.path().join("a/b/y"), b"678").unwrap();
+        std::os::unix::fs::symlink("x", dir.path().join("a/link")).unwrap();
+        assert_eq!(lstat_all(dir.path()).unwrap(), 3);
+        assert_eq!(read_and_hash_all(dir.path()).unwrap(), 9);
+    }
+
+    #[test]
+    fn table_ratios_and_json() {
+        let mut t = Table::new();
+        t.row("no-change", Duration::from_millis(30), Some("lstat"));
+        t.row("lstat", Duration::from_millis(10), None);
+        t.row("orphan", Duration::from_millis(1), Some("missing"));
+        t.note("target", "≤ 3×");
+        assert!((t.ratio("no-change", "lstat").unwrap() - 3.0).abs() < 1e-9);
+        let text = t.render();
+        assert!(text.contains("3.00× lstat"), "{text}");
+        assert!(text.contains("target: ≤ 3×"), "{text}");
+        let json = t.to_json();
+        assert_eq!(json["rows"][0]["name"], "no-change");
+        assert!((json["rows"][0]["ratio"].as_f64().unwrap() - 3.0).abs() < 1e-9);
+        assert!(json["rows"][2]["ratio"].is_null());
+        assert_eq!(json["notes"]["target"], "≤ 3×");
+    }
+}

@@ -1,0 +1,119 @@
+//! How commands print: one JSON object with `--json`, readable lines otherwise, nothing with
+//! `--quiet`; errors as miette reports or `{"error": {...}}`.
+
+use serde::Serialize;
+
+/// What a command produced: the same data for machines and for people.
+pub struct Output {
+    pub json: serde_json::Value,
+    pub human: String,
+}
+
+impl Output {
+    pub fn new(data: &impl Serialize, human: impl Into<String>) -> Self {
+        Self {
+            json: serde_json::to_value(data).expect("command reports serialise to JSON"),
+            human: human.into(),
+        }
+    }
+
+    pub fn print(&self, json: bool, quiet: bool) {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&self.json).expect("a JSON value serialises")
+            );
+        } else if !quiet && !self.human.is_empty() {
+            print!("{}", self.human);
+            if !self.human.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+}
+
+/// Exit code for an error: 2 for usage and trust errors, 1 for every other failure.
+pub fn exit_code(err: &miette::Report) -> i32 {
+    let code = err.code().map(|c| c.to_string()).unwrap_or_default();
+    if code.contains("::usage::") || code.contains("::trust::") {
+        2
+    } else {
+        1
+    }
+}
+
+/// The `--json` form of an error, with a stable `code`.
+pub fn error_json(err: &miette::Report) -> serde_json::Value {
+    let code = err
+        .code()
+        .map_or_else(|| "codexport::error".to_owned(), |c| c.to_string());
+    let mut causes = Vec::new();
+    let mut source = err.source();
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    serde_json::json!({
+        "error": {
+            "code": code,
+            "message": err.to_string(),
+            "help": err.help().map(|h| h.to_string()),
+            "causes": causes,
+        }
+    })
+}
+
+/// `1.5 KiB`-style sizes.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC from milliseconds since the epoch.
+pub fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(time(0), "1970-01-01 00:00:00");
+        assert_eq!(time(1_795_000_000_000), "2026-11-18 08:26:40");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12), "12 B");
+    }
+}

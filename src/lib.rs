@@ -1,0 +1,14 @@
+//! codexport: keep one trusted OpenAI Codex setup identical across machines.
+//!
+//! Layers, lowest first: `object` (encodings, ids) ← `store` (redb + packs) ← `snapshot` ←
+//! `cli`. A lower module never imports a higher one.
+
+pub mod bench;
+pub mod cli;
+pub mod library;
+pub mod master;
+pub mod object;
+pub mod paths;
+pub mod sample;
+pub mod snapshot;
+pub mod store;

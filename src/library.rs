@@ -1,0 +1,953 @@
+//! A deterministic generator of a realistic Codex skill library, for tests, benchmarks and
+//! `codexport bench gen-library`.
+//!
+//! Owns nothing but the tree it is told to write: it only creates and overwrites files under
+//! the given codex dir and never deletes anything. The same [`LibrarySpec`] always produces a
+//! byte-identical tree (contents and permission bits): a hand-written splitmix64 generator
+//! seeds every file from `(seed, file number)`, and no floating point, clock or hash-map order
+//! is involved.
+//!
+//! Shape, for `files = N`: `max(1, N / 20)` skills under `skills/<name>/`, each with a
+//! `SKILL.md` (YAML frontmatter `name:` and `description:`) and a varying number of
+//! `scripts/*.sh` and `scripts/*.py` (mode 0755), `references/*.md`, nested
+//! `references/deep/<topic>/…` notes, `assets/*.json` and `templates/*.md`; plus a top-level
+//! `config.toml`, `AGENTS.md` and `prompts/*.md`. Exactly `N` files in all. Contents are
+//! Markdown, shell, Python, JSON and TOML made of words from a fixed list, so they compress
+//! like real text; sizes range from about 300 B to 16 KiB, averaging about 4 KiB.
+
+use std::collections::HashSet;
+use std::fs::{self, File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LibrarySpec {
+    /// Total number of files written, top-level files included.
+    pub files: usize,
+    /// Different seeds give different (equally realistic) libraries.
+    pub seed: u64,
+}
+
+impl Default for LibrarySpec {
+    fn default() -> Self {
+        Self {
+            files: 10_000,
+            seed: 1,
+        }
+    }
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LibraryStats {
+    pub files: u64,
+    pub bytes: u64,
+    pub skills: u64,
+}
+
+/// Writes the library described by `spec` into `codex_dir` (created if missing). Files that
+/// already exist are overwritten, and their mode set; other files are left alone.
+pub fn generate(codex_dir: &Path, spec: &LibrarySpec) -> io::Result<LibraryStats> {
+    fs::create_dir_all(codex_dir)?;
+    let plan = plan(spec);
+    let mut writer = TreeWriter {
+        root: codex_dir,
+        made: HashSet::new(),
+        buf: String::new(),
+    };
+    let mut stats = LibraryStats {
+        skills: plan.skills,
+        ..LibraryStats::default()
+    };
+    for (n, file) in plan.files.iter().enumerate() {
+        let mut rng = Rng::new(mix(spec.seed, n as u64 + 1));
+        writer.buf.clear();
+        file.content.render(&mut rng, file.size, &mut writer.buf);
+        writer.write(&file.rel, file.content.mode())?;
+        stats.files += 1;
+        stats.bytes += writer.buf.len() as u64;
+    }
+    Ok(stats)
+}
+
+/// Appends one line to one generated file, chosen deterministically from `seed` and the tree
+/// as it is, and returns that file's path. Calling it again with the same seed appends to
+/// the same file again, so every call changes the file's size, mtime and ctime.
+pub fn touch_one(codex_dir: &Path, seed: u64) -> io::Result<PathBuf> {
+    let mut rng = Rng::new(mix(seed, 0x746f_7563_685f_6f6e));
+    let skills: Vec<PathBuf> = sorted_entries(&codex_dir.join("skills"))?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    if skills.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no generated skill to touch",
+        ));
+    }
+    let skill = &skills[rng.below(skills.len() as u64) as usize];
+    let mut candidates = Vec::new();
+    collect_text_files(skill, &mut candidates)?;
+    if candidates.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no generated file to touch",
+        ));
+    }
+    let path = candidates.swap_remove(rng.below(candidates.len() as u64) as usize);
+    let line = if path.extension().is_some_and(|e| e == "md") {
+        "<!-- touched by codexport bench -->\n"
+    } else {
+        "# touched by codexport bench\n"
+    };
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&path)?
+        .write_all(line.as_bytes())?;
+    Ok(path)
+}
+
+fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<Vec<_>>>()?;
+    out.sort();
+    Ok(out)
+}
+
+/// Markdown, shell and Python files below `dir`, in sorted order.
+fn collect_text_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for path in sorted_entries(dir)? {
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            collect_text_files(&path, out)?;
+        } else if meta.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| e == "md" || e == "sh" || e == "py")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Writes files below a root, creating each directory once.
+struct TreeWriter<'a> {
+    root: &'a Path,
+    made: HashSet<String>,
+    buf: String,
+}
+
+impl TreeWriter<'_> {
+    fn write(&mut self, rel: &str, mode: u32) -> io::Result<()> {
+        if let Some((parent, _)) = rel.rsplit_once('/')
+            && !self.made.contains(parent)
+        {
+            fs::create_dir_all(self.root.join(parent))?;
+            self.made.insert(parent.to_owned());
+        }
+        let mut file = File::create(self.root.join(rel))?;
+        file.write_all(self.buf.as_bytes())?;
+        // Set explicitly, whatever the umask or an earlier file's mode was.
+        file.set_permissions(Permissions::from_mode(mode))
+    }
+}
+
+/// The whole library before any byte is written: paths, kinds and target sizes.
+struct Plan {
+    files: Vec<Planned>,
+    skills: u64,
+}
+
+struct Planned {
+    rel: String,
+    content: Content,
+    /// The content stops at the first block boundary at or after this many bytes.
+    size: usize,
+}
+
+enum Content {
+    Config,
+    Agents,
+    Prompt { title: String },
+    Skill { name: String, title: String },
+    Markdown { title: String },
+    Shell,
+    Python,
+    Json,
+}
+
+impl Content {
+    fn mode(&self) -> u32 {
+        match self {
+            Content::Shell | Content::Python => 0o755,
+            _ => 0o644,
+        }
+    }
+
+    fn render(&self, rng: &mut Rng, size: usize, out: &mut String) {
+        match self {
+            Content::Config => config_toml(rng, size, out),
+            Content::Agents => markdown(rng, size, "Global agent instructions", out),
+            Content::Prompt { title } => {
+                out.push_str("---\ndescription: ");
+                sentence(rng, out);
+                out.push_str("\nargument-hint: [");
+                out.push_str(rng.word());
+                out.push_str("]\n---\n\n");
+                markdown(rng, size, title, out);
+            }
+            Content::Skill { name, title } => {
+                out.push_str("---\nname: ");
+                out.push_str(name);
+                out.push_str("\ndescription: Use when the user asks to ");
+                words(rng, 8, 18, out);
+                out.push_str(". ");
+                sentence(rng, out);
+                out.push_str("\n---\n\n");
+                markdown(rng, size, title, out);
+            }
+            Content::Markdown { title } => markdown(rng, size, title, out),
+            Content::Shell => shell(rng, size, out),
+            Content::Python => python(rng, size, out),
+            Content::Json => json(rng, size, out),
+        }
+    }
+}
+
+/// Skills get one file in this many, at least one skill.
+const FILES_PER_SKILL: usize = 20;
+/// Top-level prompts: one per this many files, between 1 and 20.
+const FILES_PER_PROMPT: usize = 500;
+
+fn plan(spec: &LibrarySpec) -> Plan {
+    let n = spec.files;
+    let mut rng = Rng::new(mix(spec.seed, 0));
+    let mut files = Vec::with_capacity(n);
+    if n == 0 {
+        return Plan { files, skills: 0 };
+    }
+    let skills = (n / FILES_PER_SKILL).max(1);
+    let mut left = n - skills;
+
+    // Top-level files first, as long as there is room after one SKILL.md per skill.
+    let prompts = (n / FILES_PER_PROMPT).clamp(1, 20);
+    for i in 0..(2 + prompts).min(left) {
+        let (rel, content) = match i {
+            0 => ("config.toml".to_owned(), Content::Config),
+            1 => ("AGENTS.md".to_owned(), Content::Agents),
+            _ => {
+                let (a, b) = (rng.word(), rng.word());
+                let title = format!("{} {b}", capitalized(a));
+                (
+                    format!("prompts/{a}-{b}-{}.md", i - 1),
+                    Content::Prompt { title },
+                )
+            }
+        };
+        files.push(Planned {
+            rel,
+            content,
+            size: file_size(&mut rng),
+        });
+        left -= 1;
+    }
+
+    // The remaining files go to skills in proportion to a random weight, so skill sizes vary.
+    let weights: Vec<usize> = (0..skills).map(|_| 1 + rng.below(8) as usize).collect();
+    let total: usize = weights.iter().sum();
+    let mut extra: Vec<usize> = weights.iter().map(|w| left * w / total).collect();
+    // Each floor loses less than one file, so fewer than `skills` are left over.
+    let rest = left - extra.iter().sum::<usize>();
+    for e in extra.iter_mut().take(rest) {
+        *e += 1;
+    }
+
+    let mut names = HashSet::new();
+    for (i, &count) in extra.iter().enumerate() {
+        let (a, b) = (rng.word(), rng.word());
+        let mut name = format!("{a}-{b}");
+        if !names.insert(name.clone()) {
+            name = format!("{a}-{b}-{i}");
+            names.insert(name.clone());
+        }
+        let title = format!("{} {}", capitalized(a), b);
+        let dir = format!("skills/{name}");
+        files.push(Planned {
+            rel: format!("{dir}/SKILL.md"),
+            content: Content::Skill { name, title },
+            size: file_size(&mut rng),
+        });
+        let topics = [rng.word(), rng.word(), rng.word()];
+        for j in 0..count {
+            let (w1, w2) = (rng.word(), rng.word());
+            let title = format!("{} {w2}", capitalized(w1));
+            let (rel, content) = match rng.below(100) {
+                0..14 => (format!("{dir}/scripts/{w1}-{w2}-{j}.sh"), Content::Shell),
+                14..24 => (format!("{dir}/scripts/{w1}_{w2}_{j}.py"), Content::Python),
+                24..62 => (
+                    format!("{dir}/references/{w1}-{w2}-{j}.md"),
+                    Content::Markdown { title },
+                ),
+                62..74 => {
+                    let topic = topics[rng.below(3) as usize];
+                    (
+                        format!("{dir}/references/deep/{topic}/{w1}-{j}.md"),
+                        Content::Markdown { title },
+                    )
+                }
+                74..82 => {
+                    let (t, s) = (topics[rng.below(3) as usize], topics[rng.below(3) as usize]);
+                    (
+                        format!("{dir}/references/deep/{t}/{s}/{w1}-{j}.md"),
+                        Content::Markdown { title },
+                    )
+                }
+                82..92 => (format!("{dir}/assets/{w1}-{w2}-{j}.json"), Content::Json),
+                _ => (
+                    format!("{dir}/templates/{w1}-{w2}-{j}.md"),
+                    Content::Markdown { title },
+                ),
+            };
+            files.push(Planned {
+                rel,
+                content,
+                size: file_size(&mut rng),
+            });
+        }
+    }
+    debug_assert_eq!(files.len(), n);
+    Plan {
+        files,
+        skills: skills as u64,
+    }
+}
+
+/// A target size between 300 B and 16 KiB, skewed small: six doubling buckets, uniform within
+/// each, weighted so the mean (plus the last block's overshoot) is close to 4 KiB.
+fn file_size(rng: &mut Rng) -> usize {
+    const BUCKETS: [(u64, u64, u64); 6] = [
+        (14, 300, 600),
+        (31, 600, 1_200),
+        (50, 1_200, 2_400),
+        (70, 2_400, 4_800),
+        (88, 4_800, 9_600),
+        (100, 9_600, 16_000),
+    ];
+    let pick = rng.below(100);
+    let &(_, lo, hi) = BUCKETS
+        .iter()
+        .find(|(upto, _, _)| pick < *upto)
+        .expect("pick < 100");
+    (lo + rng.below(hi - lo)) as usize
+}
+
+fn markdown(rng: &mut Rng, size: usize, title: &str, out: &mut String) {
+    out.push_str("# ");
+    out.push_str(title);
+    out.push_str("\n\n");
+    while out.len() < size {
+        match rng.below(10) {
+            0..4 => {
+                for _ in 0..2 + rng.below(4) {
+                    sentence(rng, out);
+                    out.push(' ');
+                }
+                out.pop();
+                out.push_str("\n\n");
+            }
+            4..6 => {
+                for _ in 0..3 + rng.below(4) {
+                    out.push_str("- ");
+                    words(rng, 3, 12, out);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            6 => {
+                out.push_str("## ");
+                out.push_str(&capitalized(rng.word()));
+                out.push(' ');
+                words(rng, 1, 4, out);
+                out.push_str("\n\n");
+            }
+            7 => {
+                for k in 1..=2 + rng.below(4) {
+                    out.push_str(&format!("{k}. "));
+                    words(rng, 4, 14, out);
+                    out.push_str(".\n");
+                }
+                out.push('\n');
+            }
+            _ => {
+                out.push_str("```bash\n");
+                for _ in 0..1 + rng.below(4) {
+                    command(rng, out);
+                }
+                out.push_str("```\n\n");
+            }
+        }
+    }
+}
+
+fn shell(rng: &mut Rng, size: usize, out: &mut String) {
+    out.push_str("#!/usr/bin/env bash\n# ");
+    sentence(rng, out);
+    out.push_str("\nset -euo pipefail\n\n");
+    while out.len() < size {
+        let name = format!("{}_{}", rng.word(), rng.word());
+        out.push_str("# ");
+        sentence(rng, out);
+        out.push('\n');
+        out.push_str(&name);
+        out.push_str("() {\n  local target=\"${1:-");
+        out.push_str(rng.word());
+        out.push_str("}\"\n");
+        for _ in 0..1 + rng.below(5) {
+            out.push_str("  ");
+            command(rng, out);
+        }
+        out.push_str("  echo \"");
+        words(rng, 2, 8, out);
+        out.push_str(": $target\"\n}\n\n");
+    }
+    out.push_str("main \"$@\"\n");
+}
+
+fn python(rng: &mut Rng, size: usize, out: &mut String) {
+    out.push_str("#!/usr/bin/env python3\n\"\"\"");
+    sentence(rng, out);
+    out.push_str("\"\"\"\n\nimport json\nimport sys\nfrom pathlib import Path\n\n");
+    while out.len() < size {
+        let (a, b) = (rng.word(), rng.word());
+        out.push_str(&format!(
+            "\ndef {a}_{b}(path: Path, limit: int = {}) -> dict:\n",
+            rng.below(100)
+        ));
+        out.push_str("    \"\"\"");
+        sentence(rng, out);
+        out.push_str("\"\"\"\n    result = {}\n");
+        for _ in 0..1 + rng.below(4) {
+            let key = rng.word();
+            out.push_str(&format!("    result[\"{key}\"] = \""));
+            words(rng, 1, 6, out);
+            out.push_str("\"\n");
+        }
+        out.push_str("    return result\n\n");
+    }
+    out.push_str("\nif __name__ == \"__main__\":\n    json.dump({}, sys.stdout)\n");
+}
+
+fn json(rng: &mut Rng, size: usize, out: &mut String) {
+    out.push_str("{\n  \"name\": \"");
+    out.push_str(rng.word());
+    out.push_str("\",\n  \"examples\": [\n");
+    let mut first = true;
+    while out.len() < size {
+        if !first {
+            out.push_str(",\n");
+        }
+        first = false;
+        out.push_str("    {\"input\": \"");
+        words(rng, 3, 12, out);
+        out.push_str("\", \"output\": \"");
+        words(rng, 5, 20, out);
+        out.push_str(&format!("\", \"score\": {}}}", rng.below(100)));
+    }
+    out.push_str("\n  ]\n}\n");
+}
+
+fn config_toml(rng: &mut Rng, size: usize, out: &mut String) {
+    out.push_str(concat!(
+        "model = \"gpt-5-codex\"\n",
+        "model_reasoning_effort = \"high\"\n",
+        "approval_policy = \"on-request\"\n",
+        "sandbox_mode = \"workspace-write\"\n\n",
+        "[features]\nweb_search_request = true\n\n",
+    ));
+    while out.len() < size {
+        let (a, b) = (rng.word(), rng.word());
+        if rng.below(2) == 0 {
+            out.push_str(&format!(
+                "[mcp_servers.{a}-{b}]\ncommand = \"npx\"\nargs = [\"-y\", \"@{a}/{b}-mcp\"]\n\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "[projects.\"/home/dev/src/{a}-{b}\"]\ntrust_level = \"trusted\"\n\n"
+            ));
+        }
+    }
+}
+
+fn command(rng: &mut Rng, out: &mut String) {
+    const TOOLS: [&str; 10] = [
+        "git", "rg", "jq", "python3", "npm", "cargo", "curl", "sed", "make", "uv",
+    ];
+    out.push_str(TOOLS[rng.below(TOOLS.len() as u64) as usize]);
+    for _ in 0..1 + rng.below(4) {
+        out.push(' ');
+        if rng.below(3) == 0 {
+            out.push_str("--");
+        }
+        out.push_str(rng.word());
+    }
+    out.push('\n');
+}
+
+/// A capitalised sentence of 6 to 16 words ending in a full stop.
+fn sentence(rng: &mut Rng, out: &mut String) {
+    let start = out.len();
+    words(rng, 6, 16, out);
+    out[start..start + 1].make_ascii_uppercase();
+    out.push('.');
+}
+
+/// `min..max` space-separated words.
+fn words(rng: &mut Rng, min: u64, max: u64, out: &mut String) {
+    for i in 0..min + rng.below(max - min) {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(rng.word());
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut s = word.to_owned();
+    s[..1].make_ascii_uppercase();
+    s
+}
+
+/// splitmix64: tiny, fast, and good enough for generating text.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform enough in `0..n` (multiply-shift); `n` must be non-zero.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+
+    fn word(&mut self) -> &'static str {
+        WORDS[self.below(WORDS.len() as u64) as usize]
+    }
+}
+
+/// Combines a seed and a stream number into an independent seed.
+fn mix(seed: u64, stream: u64) -> u64 {
+    Rng::new(seed ^ stream.wrapping_mul(0xd134_2543_de82_ef95)).next()
+}
+
+/// Lower-case ASCII words of the kind found in skill documentation.
+const WORDS: &[&str] = &[
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "in",
+    "for",
+    "with",
+    "when",
+    "if",
+    "then",
+    "use",
+    "run",
+    "file",
+    "files",
+    "skill",
+    "agent",
+    "codex",
+    "prompt",
+    "model",
+    "context",
+    "tool",
+    "tools",
+    "command",
+    "script",
+    "check",
+    "test",
+    "tests",
+    "build",
+    "release",
+    "deploy",
+    "review",
+    "branch",
+    "commit",
+    "diff",
+    "patch",
+    "merge",
+    "repository",
+    "issue",
+    "pull",
+    "request",
+    "comment",
+    "summary",
+    "report",
+    "table",
+    "chart",
+    "data",
+    "schema",
+    "query",
+    "database",
+    "index",
+    "cache",
+    "config",
+    "setting",
+    "option",
+    "flag",
+    "value",
+    "default",
+    "path",
+    "folder",
+    "output",
+    "input",
+    "format",
+    "json",
+    "yaml",
+    "markdown",
+    "toml",
+    "csv",
+    "pdf",
+    "document",
+    "section",
+    "heading",
+    "list",
+    "example",
+    "template",
+    "pattern",
+    "rule",
+    "policy",
+    "sandbox",
+    "network",
+    "server",
+    "client",
+    "api",
+    "endpoint",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "login",
+    "user",
+    "account",
+    "project",
+    "workspace",
+    "terminal",
+    "shell",
+    "python",
+    "node",
+    "rust",
+    "cargo",
+    "npm",
+    "package",
+    "dependency",
+    "version",
+    "upgrade",
+    "migration",
+    "error",
+    "warning",
+    "failure",
+    "retry",
+    "timeout",
+    "log",
+    "trace",
+    "debug",
+    "profile",
+    "benchmark",
+    "latency",
+    "memory",
+    "thread",
+    "async",
+    "queue",
+    "worker",
+    "job",
+    "task",
+    "step",
+    "plan",
+    "goal",
+    "note",
+    "draft",
+    "final",
+    "answer",
+    "question",
+    "search",
+    "fetch",
+    "download",
+    "upload",
+    "sync",
+    "copy",
+    "move",
+    "rename",
+    "delete",
+    "create",
+    "update",
+    "read",
+    "write",
+    "open",
+    "close",
+    "parse",
+    "render",
+    "validate",
+    "verify",
+    "sign",
+    "hash",
+    "store",
+    "snapshot",
+    "revision",
+    "history",
+    "change",
+    "changes",
+    "status",
+    "state",
+    "event",
+    "hook",
+    "trigger",
+    "notify",
+    "email",
+    "slack",
+    "calendar",
+    "meeting",
+    "invoice",
+    "budget",
+    "sales",
+    "customer",
+    "support",
+    "ticket",
+    "incident",
+    "alert",
+    "metric",
+    "dashboard",
+    "design",
+    "figma",
+    "image",
+    "screenshot",
+    "browser",
+    "page",
+    "form",
+    "button",
+    "layout",
+    "style",
+    "theme",
+    "color",
+    "font",
+    "component",
+    "module",
+    "function",
+    "class",
+    "method",
+    "type",
+    "interface",
+    "struct",
+    "field",
+    "argument",
+    "return",
+    "result",
+    "always",
+    "never",
+    "only",
+    "first",
+    "next",
+    "last",
+    "before",
+    "after",
+    "small",
+    "large",
+    "fast",
+    "slow",
+    "safe",
+    "clean",
+    "stale",
+    "fresh",
+    "local",
+    "remote",
+    "shared",
+    "private",
+    "public",
+    "careful",
+    "exact",
+    "short",
+    "clear",
+    "concise",
+    "detailed",
+    "is",
+    "are",
+    "be",
+    "should",
+    "must",
+    "can",
+    "may",
+    "each",
+    "every",
+    "all",
+    "this",
+    "that",
+    "from",
+    "into",
+    "on",
+    "by",
+    "or",
+    "not",
+    "no",
+    "it",
+    "its",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Relative path → (mode, bytes) of every file below `dir`.
+    fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+        fn go(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, Vec<u8>)>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    go(root, &p, out);
+                } else {
+                    let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+                    out.insert(rel, (m.mode() & 0o7777, fs::read(&p).unwrap()));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        go(dir, dir, &mut out);
+        out
+    }
+
+    #[test]
+    fn deterministic_exact_and_executable() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let spec = LibrarySpec {
+            files: 200,
+            seed: 7,
+        };
+        let sa = generate(a.path(), &spec).unwrap();
+        let sb = generate(&b.path().join("new/codex"), &spec).unwrap();
+        assert_eq!(sa, sb);
+        let (ta, tb) = (tree(a.path()), tree(&b.path().join("new/codex")));
+        assert!(ta == tb, "two generations differ");
+        assert_eq!(ta.len(), 200);
+        assert_eq!(sa.files, 200);
+        assert_eq!(sa.skills, 10);
+        assert_eq!(
+            sa.bytes,
+            ta.values().map(|(_, b)| b.len() as u64).sum::<u64>()
+        );
+
+        let scripts: Vec<_> = ta
+            .iter()
+            .filter(|(p, _)| p.ends_with(".sh") || p.ends_with(".py"))
+            .collect();
+        assert!(scripts.iter().any(|(p, _)| p.ends_with(".sh")));
+        assert!(scripts.iter().any(|(p, _)| p.ends_with(".py")));
+        for (path, (mode, _)) in &ta {
+            let exec = path.ends_with(".sh") || path.ends_with(".py");
+            assert_eq!(*mode, if exec { 0o755 } else { 0o644 }, "{path}");
+        }
+        for top in ["config.toml", "AGENTS.md"] {
+            assert!(ta.contains_key(top), "{top}");
+        }
+        assert!(ta.keys().any(|p| p.starts_with("prompts/")));
+        assert!(ta.keys().any(|p| p.contains("/references/deep/")));
+        let skill_mds: Vec<_> = ta
+            .iter()
+            .filter(|(p, _)| p.ends_with("/SKILL.md"))
+            .collect();
+        assert_eq!(skill_mds.len(), 10);
+        for (_, (_, bytes)) in skill_mds {
+            let text = std::str::from_utf8(bytes).unwrap();
+            assert!(text.starts_with("---\nname: "));
+            assert!(text.contains("\ndescription: Use when"));
+        }
+
+        // Regenerating over an existing tree gives the same tree; another seed does not.
+        generate(a.path(), &spec).unwrap();
+        assert!(tree(a.path()) == tb);
+        let c = tempfile::tempdir().unwrap();
+        generate(c.path(), &LibrarySpec { seed: 8, ..spec }).unwrap();
+        assert!(tree(c.path()) != tb);
+    }
+
+    #[test]
+    fn sizes_in_band() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = generate(
+            dir.path(),
+            &LibrarySpec {
+                files: 1_000,
+                seed: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(stats.files, 1_000);
+        assert_eq!(stats.skills, 50);
+        let mean = stats.bytes / stats.files;
+        assert!((3_400..=4_800).contains(&mean), "mean file size {mean}");
+        let sizes: Vec<usize> = tree(dir.path()).values().map(|(_, b)| b.len()).collect();
+        assert_eq!(sizes.len(), 1_000);
+        assert!(
+            sizes.iter().all(|&s| (250..=17_000).contains(&s)),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
+    fn exact_counts_for_small_and_odd_sizes() {
+        for files in [0, 1, 2, 3, 5, 21, 39, 41, 777] {
+            let dir = tempfile::tempdir().unwrap();
+            let stats = generate(dir.path(), &LibrarySpec { files, seed: 3 }).unwrap();
+            assert_eq!(stats.files, files as u64);
+            assert_eq!(tree(dir.path()).len(), files, "files = {files}");
+            assert_eq!(
+                stats.skills,
+                if files == 0 {
+                    0
+                } else {
+                    (files as u64 / 20).max(1)
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn touch_one_changes_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(
+            dir.path(),
+            &LibrarySpec {
+                files: 100,
+                seed: 1,
+            },
+        )
+        .unwrap();
+        let before = tree(dir.path());
+        let path = touch_one(dir.path(), 42).unwrap();
+        assert_eq!(touch_one(dir.path(), 42).unwrap(), path);
+        let after = tree(dir.path());
+        let changed: Vec<_> = after
+            .iter()
+            .filter(|(p, v)| before.get(*p) != Some(v))
+            .collect();
+        assert_eq!(changed.len(), 1);
+        assert!(path.ends_with(changed[0].0));
+        assert!(after[changed[0].0].1.len() > before[changed[0].0].1.len());
+    }
+}

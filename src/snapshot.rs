@@ -1,0 +1,365 @@
+//! The master's snapshot of `~/.codex` into the store.
+//!
+//! Reads the selected files (never follows symlinks, never writes inside the codex dir),
+//! skips unchanged files through the stat cache, hashes changed ones in parallel, and writes
+//! the whole snapshot (objects, revision, log entry, stat cache, ref, signed head) in one
+//! store transaction. No change on disk means no new revision.
+
+pub mod select;
+pub mod walk;
+
+use crate::object::{EntryKind, HeadBody, ObjectId, ObjectKind, Revision, Tree, TreeEntry};
+use crate::store::diff::{count, tree_diff};
+use crate::store::log::ChangeCounts;
+use crate::store::{LogEntry, ObjectSource, StatEntry, Store, StoreError, refs};
+use ed25519_dalek::SigningKey;
+use miette::Diagnostic;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use walk::{Dir, Found, Node};
+
+/// Why a snapshot could not be taken. Nothing is written to the store in any of these cases.
+#[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("the codex dir {} does not exist", path.display())]
+    #[diagnostic(
+        code(codexport::snapshot::missing),
+        help(
+            "run Codex once on this machine, or point --codex-dir (or --home) at the folder to export"
+        )
+    )]
+    CodexDirMissing { path: PathBuf },
+    #[error("the codex dir {} is not a directory", path.display())]
+    #[diagnostic(
+        code(codexport::snapshot::not_dir),
+        help("point --codex-dir at the folder that holds config.toml")
+    )]
+    NotADirectory { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(
+        code(codexport::snapshot::unreadable),
+        help(
+            "fix the file's permissions (or remove it) and run the command again; nothing was recorded"
+        )
+    )]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SnapshotError {
+    pub(crate) fn unreadable(path: &Path, source: std::io::Error) -> Self {
+        SnapshotError::Unreadable {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// How to take a snapshot.
+pub struct SnapshotOptions<'a> {
+    pub codex_dir: PathBuf,
+    /// Where the snapshot's time stamp file lives (the state dir, normally).
+    pub stamp_dir: PathBuf,
+    /// Recorded in the revision.
+    pub host: String,
+    /// Signs a new head for a new revision when given.
+    pub signer: Option<&'a SigningKey>,
+    /// How long a signed head stays valid.
+    pub head_ttl: Duration,
+}
+
+/// What a snapshot did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotReport {
+    /// Whether a new revision was recorded.
+    pub created: bool,
+    /// The current revision (new or unchanged); `None` only if the store is empty.
+    pub number: Option<u64>,
+    pub revision: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    /// Files read and hashed this time (the rest came from the stat cache).
+    pub hashed: u64,
+    pub changes: ChangeCounts,
+    pub warnings: Vec<String>,
+    pub elapsed_ms: f64,
+}
+
+/// Takes a snapshot of `opts.codex_dir` into `store`.
+pub fn snapshot(
+    store: &Store,
+    opts: &SnapshotOptions<'_>,
+) -> Result<SnapshotReport, SnapshotError> {
+    let started = Instant::now();
+    let stamp_ns = stamp(&opts.stamp_dir)?;
+    let mut walked = walk::walk(&opts.codex_dir)?;
+    let (cache, parent) = {
+        let reader = store.read()?;
+        let parent = match reader.get_ref(refs::MASTER_HEAD)? {
+            Some(id) => Some((id, reader.revision(&id)?)),
+            None => None,
+        };
+        (reader.stat_cache()?, parent)
+    };
+
+    let mut to_hash = Vec::new();
+    for (i, f) in walked.files.iter_mut().enumerate() {
+        match cache.get(&f.rel) {
+            Some(old) if old.matches(&f.stat) => f.stat.id = old.id,
+            _ => to_hash.push(i),
+        }
+    }
+
+    let mut writer = store.write()?;
+    hash_and_store(&mut walked.files, &to_hash, &mut writer)?;
+
+    let mut built = Built::default();
+    let root_entry = build_tree(&walked.root, &walked.files, &mut writer, &mut built)?;
+    let root = root_entry.id;
+
+    let new_cache: HashMap<&str, StatEntry> = walked
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.rel.as_str(),
+                StatEntry {
+                    racy: f.stat.mtime_ns >= stamp_ns,
+                    ..f.stat
+                },
+            )
+        })
+        .collect();
+    let cache_changed =
+        new_cache.len() != cache.len() || new_cache.iter().any(|(k, v)| cache.get(*k) != Some(v));
+
+    let mut report = SnapshotReport {
+        created: false,
+        number: parent.as_ref().map(|(_, r)| r.number),
+        revision: parent.as_ref().map(|(id, _)| id.to_string()),
+        files: built.files,
+        bytes: root_entry.size,
+        hashed: to_hash.len() as u64,
+        changes: ChangeCounts::default(),
+        warnings: std::mem::take(&mut walked.warnings),
+        elapsed_ms: 0.0,
+    };
+
+    if parent.as_ref().is_some_and(|(_, rev)| rev.root == root) {
+        if cache_changed {
+            writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
+            writer.commit()?;
+        }
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        return Ok(report);
+    }
+
+    let changes = count(&tree_diff(
+        &writer,
+        parent.as_ref().map(|(_, r)| r.root),
+        Some(root),
+    )?);
+    let time_ms = now_ms();
+    let revision = Revision {
+        number: parent.as_ref().map_or(1, |(_, r)| r.number + 1),
+        root,
+        parents: parent.as_ref().map(|(id, _)| vec![*id]).unwrap_or_default(),
+        time_ms,
+        host: opts.host.clone(),
+        files: built.files,
+        bytes: root_entry.size,
+        mcp: None,
+    };
+    let encoded = revision.encode();
+    let rev_id = writer.put(ObjectKind::Revision, &encoded)?;
+    let (objects, object_bytes) = (
+        built.objects.len() as u64 + 1,
+        built.object_bytes + encoded.len() as u64,
+    );
+    writer.append_log(&LogEntry {
+        number: revision.number,
+        id: rev_id,
+        time_ms,
+        files: revision.files,
+        bytes: revision.bytes,
+        objects,
+        object_bytes,
+        changes,
+    })?;
+    writer.set_ref(refs::MASTER_HEAD, rev_id)?;
+    if let Some(key) = opts.signer {
+        writer.set_head(
+            &head_body(
+                key,
+                rev_id,
+                revision.number,
+                objects,
+                object_bytes,
+                opts.head_ttl,
+            )
+            .sign(key),
+        )?;
+    }
+    writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
+    writer.commit()?;
+
+    report.created = true;
+    report.number = Some(revision.number);
+    report.revision = Some(rev_id.to_string());
+    report.changes = changes;
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(report)
+}
+
+/// The unsigned head for a revision, valid from now for `ttl`.
+pub fn head_body(
+    key: &SigningKey,
+    revision: ObjectId,
+    number: u64,
+    objects: u64,
+    bytes: u64,
+    ttl: Duration,
+) -> HeadBody {
+    let now = now_ms() / 1000;
+    HeadBody {
+        master_key: key.verifying_key().to_bytes(),
+        revision,
+        number,
+        issued_at: now,
+        expires_at: now.saturating_add(ttl.as_secs() as i64),
+        objects,
+        bytes,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Touches the stamp file and returns its mtime: the filesystem's own "now", so that a file
+/// written later in the same timestamp tick is recognised as racily clean.
+fn stamp(dir: &Path) -> Result<i64, SnapshotError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        SnapshotError::Store(StoreError::Io {
+            path: dir.to_owned(),
+            source: e,
+        })
+    })?;
+    let path = dir.join("snapshot.stamp");
+    std::fs::write(&path, b"").map_err(|e| {
+        SnapshotError::Store(StoreError::Io {
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        SnapshotError::Store(StoreError::Io {
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    Ok(walk::stat_entry(&meta, EntryKind::File).mtime_ns)
+}
+
+/// Bytes read per parallel batch: bounds memory whatever the library size.
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// Reads and hashes the files at `indexes` on all cores, storing their blobs batch by batch.
+fn hash_and_store(
+    files: &mut [Found],
+    indexes: &[usize],
+    writer: &mut crate::store::Writer<'_>,
+) -> Result<(), SnapshotError> {
+    let mut start = 0;
+    while start < indexes.len() {
+        let mut end = start;
+        let mut batch_bytes = 0;
+        while end < indexes.len()
+            && (end == start || batch_bytes + files[indexes[end]].stat.size <= BATCH_BYTES)
+        {
+            batch_bytes += files[indexes[end]].stat.size;
+            end += 1;
+        }
+        let hashed: Vec<(usize, ObjectId, Vec<u8>)> = indexes[start..end]
+            .par_iter()
+            .map(|&i| {
+                let bytes = walk::read_content(&files[i])?;
+                Ok((i, ObjectId::from(blake3::hash(&bytes)), bytes))
+            })
+            .collect::<Result<_, SnapshotError>>()?;
+        for (i, id, bytes) in hashed {
+            writer.put_with_id(ObjectKind::Blob, id, &bytes)?;
+            let f = &mut files[i];
+            f.stat.id = id;
+            // The size read is the size recorded, even if the file changed after lstat.
+            f.stat.size = bytes.len() as u64;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Unique objects of the tree being built, for the head's closure figures.
+#[derive(Default)]
+struct Built {
+    objects: HashSet<ObjectId>,
+    object_bytes: u64,
+    files: u64,
+}
+
+fn build_tree(
+    dir: &Dir,
+    files: &[Found],
+    writer: &mut crate::store::Writer<'_>,
+    built: &mut Built,
+) -> Result<TreeEntry, SnapshotError> {
+    let mut entries = Vec::with_capacity(dir.entries.len());
+    for (name, node) in &dir.entries {
+        let entry = match node {
+            Node::File(i) => {
+                let f = &files[*i];
+                built.files += 1;
+                if built.objects.insert(f.stat.id) {
+                    built.object_bytes += f.stat.size;
+                }
+                TreeEntry {
+                    name: name.clone(),
+                    kind: f.stat.kind,
+                    id: f.stat.id,
+                    size: f.stat.size,
+                }
+            }
+            Node::Dir(sub) => TreeEntry {
+                name: name.clone(),
+                ..build_tree(sub, files, writer, built)?
+            },
+        };
+        entries.push(entry);
+    }
+    let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
+        what: format!("walked tree: {e}"),
+    })?;
+    let encoded = tree.encode();
+    let id = writer.put(ObjectKind::Tree, &encoded)?;
+    if built.objects.insert(id) {
+        built.object_bytes += encoded.len() as u64;
+    }
+    Ok(TreeEntry {
+        name: crate::object::EntryName::new("root").expect("valid name"),
+        kind: EntryKind::Tree,
+        id,
+        size: tree.size(),
+    })
+}

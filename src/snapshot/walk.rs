@@ -1,0 +1,154 @@
+//! Walks the selected part of the codex dir with `lstat`, never following symlinks.
+
+use super::SnapshotError;
+use super::select::is_selected;
+use crate::object::{EntryKind, EntryName, ObjectId};
+use crate::store::StatEntry;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A file found by the walk; `stat.id` is filled in from the cache or by hashing.
+#[derive(Debug)]
+pub struct Found {
+    pub rel: String,
+    pub abs: PathBuf,
+    pub stat: StatEntry,
+}
+
+/// A directory level as walked: names with files (indexes into `Walk::files`) or subdirs.
+#[derive(Debug, Default)]
+pub struct Dir {
+    pub entries: Vec<(EntryName, Node)>,
+}
+
+#[derive(Debug)]
+pub enum Node {
+    File(usize),
+    Dir(Dir),
+}
+
+/// Everything the walk found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub root: Dir,
+    pub files: Vec<Found>,
+    /// Paths skipped, each with the reason (non-UTF-8 names, sockets, …).
+    pub warnings: Vec<String>,
+}
+
+/// Walks `codex_dir`, taking what the selection table selects.
+pub fn walk(codex_dir: &Path) -> Result<Walk, SnapshotError> {
+    match fs::symlink_metadata(codex_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(SnapshotError::NotADirectory {
+                path: codex_dir.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::CodexDirMissing {
+                path: codex_dir.to_owned(),
+            });
+        }
+        Err(e) => return Err(SnapshotError::unreadable(codex_dir, e)),
+    }
+    let mut walk = Walk::default();
+    let mut root = Dir::default();
+    walk_dir(codex_dir, "", &mut root, &mut walk)?;
+    walk.root = root;
+    Ok(walk)
+}
+
+fn walk_dir(abs: &Path, rel: &str, dir: &mut Dir, walk: &mut Walk) -> Result<(), SnapshotError> {
+    let reader = fs::read_dir(abs).map_err(|e| SnapshotError::unreadable(abs, e))?;
+    for entry in reader {
+        let entry = entry.map_err(|e| SnapshotError::unreadable(abs, e))?;
+        let child_abs = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            walk.warnings.push(format!(
+                "skipped {}: the file name is not UTF-8",
+                child_abs.display()
+            ));
+            continue;
+        };
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if !is_selected(&child_rel) {
+            continue;
+        }
+        let entry_name = match EntryName::new(name) {
+            Ok(n) => n,
+            Err(e) => {
+                walk.warnings
+                    .push(format!("skipped {}: {e}", child_abs.display()));
+                continue;
+            }
+        };
+        let meta = fs::symlink_metadata(&child_abs)
+            .map_err(|e| SnapshotError::unreadable(&child_abs, e))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            let mut sub = Dir::default();
+            walk_dir(&child_abs, &child_rel, &mut sub, walk)?;
+            dir.entries.push((entry_name, Node::Dir(sub)));
+            continue;
+        } else if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_file() {
+            if meta.mode() & 0o100 != 0 {
+                EntryKind::Executable
+            } else {
+                EntryKind::File
+            }
+        } else {
+            walk.warnings.push(format!(
+                "skipped {}: not a regular file, directory or symlink",
+                child_abs.display()
+            ));
+            continue;
+        };
+        let stat = stat_entry(&meta, kind);
+        dir.entries.push((entry_name, Node::File(walk.files.len())));
+        walk.files.push(Found {
+            rel: child_rel,
+            abs: child_abs,
+            stat,
+        });
+    }
+    Ok(())
+}
+
+/// The stat fields codexport compares, with a zero id.
+pub fn stat_entry(meta: &fs::Metadata, kind: EntryKind) -> StatEntry {
+    StatEntry {
+        size: meta.size(),
+        mtime_ns: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+        ctime_ns: meta
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec()),
+        inode: meta.ino(),
+        kind,
+        id: ObjectId([0; 32]),
+        racy: false,
+    }
+}
+
+/// Reads what a file or symlink holds: its bytes, or the link target's bytes.
+pub fn read_content(found: &Found) -> Result<Vec<u8>, SnapshotError> {
+    if found.stat.kind == EntryKind::Symlink {
+        use std::os::unix::ffi::OsStrExt;
+        let target =
+            fs::read_link(&found.abs).map_err(|e| SnapshotError::unreadable(&found.abs, e))?;
+        Ok(target.as_os_str().as_bytes().to_vec())
+    } else {
+        fs::read(&found.abs).map_err(|e| SnapshotError::unreadable(&found.abs, e))
+    }
+}

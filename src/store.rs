@@ -1,0 +1,577 @@
+//! The store: objects in pack files indexed by redb, plus refs, the revision log, the stat
+//! cache and metadata, all in one database per machine (`~/.codexport/store.redb`).
+//!
+//! Owns every byte under `~/.codexport/store*`. It never reads or writes `~/.codex`. redb
+//! admits one process at a time; a second one gets [`StoreError::Busy`].
+
+pub mod diff;
+pub mod fsck;
+pub mod log;
+pub mod pack;
+pub mod statcache;
+
+pub use log::LogEntry;
+pub use statcache::StatEntry;
+
+use crate::object::{
+    DecodeError, FORMAT_VERSION, ObjectId, ObjectKind, Revision, SignedHead, Tree,
+};
+use miette::Diagnostic;
+use pack::{Appender, Location, Packs};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+pub(crate) const OBJECTS: TableDefinition<[u8; 32], [u8; Location::ENCODED_LEN]> =
+    TableDefinition::new("objects-v1");
+pub(crate) const REFS: TableDefinition<&str, [u8; 32]> = TableDefinition::new("refs-v1");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
+pub(crate) const REVLOG: TableDefinition<u64, &[u8]> = TableDefinition::new("revlog-v1");
+pub(crate) const STATCACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("statcache-v1");
+
+/// Names of refs. A ref names a revision id.
+pub mod refs {
+    /// The master's newest revision.
+    pub const MASTER_HEAD: &str = "master/head";
+}
+
+/// Keys of the `meta-v1` table.
+pub mod meta {
+    /// One byte: the store format version.
+    pub const FORMAT: &str = "format";
+    /// The encoded signed head the master serves.
+    pub const HEAD: &str = "head";
+}
+
+/// What went wrong in the store.
+#[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("the store at {} is in use by another codexport process", path.display())]
+    #[diagnostic(
+        code(codexport::store::busy),
+        help(
+            "wait for the other codexport command (or `master serve`) to finish, or stop it, then retry"
+        )
+    )]
+    Busy { path: PathBuf },
+    #[error("no store at {}", path.display())]
+    #[diagnostic(
+        code(codexport::store::missing),
+        help(
+            "run `codexport master init` on the master (or `codexport follower join` on a follower) first"
+        )
+    )]
+    NotInitialized { path: PathBuf },
+    #[error("the store at {} was written by a newer codexport (format {found}, this one reads {supported})", path.display())]
+    #[diagnostic(
+        code(codexport::store::upgrade),
+        help("upgrade codexport; nothing was changed")
+    )]
+    UpgradeRequired {
+        path: PathBuf,
+        found: u8,
+        supported: u8,
+    },
+    #[error("store database error: {0}")]
+    #[diagnostic(
+        code(codexport::store::db),
+        help(
+            "run `codexport fsck`; if the database itself is damaged, move ~/.codexport/store.redb aside and re-initialise"
+        )
+    )]
+    Db(#[from] redb::Error),
+    #[error("I/O error on {}: {source}", path.display())]
+    #[diagnostic(
+        code(codexport::store::io),
+        help("check permissions and free space of the codexport state directory")
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("object {id} is missing from the store")]
+    #[diagnostic(
+        code(codexport::store::missing_object),
+        help(
+            "the store is incomplete; run `codexport fsck` (a follower can `codexport sync` to fetch it again)"
+        )
+    )]
+    MissingObject { id: ObjectId },
+    #[error("object {id} is a {found}, expected a {expected}")]
+    #[diagnostic(
+        code(codexport::store::kind),
+        help("the store is corrupt; run `codexport fsck`")
+    )]
+    WrongKind {
+        id: ObjectId,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("object {id} is corrupt: {source}")]
+    #[diagnostic(
+        code(codexport::store::corrupt_object),
+        help("run `codexport fsck` to list every damaged object")
+    )]
+    BadObject { id: ObjectId, source: DecodeError },
+    #[error("store is corrupt: {what}")]
+    #[diagnostic(
+        code(codexport::store::corrupt),
+        help("run `codexport fsck` to list every damaged object")
+    )]
+    Corrupt { what: String },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+macro_rules! db_from {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError { fn from(e: $t) -> Self { StoreError::Db(e.into()) } })*};
+}
+db_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError
+);
+
+/// One machine's store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    packs: Packs,
+}
+
+impl Store {
+    /// The database file inside a state directory.
+    pub fn db_path(state_dir: &Path) -> PathBuf {
+        state_dir.join("store.redb")
+    }
+
+    /// Opens an existing store; refuses a missing one.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let path = Self::db_path(state_dir);
+        if !path.exists() {
+            return Err(StoreError::NotInitialized { path });
+        }
+        Self::open_or_create(state_dir)
+    }
+
+    /// Opens the store, creating it (and the state directory) if needed.
+    pub fn open_or_create(state_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::io(state_dir, e))?;
+        let path = Self::db_path(state_dir);
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Busy { path: path.clone() },
+            other => StoreError::Db(other.into()),
+        })?;
+        let store = Self {
+            db,
+            packs: Packs::new(state_dir.join("packs")),
+            path,
+        };
+        store.init_tables()?;
+        Ok(store)
+    }
+
+    fn init_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta
+                .get(meta::FORMAT)?
+                .map(|v| v.value().first().copied().unwrap_or(0));
+            match found {
+                Some(v) if v > FORMAT_VERSION => {
+                    return Err(StoreError::UpgradeRequired {
+                        path: self.path.clone(),
+                        found: v,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(meta::FORMAT, [FORMAT_VERSION].as_slice())?;
+                }
+            }
+            txn.open_table(OBJECTS)?;
+            txn.open_table(REFS)?;
+            txn.open_table(REVLOG)?;
+            txn.open_table(STATCACHE)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent read view.
+    pub fn read(&self) -> Result<Reader<'_>, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(Reader {
+            objects: txn.open_table(OBJECTS)?,
+            refs: txn.open_table(REFS)?,
+            meta: txn.open_table(META)?,
+            revlog: txn.open_table(REVLOG)?,
+            statcache: txn.open_table(STATCACHE)?,
+            packs: &self.packs,
+        })
+    }
+
+    /// A write transaction; nothing is visible to readers until [`Writer::commit`].
+    pub fn write(&self) -> Result<Writer<'_>, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        // The pack is synced before commit; redb's own commit makes the index durable.
+        txn.set_quick_repair(true);
+        Ok(Writer {
+            txn,
+            packs: &self.packs,
+            appender: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// Bytes on disk: the database plus every pack.
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        let mut total = std::fs::metadata(&self.path)
+            .map_err(|e| StoreError::io(&self.path, e))?
+            .len();
+        for n in self.packs.list()? {
+            let p = self.packs.path(n);
+            total += std::fs::metadata(&p)
+                .map_err(|e| StoreError::io(&p, e))?
+                .len();
+        }
+        Ok(total)
+    }
+
+    pub(crate) fn packs(&self) -> &Packs {
+        &self.packs
+    }
+
+    pub(crate) fn compact(&mut self) -> Result<(), StoreError> {
+        self.db.compact()?;
+        Ok(())
+    }
+}
+
+fn decode_kind<T>(
+    id: ObjectId,
+    kind: ObjectKind,
+    expected: ObjectKind,
+    bytes: &[u8],
+    f: fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, StoreError> {
+    if kind != expected {
+        return Err(StoreError::WrongKind {
+            id,
+            expected: expected.as_str(),
+            found: kind.as_str(),
+        });
+    }
+    f(bytes).map_err(|source| StoreError::BadObject { id, source })
+}
+
+/// Typed object access shared by readers and writers.
+pub trait ObjectSource {
+    /// Where an object lives, if present.
+    fn locate(&self, id: &ObjectId) -> Result<Option<Location>, StoreError>;
+    /// Reads an object's raw bytes.
+    fn read_at(&self, loc: &Location) -> Result<Vec<u8>, StoreError>;
+
+    fn has(&self, id: &ObjectId) -> Result<bool, StoreError> {
+        Ok(self.locate(id)?.is_some())
+    }
+
+    /// Kind and encoded bytes, or `None` if absent.
+    fn get_raw(&self, id: &ObjectId) -> Result<Option<(ObjectKind, Vec<u8>)>, StoreError> {
+        match self.locate(id)? {
+            Some(loc) => Ok(Some((loc.kind, self.read_at(&loc)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn get_required(&self, id: &ObjectId) -> Result<(ObjectKind, Vec<u8>), StoreError> {
+        self.get_raw(id)?
+            .ok_or(StoreError::MissingObject { id: *id })
+    }
+
+    fn tree(&self, id: &ObjectId) -> Result<Tree, StoreError> {
+        let (kind, bytes) = self.get_required(id)?;
+        decode_kind(*id, kind, ObjectKind::Tree, &bytes, Tree::decode)
+    }
+
+    fn revision(&self, id: &ObjectId) -> Result<Revision, StoreError> {
+        let (kind, bytes) = self.get_required(id)?;
+        decode_kind(*id, kind, ObjectKind::Revision, &bytes, Revision::decode)
+    }
+
+    fn blob(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+        let (kind, bytes) = self.get_required(id)?;
+        decode_kind(*id, kind, ObjectKind::Blob, &bytes, |b| Ok(b.to_vec()))
+    }
+}
+
+/// A consistent read view of the store.
+pub struct Reader<'s> {
+    objects: ReadOnlyTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
+    refs: ReadOnlyTable<&'static str, [u8; 32]>,
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    revlog: ReadOnlyTable<u64, &'static [u8]>,
+    statcache: ReadOnlyTable<&'static str, &'static [u8]>,
+    packs: &'s Packs,
+}
+
+impl ObjectSource for Reader<'_> {
+    fn locate(&self, id: &ObjectId) -> Result<Option<Location>, StoreError> {
+        locate_in(&self.objects, id)
+    }
+    fn read_at(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
+        self.packs.read(loc)
+    }
+}
+
+fn locate_in(
+    table: &impl ReadableTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
+    id: &ObjectId,
+) -> Result<Option<Location>, StoreError> {
+    match table.get(id.0)? {
+        Some(v) => Location::decode(&v.value())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("index entry of {id}"),
+            }),
+        None => Ok(None),
+    }
+}
+
+impl Reader<'_> {
+    pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
+        Ok(self.refs.get(name)?.map(|v| ObjectId(v.value())))
+    }
+
+    /// Every ref, by name.
+    pub fn refs(&self) -> Result<Vec<(String, ObjectId)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.refs.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), ObjectId(v.value())));
+        }
+        Ok(out)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The signed head the master serves, if one was published.
+    pub fn head(&self) -> Result<Option<SignedHead>, StoreError> {
+        self.meta(meta::HEAD)?
+            .map(|b| {
+                SignedHead::decode(&b).map_err(|e| StoreError::Corrupt {
+                    what: format!("stored head: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    /// The revision log, oldest first.
+    pub fn log(&self) -> Result<Vec<LogEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.revlog.iter()? {
+            let (_, v) = item?;
+            out.push(LogEntry::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn log_entry(&self, number: u64) -> Result<Option<LogEntry>, StoreError> {
+        self.revlog
+            .get(number)?
+            .map(|v| LogEntry::decode(v.value()))
+            .transpose()
+    }
+
+    /// The newest log entry.
+    pub fn last_log_entry(&self) -> Result<Option<LogEntry>, StoreError> {
+        self.revlog
+            .last()?
+            .map(|(_, v)| LogEntry::decode(v.value()))
+            .transpose()
+    }
+
+    /// All stat cache entries, by path.
+    pub fn stat_cache(&self) -> Result<std::collections::HashMap<String, StatEntry>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for item in self.statcache.iter()? {
+            let (k, v) = item?;
+            if let Some(entry) = StatEntry::decode(v.value()) {
+                out.insert(k.value().to_owned(), entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every object id with its location.
+    pub fn objects(&self) -> Result<Vec<(ObjectId, Location)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.objects.iter()? {
+            let (k, v) = item?;
+            let id = ObjectId(k.value());
+            let loc = Location::decode(&v.value()).ok_or_else(|| StoreError::Corrupt {
+                what: format!("index entry of {id}"),
+            })?;
+            out.push((id, loc));
+        }
+        Ok(out)
+    }
+}
+
+/// A write transaction. Objects are appended to a pack; the index, refs and tables become
+/// visible together at [`Writer::commit`], after the pack is synced.
+pub struct Writer<'s> {
+    txn: redb::WriteTransaction,
+    packs: &'s Packs,
+    /// In a `RefCell` so that reads through `&self` can flush what they need to see.
+    appender: std::cell::RefCell<Option<Appender>>,
+}
+
+impl ObjectSource for Writer<'_> {
+    fn locate(&self, id: &ObjectId) -> Result<Option<Location>, StoreError> {
+        locate_in(&self.txn.open_table(OBJECTS)?, id)
+    }
+    fn read_at(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
+        if let Some(appender) = self.appender.borrow_mut().as_mut() {
+            appender.flush_for(loc)?;
+        }
+        self.packs.read(loc)
+    }
+}
+
+impl Writer<'_> {
+    /// Stores an object unless present; returns its id. The caller vouches that `bytes` is a
+    /// valid object of `kind` (decoded or built by codexport).
+    pub fn put(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<ObjectId, StoreError> {
+        let id = kind.id_of(bytes);
+        self.put_with_id(kind, id, bytes)?;
+        Ok(id)
+    }
+
+    /// Stores an object whose id the caller already computed (e.g. while hashing in
+    /// parallel). Returns whether it was new.
+    pub fn put_with_id(
+        &mut self,
+        kind: ObjectKind,
+        id: ObjectId,
+        bytes: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut table = self.txn.open_table(OBJECTS)?;
+        if table.get(id.0)?.is_some() {
+            return Ok(false);
+        }
+        let appender = self.appender.get_mut();
+        if appender.is_none() {
+            *appender = Some(self.packs.appender()?);
+        }
+        let appender = appender.as_mut().expect("set just above");
+        let loc = appender.append(kind, &id.0, bytes)?;
+        table.insert(id.0, loc.encode())?;
+        Ok(true)
+    }
+
+    pub fn put_tree(&mut self, tree: &Tree) -> Result<ObjectId, StoreError> {
+        self.put(ObjectKind::Tree, &tree.encode())
+    }
+
+    pub fn put_revision(&mut self, rev: &Revision) -> Result<ObjectId, StoreError> {
+        self.put(ObjectKind::Revision, &rev.encode())
+    }
+
+    pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(REFS)?
+            .get(name)?
+            .map(|v| ObjectId(v.value())))
+    }
+
+    pub fn set_ref(&mut self, name: &str, id: ObjectId) -> Result<(), StoreError> {
+        self.txn.open_table(REFS)?.insert(name, id.0)?;
+        Ok(())
+    }
+
+    pub fn remove_ref(&mut self, name: &str) -> Result<(), StoreError> {
+        self.txn.open_table(REFS)?.remove(name)?;
+        Ok(())
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn set_head(&mut self, head: &SignedHead) -> Result<(), StoreError> {
+        self.set_meta(meta::HEAD, &head.encode())
+    }
+
+    pub fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+        self.txn
+            .open_table(REVLOG)?
+            .insert(entry.number, entry.encode().as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_log(&mut self, number: u64) -> Result<(), StoreError> {
+        self.txn.open_table(REVLOG)?.remove(number)?;
+        Ok(())
+    }
+
+    pub fn last_log_entry(&self) -> Result<Option<LogEntry>, StoreError> {
+        self.txn
+            .open_table(REVLOG)?
+            .last()?
+            .map(|(_, v)| LogEntry::decode(v.value()))
+            .transpose()
+    }
+
+    /// Replaces the whole stat cache.
+    pub fn replace_stat_cache<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'a str, &'a StatEntry)>,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(STATCACHE)?;
+        table.retain(|_, _| false)?;
+        for (path, entry) in entries {
+            table.insert(path, entry.encode().as_slice())?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_object(&mut self, id: &ObjectId) -> Result<(), StoreError> {
+        self.txn.open_table(OBJECTS)?.remove(id.0)?;
+        Ok(())
+    }
+
+    pub(crate) fn relocate(&mut self, id: &ObjectId, loc: Location) -> Result<(), StoreError> {
+        self.txn.open_table(OBJECTS)?.insert(id.0, loc.encode())?;
+        Ok(())
+    }
+
+    /// Makes everything written visible and durable: pack first, then the index.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(appender) = self.appender.get_mut().take() {
+            appender.finish()?;
+        }
+        self.txn.commit()?;
+        Ok(())
+    }
+}

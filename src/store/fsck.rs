@@ -1,0 +1,286 @@
+//! Integrity check (re-hash every object, check reachability) and garbage collection.
+
+use super::pack::Location;
+use super::{ObjectSource, Store, StoreError};
+use crate::object::{EntryKind, ObjectId, ObjectKind};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+
+/// One object that failed the check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BadObject {
+    pub id: String,
+    pub problem: String,
+}
+
+/// What `fsck` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct FsckReport {
+    pub objects: u64,
+    pub bytes: u64,
+    pub reachable: u64,
+    pub unreachable: u64,
+    pub bad: Vec<BadObject>,
+}
+
+impl FsckReport {
+    pub fn is_clean(&self) -> bool {
+        self.bad.is_empty()
+    }
+}
+
+/// Re-hashes every object and walks everything reachable from refs and the revision log.
+pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
+    let reader = store.read()?;
+    let objects = reader.objects()?;
+    let mut report = FsckReport {
+        objects: objects.len() as u64,
+        ..FsckReport::default()
+    };
+    let mut bad: Vec<BadObject> = objects
+        .par_iter()
+        .filter_map(|(id, loc)| {
+            check_object(&reader, id, loc)
+                .err()
+                .map(|problem| BadObject {
+                    id: id.to_string(),
+                    problem,
+                })
+        })
+        .collect();
+    report.bytes = objects.iter().map(|(_, l)| l.len).sum();
+    let index: HashMap<ObjectId, Location> = objects.into_iter().collect();
+    let broken: HashSet<String> = bad.iter().map(|b| b.id.clone()).collect();
+
+    let mut seen = HashSet::new();
+    for (kind, id, from) in roots(&reader)? {
+        walk(
+            &reader, &index, kind, id, &from, &mut seen, &mut bad, &broken,
+        );
+    }
+    report.reachable = seen.len() as u64;
+    report.unreachable = index.keys().filter(|id| !seen.contains(*id)).count() as u64;
+    bad.sort_by(|a, b| a.id.cmp(&b.id));
+    bad.dedup_by(|a, b| a.id == b.id && a.problem == b.problem);
+    report.bad = bad;
+    Ok(report)
+}
+
+fn check_object(reader: &super::Reader<'_>, id: &ObjectId, loc: &Location) -> Result<(), String> {
+    let bytes = reader
+        .read_at(loc)
+        .map_err(|e| format!("unreadable: {e}"))?;
+    let actual = loc.kind.id_of(&bytes);
+    if actual != *id {
+        return Err(format!("{} content hashes to {actual}", loc.kind.as_str()));
+    }
+    loc.kind
+        .validate(&bytes)
+        .map_err(|e| format!("{} does not decode: {e}", loc.kind.as_str()))
+}
+
+/// Revisions named by refs, the revision log and the served head.
+fn roots(reader: &super::Reader<'_>) -> Result<Vec<(ObjectKind, ObjectId, String)>, StoreError> {
+    let mut out: Vec<_> = reader
+        .refs()?
+        .into_iter()
+        .map(|(name, id)| (ObjectKind::Revision, id, format!("ref {name}")))
+        .collect();
+    for e in reader.log()? {
+        out.push((ObjectKind::Revision, e.id, format!("revision {}", e.number)));
+    }
+    if let Some(head) = reader.head()? {
+        out.push((
+            ObjectKind::Revision,
+            head.body.revision,
+            "the signed head".to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    reader: &super::Reader<'_>,
+    index: &HashMap<ObjectId, Location>,
+    kind: ObjectKind,
+    id: ObjectId,
+    from: &str,
+    seen: &mut HashSet<ObjectId>,
+    bad: &mut Vec<BadObject>,
+    broken: &HashSet<String>,
+) {
+    if !seen.insert(id) {
+        return;
+    }
+    let Some(loc) = index.get(&id) else {
+        bad.push(BadObject {
+            id: id.to_string(),
+            problem: format!("missing, referenced by {from}"),
+        });
+        return;
+    };
+    if loc.kind != kind {
+        bad.push(BadObject {
+            id: id.to_string(),
+            problem: format!(
+                "is a {}, {from} expects a {}",
+                loc.kind.as_str(),
+                kind.as_str()
+            ),
+        });
+        return;
+    }
+    if broken.contains(&id.to_string()) {
+        return;
+    }
+    match kind {
+        ObjectKind::Blob => {}
+        ObjectKind::Revision => {
+            if let Ok(rev) = reader.revision(&id) {
+                let from = format!("revision {}", rev.number);
+                for (k, child) in rev.children() {
+                    walk(reader, index, k, child, &from, seen, bad, broken);
+                }
+            }
+        }
+        ObjectKind::Tree => {
+            if let Ok(tree) = reader.tree(&id) {
+                let from = format!("tree {}", id.short());
+                for e in tree.entries() {
+                    if e.kind != EntryKind::Tree {
+                        if let Some(l) = index.get(&e.id).filter(|l| l.len != e.size) {
+                            bad.push(BadObject {
+                                id: e.id.to_string(),
+                                problem: format!(
+                                    "{from} declares {} bytes for {:?}, blob has {}",
+                                    e.size,
+                                    e.name.as_str(),
+                                    l.len
+                                ),
+                            });
+                        }
+                    }
+                    walk(
+                        reader,
+                        index,
+                        e.kind.object_kind(),
+                        e.id,
+                        &from,
+                        seen,
+                        bad,
+                        broken,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every object reachable from a revision (itself included) with its encoded size.
+pub fn closure(src: &impl ObjectSource, revision: ObjectId) -> Result<(u64, u64), StoreError> {
+    let mut seen = HashSet::new();
+    let mut count = 0;
+    let mut bytes = 0;
+    let mut stack = vec![(ObjectKind::Revision, revision)];
+    while let Some((kind, id)) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let loc = src.locate(&id)?.ok_or(StoreError::MissingObject { id })?;
+        count += 1;
+        bytes += loc.len;
+        match kind {
+            ObjectKind::Blob => {}
+            ObjectKind::Revision => stack.extend(src.revision(&id)?.children()),
+            ObjectKind::Tree => stack.extend(
+                src.tree(&id)?
+                    .entries()
+                    .iter()
+                    .map(|e| (e.kind.object_kind(), e.id)),
+            ),
+        }
+    }
+    Ok((count, bytes))
+}
+
+/// What `gc` removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct GcReport {
+    pub revisions_dropped: u64,
+    pub objects_removed: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Keeps the newest `keep` revisions of the log, everything refs and the head name, and the
+/// extra roots a caller holds (e.g. rollback points); removes the rest and rewrites packs.
+pub fn gc(
+    store: &mut Store,
+    keep: usize,
+    extra_roots: &[ObjectId],
+) -> Result<GcReport, StoreError> {
+    let mut report = GcReport {
+        bytes_before: store.disk_bytes()?,
+        ..GcReport::default()
+    };
+    let (live, dropped, objects) = {
+        let reader = store.read()?;
+        let log = reader.log()?;
+        let cut = log.len().saturating_sub(keep.max(1));
+        let dropped: Vec<u64> = log[..cut].iter().map(|e| e.number).collect();
+        let mut roots: Vec<ObjectId> = log[cut..].iter().map(|e| e.id).collect();
+        roots.extend(reader.refs()?.into_iter().map(|(_, id)| id));
+        roots.extend(reader.head()?.map(|h| h.body.revision));
+        roots.extend_from_slice(extra_roots);
+        let mut live = HashSet::new();
+        let mut stack: Vec<(ObjectKind, ObjectId)> = roots
+            .into_iter()
+            .map(|id| (ObjectKind::Revision, id))
+            .collect();
+        while let Some((kind, id)) = stack.pop() {
+            if !live.insert(id) || !reader.has(&id)? {
+                continue;
+            }
+            match kind {
+                ObjectKind::Blob => {}
+                ObjectKind::Revision => stack.extend(reader.revision(&id)?.children()),
+                ObjectKind::Tree => stack.extend(
+                    reader
+                        .tree(&id)?
+                        .entries()
+                        .iter()
+                        .map(|e| (e.kind.object_kind(), e.id)),
+                ),
+            }
+        }
+        (live, dropped, reader.objects()?)
+    };
+    let old_packs = store.packs().list()?;
+    let mut writer = store.write()?;
+    for n in &dropped {
+        writer.remove_log(*n)?;
+    }
+    report.revisions_dropped = dropped.len() as u64;
+    let mut appender = store.packs().fresh_appender()?;
+    for (id, loc) in &objects {
+        if live.contains(id) {
+            let bytes = store.packs().read(loc)?;
+            let new_loc = appender.append(loc.kind, &id.0, &bytes)?;
+            writer.relocate(id, new_loc)?;
+        } else {
+            writer.remove_object(id)?;
+            report.objects_removed += 1;
+        }
+    }
+    appender.finish()?;
+    writer.commit()?;
+    for n in old_packs {
+        let p = store.packs().path(n);
+        std::fs::remove_file(&p).map_err(|e| StoreError::io(&p, e))?;
+    }
+    store.packs().forget();
+    store.compact()?;
+    report.bytes_after = store.disk_bytes()?;
+    Ok(report)
+}

@@ -1,0 +1,147 @@
+//! Test helpers: temporary homes, a realistic `~/.codex`, running the real binary.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary home with `.codex` and `.codexport` below it.
+pub struct Home {
+    _dir: tempfile::TempDir,
+    pub home: PathBuf,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        fs::create_dir_all(&home).unwrap();
+        Self { _dir: dir, home }
+    }
+
+    pub fn codex(&self) -> PathBuf {
+        self.home.join(".codex")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.home.join(".codexport")
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.codex().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// Runs the real `codexport` binary with `--home` set to this home.
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_in(&self.home, args)
+    }
+
+    /// Runs with `--json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let r = self.run(&all);
+        assert!(r.ok(), "codexport {args:?} failed: {}", r.stderr);
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{}", r.stdout))
+    }
+
+    /// Builds a realistic `~/.codex`: config with MCPs, credentials, nested skills with
+    /// executable scripts, symlinks, unicode names, runtime state that must be excluded, and
+    /// a read-only file.
+    pub fn realistic(&self) {
+        self.write(
+            "config.toml",
+            format!(
+                "# master config\nmodel = \"gpt-5-codex\"\n\n[projects.\"{h}/src\"]\ntrust_level = \"trusted\"\n\n[mcp_servers.fs]\ncommand = \"node\"\nargs = [\"{h}/mcp/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js\", \"{h}\"]\nenv = {{ TOKEN = \"secret\" }}\n\n[mcp_servers.web]\nurl = \"http://127.0.0.1:9000/mcp\"\n",
+                h = self.home.display()
+            ),
+        );
+        self.write(
+            "auth.json",
+            "{\"auth_mode\":\"chatgpt\",\"tokens\":{\"access_token\":\"t\"}}",
+        );
+        self.write("AGENTS.md", "# Agents\n");
+        self.write("hooks.json", "{\"hooks\":{}}");
+        self.write("prompts/fix.md", "Fix it.\n");
+        self.write(
+            "rules/default.rules",
+            "prefix_rule(pattern=[\"ls\"], decision=\"allow\")\n",
+        );
+        self.write("skills/alpha/SKILL.md", "---\nname: alpha\n---\n");
+        let script = self.write("skills/alpha/scripts/run.sh", "#!/bin/sh\necho hi\n");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        self.write(
+            "skills/alpha/cache/kept.md",
+            "inside a skill, cache/ is kept\n",
+        );
+        self.write("skills/alpha/deep/er/still/file.txt", "deep\n");
+        self.write("skills/ünïcødé 技能/SKILL.md", "---\nname: unicode\n---\n");
+        self.write("skills/.system/bundled/SKILL.md", "codex's own\n");
+        let ro = self.write("prompts/readonly.md", "read only\n");
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o444)).unwrap();
+        symlink("alpha", self.codex().join("skills/alpha-link")).unwrap();
+        symlink("/etc/hostname", self.codex().join("skills/outside-link")).unwrap();
+        // Excluded runtime state.
+        self.write("sessions/2026/11/x.jsonl", "{}");
+        self.write("archived_sessions/y.jsonl", "{}");
+        self.write("history.jsonl", "{}");
+        self.write("session_index.jsonl", "{}");
+        self.write("state_5.sqlite", "db");
+        self.write("logs_1.sqlite-wal", "wal");
+        self.write("log/codex.log", "log");
+        self.write("installation_id", "id");
+        self.write("version.json", "{}");
+        self.write("shell_snapshots/s.sh", "x");
+        self.write("cache/x", "x");
+        self.write("unlisted.txt", "not in the selection");
+    }
+}
+
+/// The result of one run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+pub fn run_in(home: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_codexport"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("CODEXPORT_HOME")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run codexport");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Lets the coarse filesystem clock move past files just written, so they are not racily
+/// clean relative to the next snapshot.
+pub fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(30));
+}
+
+/// Whether this process can read a file whose mode denies it (true when running as root).
+pub fn permissions_bypassed(dir: &Path) -> bool {
+    let p = dir.join(".probe-unreadable");
+    fs::write(&p, "x").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
+    let readable = fs::read(&p).is_ok();
+    fs::remove_file(&p).unwrap();
+    readable
+}
