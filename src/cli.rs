@@ -4,6 +4,7 @@
 mod demo;
 mod history;
 mod master_cmd;
+mod net;
 pub mod output;
 pub mod rev;
 mod state;
@@ -60,6 +61,15 @@ pub enum Command {
     /// Commands run on the master machine.
     #[command(subcommand)]
     Master(MasterCommand),
+    /// Commands run on a follower machine.
+    #[command(subcommand)]
+    Follower(FollowerCommand),
+    /// Fetch the master's newest revision (verifying its signature and every object).
+    Sync {
+        /// One deadline for the whole sync, in milliseconds.
+        #[arg(long, default_value_t = 120_000)]
+        timeout_ms: u64,
+    },
     /// List revisions: number, id, time, files, bytes, and what changed.
     Log {
         /// Show only the newest N revisions.
@@ -73,8 +83,12 @@ pub enum Command {
         /// A path inside the revision (default: the top level).
         path: Option<String>,
     },
-    /// Role, directories, current revision, and the store's size.
-    Status,
+    /// Role, directories, current revision, the master's reachability, and the store's size.
+    Status {
+        /// How long to wait for the master, in milliseconds.
+        #[arg(long, default_value_t = 1500)]
+        timeout_ms: u64,
+    },
     /// Re-hash every stored object and check that every revision is complete.
     Fsck,
     /// Remove objects no longer needed, keeping the newest N revisions.
@@ -101,6 +115,62 @@ pub enum MasterCommand {
     Init,
     /// Snapshot ~/.codex again (a new revision only if something changed).
     Rebuild,
+    /// Serve revisions to followers (publishes a new revision whenever ~/.codex settles).
+    Serve {
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        #[arg(long, default_value_t = crate::transport::DEFAULT_PORT)]
+        port: u16,
+        /// Do not watch ~/.codex; publish only on `master rebuild`.
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Print a join link with a new single-use token for one follower.
+    Link {
+        /// Name or IP followers reach this machine by (default: its Tailscale DNS name).
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, default_value_t = crate::transport::DEFAULT_PORT)]
+        port: u16,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 24)]
+        expires_hours: u64,
+    },
+    /// List enrolled followers, or revoke one.
+    Followers {
+        #[command(subcommand)]
+        action: Option<FollowersAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowersAction {
+    /// Refuse this follower's credential from now on.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowerCommand {
+    /// Enroll with a master using the link from `codexport master link`, then sync.
+    Join {
+        /// The codexport://join?... link.
+        link: Option<String>,
+        /// The master's URL (overrides the link's host and port).
+        #[arg(long)]
+        master: Option<String>,
+        /// The master's fingerprint (overrides the link's).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// The join token (overrides the link's).
+        #[arg(long)]
+        token: Option<String>,
+        /// Trust a master whose key differs from the one pinned before.
+        #[arg(long)]
+        reset_trust: bool,
+        /// One deadline for enrollment and the first sync, in milliseconds.
+        #[arg(long, default_value_t = 120_000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,9 +209,20 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
     match cli.command {
         Command::Master(MasterCommand::Init) => master_cmd::init(&paths),
         Command::Master(MasterCommand::Rebuild) => master_cmd::rebuild(&paths),
+        Command::Master(MasterCommand::Serve { host, port, no_watch }) => net::serve(&paths, host, port, !no_watch),
+        Command::Master(MasterCommand::Link { host, port, expires_hours }) => net::link(&paths, host, port, expires_hours),
+        Command::Master(MasterCommand::Followers { action: None }) => net::followers(&paths),
+        Command::Master(MasterCommand::Followers { action: Some(FollowersAction::Revoke { name }) }) => net::revoke(&paths, &name),
+        Command::Follower(FollowerCommand::Join { link, master, fingerprint, token, reset_trust, timeout_ms }) => net::join(
+            &paths,
+            crate::follower::join::JoinOptions { link, master, fingerprint, token, reset_trust, timeout: std::time::Duration::from_millis(timeout_ms), progress: false },
+            cli.global.quiet,
+            cli.global.json,
+        ),
+        Command::Sync { timeout_ms } => net::sync(&paths, timeout_ms, cli.global.quiet, cli.global.json),
         Command::Log { limit } => history::log(&paths, limit),
         Command::Show { rev, path } => history::show(&paths, &rev, path.as_deref()),
-        Command::Status => state::status(&paths),
+        Command::Status { timeout_ms } => state::status(&paths, timeout_ms),
         Command::Fsck => state::fsck(&paths),
         Command::Gc { keep } => state::gc(&paths, keep),
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {

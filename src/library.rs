@@ -10,11 +10,12 @@
 //! Shape, for `files = N`: `max(1, N / 20)` skills under `skills/<name>/`, each with a
 //! `SKILL.md` (YAML frontmatter `name:` and `description:`) and a varying number of
 //! `scripts/*.sh` and `scripts/*.py` (mode 0755), `references/*.md`, nested
-//! `references/deep/<topic>/…` notes, `assets/*.json` and `templates/*.md`; plus a top-level
+//! `references/deep/<topic>/…` notes, and `assets/*.json` and `assets/*.md`; plus a top-level
 //! `config.toml`, `AGENTS.md` and `prompts/*.md`. Exactly `N` files in all. Contents are
 //! Markdown, shell, Python, JSON and TOML made of words from a fixed list, so they compress
 //! like real text; sizes range from about 300 B to 16 KiB, averaging about 4 KiB.
 
+use rayon::prelude::*;
 use std::collections::HashSet;
 use std::fs::{self, File, Permissions};
 use std::io::{self, Write};
@@ -52,24 +53,36 @@ pub struct LibraryStats {
 pub fn generate(codex_dir: &Path, spec: &LibrarySpec) -> io::Result<LibraryStats> {
     fs::create_dir_all(codex_dir)?;
     let plan = plan(spec);
-    let mut writer = TreeWriter {
-        root: codex_dir,
-        made: HashSet::new(),
-        buf: String::new(),
-    };
-    let mut stats = LibraryStats {
-        skills: plan.skills,
-        ..LibraryStats::default()
-    };
-    for (n, file) in plan.files.iter().enumerate() {
-        let mut rng = Rng::new(mix(spec.seed, n as u64 + 1));
-        writer.buf.clear();
-        file.content.render(&mut rng, file.size, &mut writer.buf);
-        writer.write(&file.rel, file.content.mode())?;
-        stats.files += 1;
-        stats.bytes += writer.buf.len() as u64;
+    // Folders first, each once; then the files on all cores. A file's content depends only on
+    // the seed and its number, so the order of writing changes nothing.
+    let mut made = HashSet::new();
+    for file in &plan.files {
+        if let Some((parent, _)) = file.rel.rsplit_once('/')
+            && made.insert(parent)
+        {
+            fs::create_dir_all(codex_dir.join(parent))?;
+        }
     }
-    Ok(stats)
+    let bytes = plan
+        .files
+        .par_iter()
+        .enumerate()
+        .map_init(String::new, |buf, (n, file)| {
+            let mut rng = Rng::new(mix(spec.seed, n as u64 + 1));
+            buf.clear();
+            file.content.render(&mut rng, file.size, buf);
+            let mut out = File::create(codex_dir.join(&file.rel))?;
+            out.write_all(buf.as_bytes())?;
+            // Set explicitly, whatever the umask or an earlier file's mode was.
+            out.set_permissions(Permissions::from_mode(file.content.mode()))?;
+            Ok::<u64, io::Error>(buf.len() as u64)
+        })
+        .try_reduce(|| 0, |a, b| Ok(a + b))?;
+    Ok(LibraryStats {
+        files: plan.files.len() as u64,
+        bytes,
+        skills: plan.skills,
+    })
 }
 
 /// Appends one line to one generated file, chosen deterministically from `seed` and the tree
@@ -132,28 +145,6 @@ fn collect_text_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes files below a root, creating each directory once.
-struct TreeWriter<'a> {
-    root: &'a Path,
-    made: HashSet<String>,
-    buf: String,
-}
-
-impl TreeWriter<'_> {
-    fn write(&mut self, rel: &str, mode: u32) -> io::Result<()> {
-        if let Some((parent, _)) = rel.rsplit_once('/')
-            && !self.made.contains(parent)
-        {
-            fs::create_dir_all(self.root.join(parent))?;
-            self.made.insert(parent.to_owned());
-        }
-        let mut file = File::create(self.root.join(rel))?;
-        file.write_all(self.buf.as_bytes())?;
-        // Set explicitly, whatever the umask or an earlier file's mode was.
-        file.set_permissions(Permissions::from_mode(mode))
-    }
 }
 
 /// The whole library before any byte is written: paths, kinds and target sizes.
@@ -281,34 +272,35 @@ fn plan(spec: &LibrarySpec) -> Plan {
             content: Content::Skill { name, title },
             size: file_size(&mut rng),
         });
-        let topics = [rng.word(), rng.word(), rng.word()];
+        // Like real skills, most have only `scripts/` and `references/`; some also have nested
+        // notes (two topics, one with a sub-folder) or `assets/`: about five folders per skill.
+        let deep = rng.below(100) < 40;
+        let assets = rng.below(100) < 50;
+        let (topics, sub) = ([rng.word(), rng.word()], rng.word());
         for j in 0..count {
             let (w1, w2) = (rng.word(), rng.word());
             let title = format!("{} {w2}", capitalized(w1));
             let (rel, content) = match rng.below(100) {
                 0..14 => (format!("{dir}/scripts/{w1}-{w2}-{j}.sh"), Content::Shell),
                 14..24 => (format!("{dir}/scripts/{w1}_{w2}_{j}.py"), Content::Python),
-                24..62 => (
-                    format!("{dir}/references/{w1}-{w2}-{j}.md"),
-                    Content::Markdown { title },
-                ),
-                62..74 => {
-                    let topic = topics[rng.below(3) as usize];
+                64..76 if deep => {
+                    let topic = topics[rng.below(2) as usize];
                     (
                         format!("{dir}/references/deep/{topic}/{w1}-{j}.md"),
                         Content::Markdown { title },
                     )
                 }
-                74..82 => {
-                    let (t, s) = (topics[rng.below(3) as usize], topics[rng.below(3) as usize]);
-                    (
-                        format!("{dir}/references/deep/{t}/{s}/{w1}-{j}.md"),
-                        Content::Markdown { title },
-                    )
-                }
-                82..92 => (format!("{dir}/assets/{w1}-{w2}-{j}.json"), Content::Json),
+                76..80 if deep => (
+                    format!("{dir}/references/deep/{}/{sub}/{w1}-{j}.md", topics[0]),
+                    Content::Markdown { title },
+                ),
+                80..90 if assets => (format!("{dir}/assets/{w1}-{w2}-{j}.json"), Content::Json),
+                90..100 if assets => (
+                    format!("{dir}/assets/{w1}-{w2}-{j}.md"),
+                    Content::Markdown { title },
+                ),
                 _ => (
-                    format!("{dir}/templates/{w1}-{w2}-{j}.md"),
+                    format!("{dir}/references/{w1}-{w2}-{j}.md"),
                     Content::Markdown { title },
                 ),
             };
@@ -468,15 +460,19 @@ fn config_toml(rng: &mut Rng, size: usize, out: &mut String) {
         "sandbox_mode = \"workspace-write\"\n\n",
         "[features]\nweb_search_request = true\n\n",
     ));
-    while out.len() < size {
+    // The counter keeps table names unique, so the file stays valid TOML.
+    for k in 1.. {
+        if out.len() >= size {
+            break;
+        }
         let (a, b) = (rng.word(), rng.word());
         if rng.below(2) == 0 {
             out.push_str(&format!(
-                "[mcp_servers.{a}-{b}]\ncommand = \"npx\"\nargs = [\"-y\", \"@{a}/{b}-mcp\"]\n\n"
+                "[mcp_servers.{a}-{b}-{k}]\ncommand = \"npx\"\nargs = [\"-y\", \"@{a}/{b}-mcp\"]\n\n"
             ));
         } else {
             out.push_str(&format!(
-                "[projects.\"/home/dev/src/{a}-{b}\"]\ntrust_level = \"trusted\"\n\n"
+                "[projects.\"/home/dev/src/{a}-{b}-{k}\"]\ntrust_level = \"trusted\"\n\n"
             ));
         }
     }

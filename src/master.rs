@@ -192,7 +192,7 @@ pub fn init(paths: &Paths) -> Result<InitReport, MasterError> {
 /// past half its validity.
 pub fn rebuild(paths: &Paths) -> Result<SnapshotReport, MasterError> {
     let key = MasterKey::load(&paths.master_key())?;
-    let store = Store::open(&paths.state_dir)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     rebuild_with(&store, paths, &key)
 }
 

@@ -5,7 +5,7 @@
 //! length, validate every name, and refuse any encoding that is not the canonical one, so one
 //! object has exactly one id. This module never touches the filesystem.
 
-mod codec;
+pub(crate) mod codec;
 pub mod head;
 pub mod id;
 pub mod name;

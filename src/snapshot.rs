@@ -163,57 +163,16 @@ pub fn snapshot(
         return Ok(report);
     }
 
-    let changes = count(&tree_diff(
-        &writer,
-        parent.as_ref().map(|(_, r)| r.root),
-        Some(root),
-    )?);
-    let time_ms = now_ms();
-    let revision = Revision {
-        number: parent.as_ref().map_or(1, |(_, r)| r.number + 1),
-        root,
-        parents: parent.as_ref().map(|(id, _)| vec![*id]).unwrap_or_default(),
-        time_ms,
-        host: opts.host.clone(),
-        files: built.files,
-        bytes: root_entry.size,
-        mcp: None,
-    };
-    let encoded = revision.encode();
-    let rev_id = writer.put(ObjectKind::Revision, &encoded)?;
-    let (objects, object_bytes) = (
-        built.objects.len() as u64 + 1,
-        built.object_bytes + encoded.len() as u64,
-    );
-    writer.append_log(&LogEntry {
-        number: revision.number,
-        id: rev_id,
-        time_ms,
-        files: revision.files,
-        bytes: revision.bytes,
-        objects,
-        object_bytes,
-        changes,
-    })?;
-    writer.set_ref(refs::MASTER_HEAD, rev_id)?;
-    if let Some(key) = opts.signer {
-        writer.set_head(
-            &head_body(
-                key,
-                rev_id,
-                revision.number,
-                objects,
-                object_bytes,
-                opts.head_ttl,
-            )
-            .sign(key),
-        )?;
-    }
-    writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
-    writer.commit()?;
-
+    let (number, rev_id, changes) = record_revision(
+        writer,
+        opts,
+        parent.as_ref(),
+        (root, root_entry.size),
+        &built,
+        &new_cache,
+    )?;
     report.created = true;
-    report.number = Some(revision.number);
+    report.number = Some(number);
     report.revision = Some(rev_id.to_string());
     report.changes = changes;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -362,4 +321,65 @@ fn build_tree(
         id,
         size: tree.size(),
     })
+}
+
+/// Writes a new revision, its log entry, ref, head and the stat cache, and commits.
+fn record_revision(
+    mut writer: crate::store::Writer<'_>,
+    opts: &SnapshotOptions<'_>,
+    parent: Option<&(ObjectId, Revision)>,
+    (root, root_size): (ObjectId, u64),
+    built: &Built,
+    new_cache: &HashMap<&str, StatEntry>,
+) -> Result<(u64, ObjectId, ChangeCounts), SnapshotError> {
+    let changes = count(&tree_diff(
+        &writer,
+        parent.map(|(_, r)| r.root),
+        Some(root),
+    )?);
+    let time_ms = now_ms();
+    let revision = Revision {
+        number: parent.map_or(1, |(_, r)| r.number + 1),
+        root,
+        parents: parent.map(|(id, _)| vec![*id]).unwrap_or_default(),
+        time_ms,
+        host: opts.host.clone(),
+        files: built.files,
+        bytes: root_size,
+        mcp: None,
+    };
+    let encoded = revision.encode();
+    let rev_id = writer.put(ObjectKind::Revision, &encoded)?;
+    let (objects, object_bytes) = (
+        built.objects.len() as u64 + 1,
+        built.object_bytes + encoded.len() as u64,
+    );
+    writer.append_log(&LogEntry {
+        number: revision.number,
+        id: rev_id,
+        time_ms,
+        files: revision.files,
+        bytes: revision.bytes,
+        objects,
+        object_bytes,
+        changes,
+    })?;
+    writer.set_ref(refs::MASTER_HEAD, rev_id)?;
+    if let Some(key) = opts.signer {
+        writer.set_head(
+            &head_body(
+                key,
+                rev_id,
+                revision.number,
+                objects,
+                object_bytes,
+                opts.head_ttl,
+            )
+            .sign(key),
+        )?;
+    }
+    writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
+    writer.commit()?;
+
+    Ok((revision.number, rev_id, changes))
 }

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod fsck;
 pub mod log;
 pub mod pack;
+pub mod partial;
 pub mod statcache;
 
 pub use log::LogEntry;
@@ -28,6 +29,14 @@ pub(crate) const REFS: TableDefinition<&str, [u8; 32]> = TableDefinition::new("r
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
 pub(crate) const REVLOG: TableDefinition<u64, &[u8]> = TableDefinition::new("revlog-v1");
 pub(crate) const STATCACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("statcache-v1");
+/// Join tokens on the master: blake3 of the token → encoded record (see `access`).
+pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tokens-v1");
+/// Enrolled followers on the master: name → encoded record (see `access`).
+pub(crate) const FOLLOWERS: TableDefinition<&str, &[u8]> = TableDefinition::new("followers-v1");
+pub(crate) const PARTIAL: TableDefinition<[u8; 32], ()> = TableDefinition::new("partial-v1");
+
+/// How long a command waits for a store another codexport process holds.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Names of refs. A ref names a revision id.
 pub mod refs {
@@ -165,6 +174,22 @@ impl Store {
         Self::open_or_create(state_dir)
     }
 
+    /// Opens an existing store, waiting up to `wait` while another process (a running
+    /// `master serve`, a sync) holds it.
+    pub fn open_waiting(state_dir: &Path, wait: std::time::Duration) -> Result<Self, StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            match Self::open(state_dir) {
+                Err(StoreError::Busy { .. }) if started.elapsed() < wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens the store, creating it (and the state directory) if needed.
     pub fn open_or_create(state_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(state_dir).map_err(|e| StoreError::io(state_dir, e))?;
@@ -206,6 +231,9 @@ impl Store {
             txn.open_table(REFS)?;
             txn.open_table(REVLOG)?;
             txn.open_table(STATCACHE)?;
+            txn.open_table(TOKENS)?;
+            txn.open_table(FOLLOWERS)?;
+            txn.open_table(PARTIAL)?;
         }
         txn.commit()?;
         Ok(())
@@ -219,11 +247,14 @@ impl Store {
     pub fn read(&self) -> Result<Reader<'_>, StoreError> {
         let txn = self.db.begin_read()?;
         Ok(Reader {
+            partial: txn.open_table(PARTIAL)?,
             objects: txn.open_table(OBJECTS)?,
             refs: txn.open_table(REFS)?,
             meta: txn.open_table(META)?,
             revlog: txn.open_table(REVLOG)?,
             statcache: txn.open_table(STATCACHE)?,
+            tokens: txn.open_table(TOKENS)?,
+            followers: txn.open_table(FOLLOWERS)?,
             packs: &self.packs,
         })
     }
@@ -323,11 +354,14 @@ pub trait ObjectSource {
 
 /// A consistent read view of the store.
 pub struct Reader<'s> {
+    partial: ReadOnlyTable<[u8; 32], ()>,
     objects: ReadOnlyTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
     refs: ReadOnlyTable<&'static str, [u8; 32]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     revlog: ReadOnlyTable<u64, &'static [u8]>,
     statcache: ReadOnlyTable<&'static str, &'static [u8]>,
+    tokens: ReadOnlyTable<[u8; 32], &'static [u8]>,
+    followers: ReadOnlyTable<&'static str, &'static [u8]>,
     packs: &'s Packs,
 }
 
@@ -417,6 +451,26 @@ impl Reader<'_> {
             if let Some(entry) = StatEntry::decode(v.value()) {
                 out.insert(k.value().to_owned(), entry);
             }
+        }
+        Ok(out)
+    }
+
+    /// The encoded record of a join token, by the token's hash.
+    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tokens.get(*hash)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The encoded record of a follower, by name.
+    pub fn follower(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.followers.get(name)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every follower's encoded record, by name.
+    pub fn followers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.followers.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
     }
@@ -553,6 +607,60 @@ impl Writer<'_> {
         for (path, entry) in entries {
             table.insert(path, entry.encode().as_slice())?;
         }
+        Ok(())
+    }
+
+    /// The encoded record of a join token, by the token's hash.
+    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(TOKENS)?
+            .get(*hash)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The hash of every join token.
+    pub fn token_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let table = self.txn.open_table(TOKENS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            out.push(item?.0.value());
+        }
+        Ok(out)
+    }
+
+    pub fn put_token(&mut self, hash: &[u8; 32], record: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(TOKENS)?.insert(*hash, record)?;
+        Ok(())
+    }
+
+    pub fn remove_token(&mut self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.txn.open_table(TOKENS)?.remove(*hash)?;
+        Ok(())
+    }
+
+    /// The encoded record of a follower, by name.
+    pub fn follower(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(FOLLOWERS)?
+            .get(name)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Every follower's encoded record, by name.
+    pub fn followers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let table = self.txn.open_table(FOLLOWERS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn put_follower(&mut self, name: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(FOLLOWERS)?.insert(name, record)?;
         Ok(())
     }
 

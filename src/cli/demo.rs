@@ -1,82 +1,96 @@
-//! `codexport demo`: the tool on a temporary home, with the real commands it runs shown.
+//! `codexport demo`: the tool on temporary homes, with the real commands it runs shown: a
+//! master and a follower doing a full round trip on loopback.
 
 use super::output::Output;
 use std::path::Path;
 use std::process::Command;
 
-fn step(exe: &Path, home: &Path, args: &[&str], transcript: &mut String) -> miette::Result<()> {
-    let shown = format!("$ codexport --home {} {}\n", home.display(), args.join(" "));
-    print!("{shown}");
-    transcript.push_str(&shown);
-    let out = Command::new(exe)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .map_err(|e| {
-            miette::miette!(
-                code = "codexport::demo::spawn",
-                "cannot run {}: {e}",
-                exe.display()
-            )
-        })?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    transcript.push_str(&text);
+fn fail(what: impl std::fmt::Display) -> miette::Report {
+    miette::miette!(code = "codexport::demo::failed", help = "this is a bug; please report it with the output above", "{what}")
+}
+
+/// Runs one real command, shows it and its output; returns its stdout.
+fn step(exe: &Path, home: &Path, args: &[&str]) -> miette::Result<String> {
+    println!("$ codexport --home {} {}", home.display(), args.join(" "));
+    let out = Command::new(exe).arg("--home").arg(home).args(args).output().map_err(|e| fail(format!("cannot run {}: {e}", exe.display())))?;
+    println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        return Err(miette::miette!(
-            code = "codexport::demo::step",
-            help = "this is a bug; please report it with the output above",
-            "demo step `{}` failed",
-            args.join(" ")
-        ));
+        return Err(fail(format!("demo step `{}` failed", args.join(" "))));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `master serve` on an ephemeral loopback port, stopped when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(exe: &Path, home: &Path) -> miette::Result<(Self, String)> {
+        use std::io::BufRead;
+        println!("$ codexport --home {} master serve --host 127.0.0.1 --port 0 &", home.display());
+        let mut child = Command::new(exe)
+            .arg("--home")
+            .arg(home)
+            .args(["master", "serve", "--host", "127.0.0.1", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("cannot start master serve: {e}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| fail("master serve has no stdout"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).map_err(|e| fail(format!("master serve: {e}")))?;
+        println!("{line}");
+        let port = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .and_then(|a| a.rsplit(':').next())
+            .ok_or_else(|| fail(format!("master serve did not print its address: {line:?}")))?
+            .to_owned();
+        Ok((Self(child), port))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub fn run(keep: bool) -> miette::Result<Output> {
-    let exe = std::env::current_exe()
-        .map_err(|e| miette::miette!("cannot find the codexport executable: {e}"))?;
-    let dir = tempfile::Builder::new()
-        .prefix("codexport-demo-")
-        .tempdir()
-        .map_err(|e| miette::miette!("cannot create a temporary home: {e}"))?;
-    let home = dir.path().join("master-home");
-    crate::sample::write_sample_codex(&home)
-        .map_err(|e| miette::miette!("cannot write the sample ~/.codex: {e}"))?;
-    println!("# A sample ~/.codex was written under {}\n", home.display());
-    let mut t = String::new();
-    step(&exe, &home, &["master", "init"], &mut t)?;
-    step(&exe, &home, &["master", "rebuild"], &mut t)?;
-    println!("# Change one prompt on the master, then snapshot again:\n");
-    std::fs::write(
-        home.join(".codex/prompts/review.md"),
-        "Review for correctness, then tests, then style.\n",
-    )
-    .map_err(|e| miette::miette!("cannot edit the sample: {e}"))?;
-    step(&exe, &home, &["master", "rebuild"], &mut t)?;
-    step(&exe, &home, &["log"], &mut t)?;
-    step(&exe, &home, &["show", "HEAD", "skills"], &mut t)?;
-    step(&exe, &home, &["show", "1", "prompts/review.md"], &mut t)?;
-    step(&exe, &home, &["fsck"], &mut t)?;
-    step(&exe, &home, &["status"], &mut t)?;
-    let kept = if keep {
-        Some(dir.keep().display().to_string())
-    } else {
-        None
-    };
+    let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the codexport executable: {e}")))?;
+    let dir = tempfile::Builder::new().prefix("codexport-demo-").tempdir().map_err(|e| fail(format!("cannot create a temporary home: {e}")))?;
+    let master = dir.path().join("master-home");
+    let follower = dir.path().join("follower-home");
+    crate::sample::write_sample_codex(&master).map_err(|e| fail(format!("cannot write the sample ~/.codex: {e}")))?;
+    println!("# A sample ~/.codex was written under {}\n", master.display());
+
+    step(&exe, &master, &["master", "init"])?;
+    println!("# Serve it on loopback (in real use: inside your tailnet, as a service):\n");
+    let (server, port) = Server::start(&exe, &master)?;
+    let link = step(&exe, &master, &["--json", "master", "link", "--host", "127.0.0.1", "--port", &port])?;
+    let link: serde_json::Value = serde_json::from_str(&link).map_err(|e| fail(format!("bad link output: {e}")))?;
+    let link = link["link"].as_str().ok_or_else(|| fail("no link in the output"))?.to_owned();
+
+    println!("# On a second machine (here: a second temporary home), join with that link:\n");
+    step(&exe, &follower, &["follower", "join", &link])?;
+    step(&exe, &follower, &["sync"])?;
+
+    println!("# Change one prompt on the master. The server publishes changes when they settle;\n# `master rebuild` does it at once. The follower then fetches only that file:\n");
+    std::fs::write(master.join(".codex/prompts/review.md"), "Review for correctness, then tests, then style.\n")
+        .map_err(|e| fail(format!("cannot edit the sample: {e}")))?;
+    step(&exe, &master, &["master", "rebuild"])?;
+    step(&exe, &follower, &["sync"])?;
+    step(&exe, &master, &["log"])?;
+    step(&exe, &follower, &["log"])?;
+    step(&exe, &follower, &["show", "HEAD", "prompts/review.md"])?;
+    step(&exe, &follower, &["status"])?;
+    step(&exe, &master, &["master", "followers"])?;
+    step(&exe, &follower, &["fsck"])?;
+    drop(server);
+
+    let kept = if keep { Some(dir.keep().display().to_string()) } else { None };
     let human = match &kept {
-        Some(p) => format!("demo finished; the temporary home is kept at {p}\n"),
-        None => {
-            "demo finished; the temporary home was removed (use --keep to keep it)\n".to_owned()
-        }
+        Some(p) => format!("demo finished; the temporary homes are kept under {p}\n"),
+        None => "demo finished; the temporary homes were removed (use --keep to keep them)\n".to_owned(),
     };
-    Ok(Output::new(
-        &serde_json::json!({"ok": true, "kept": kept}),
-        human,
-    ))
+    Ok(Output::new(&serde_json::json!({"ok": true, "kept": kept}), human))
 }

@@ -26,7 +26,7 @@ enum ShowError {
 }
 
 pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let mut entries = store.read()?.log()?;
     entries.reverse();
     if let Some(n) = limit {
@@ -70,7 +70,7 @@ pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
 }
 
 pub fn show(paths: &Paths, spec: &str, path: Option<&str>) -> miette::Result<Output> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let reader = store.read()?;
     let entry = rev::resolve(&reader.log()?, spec)?;
     let revision = reader.revision(&entry.id)?;

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(time(0), "1970-01-01 00:00:00");
-        assert_eq!(time(1_795_000_000_000), "2026-11-18 08:26:40");
+        assert_eq!(time(1_795_000_000_000), "2026-11-18 11:06:40");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(12), "12 B");
     }

@@ -5,9 +5,11 @@ use crate::paths::{Paths, tilde};
 use crate::store::{Store, fsck};
 use std::fmt::Write;
 
-pub fn status(paths: &Paths) -> miette::Result<Output> {
+pub fn status(paths: &Paths, timeout_ms: u64) -> miette::Result<Output> {
     let role = if paths.master_key().exists() {
         "master"
+    } else if crate::follower::config::config_path(paths).exists() {
+        "follower"
     } else {
         "none"
     };
@@ -36,7 +38,7 @@ pub fn status(paths: &Paths) -> miette::Result<Output> {
         writeln!(human, "fingerprint  {}", key.fingerprint()).ok();
     }
     if paths.store_db().exists() {
-        let store = Store::open(&paths.state_dir)?;
+        let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
         let reader = store.read()?;
         if let Some(e) = reader.last_log_entry()? {
             json["revision"] = serde_json::json!({"number": e.number, "id": e.id.to_string(), "time": time(e.time_ms), "files": e.files, "bytes": e.bytes});
@@ -59,6 +61,9 @@ pub fn status(paths: &Paths) -> miette::Result<Output> {
                 time(h.body.expires_at * 1000)
             )
             .ok();
+        }
+        if role == "follower" {
+            follower_status(paths, &store, &reader, timeout_ms, &mut json, &mut human)?;
         }
         let objects = reader.objects()?;
         let content: u64 = objects.iter().map(|(_, l)| l.len).sum();
@@ -95,7 +100,7 @@ struct FsckFailed {
 }
 
 pub fn fsck(paths: &Paths) -> miette::Result<Output> {
-    let store = Store::open(&paths.state_dir)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let report = fsck::fsck(&store)?;
     if !report.is_clean() {
         let mut list = String::new();
@@ -119,7 +124,7 @@ pub fn fsck(paths: &Paths) -> miette::Result<Output> {
 }
 
 pub fn gc(paths: &Paths, keep: usize) -> miette::Result<Output> {
-    let mut store = Store::open(&paths.state_dir)?;
+    let mut store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let r = fsck::gc(&mut store, keep, &[])?;
     let human = format!(
         "dropped {} revisions and {} objects; store {} → {}\n",
@@ -129,4 +134,48 @@ pub fn gc(paths: &Paths, keep: usize) -> miette::Result<Output> {
         bytes(r.bytes_after)
     );
     Ok(Output::new(&r, human))
+}
+
+/// The follower's part of `status`: its master, what it accepted, and whether the master is
+/// reachable with a newer head.
+fn follower_status(
+    paths: &Paths,
+    store: &Store,
+    reader: &crate::store::Reader<'_>,
+    timeout_ms: u64,
+    json: &mut serde_json::Value,
+    human: &mut String,
+) -> miette::Result<()> {
+    use crate::follower::{FETCHED, FollowerConfig, config, meta, sync};
+    let cfg = FollowerConfig::load(paths)?;
+    json["master_url"] = cfg.master_url.clone().into();
+    json["fingerprint"] = cfg.fingerprint.to_string().into();
+    json["name"] = cfg.name.clone().into();
+    writeln!(human, "name         {}", cfg.name).ok();
+    writeln!(human, "master       {}", cfg.master_url).ok();
+    writeln!(human, "fingerprint  {}", cfg.fingerprint).ok();
+    let fetched = reader.get_ref(FETCHED)?;
+    let accepted = sync::accepted_number(reader)?;
+    json["fetched"] = fetched.map(|id| id.to_string()).into();
+    json["accepted_number"] = accepted.into();
+    if let Some(last) = reader.meta(meta::LAST_SYNC)?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+        let when = last["time_ms"].as_i64().map(time).unwrap_or_default();
+        let what = last["error"].as_str().map_or_else(|| last["result"].as_str().unwrap_or("").to_owned(), |e| format!("error: {e}"));
+        writeln!(human, "last sync    {when} UTC, {what}").ok();
+        json["last_sync"] = last;
+    }
+    let client = crate::transport::client::Client::new(&cfg.master_url, config::load_credential(paths).ok(), std::time::Duration::from_millis(timeout_ms));
+    let remote = client.map_err(crate::follower::FollowerError::from).and_then(|c| sync::fetch_head(store, &cfg, &c));
+    match remote {
+        Ok(head) => {
+            let pending = fetched != Some(head.body.revision);
+            json["remote"] = serde_json::json!({"reachable": true, "number": head.body.number, "revision": head.body.revision.to_string(), "pending_update": pending});
+            writeln!(human, "remote       reachable, revision {}{}", head.body.number, if pending { " (update pending: run `codexport sync`)" } else { " (up to date)" }).ok();
+        }
+        Err(e) => {
+            json["remote"] = serde_json::json!({"reachable": false, "error": e.to_string()});
+            writeln!(human, "remote       not reachable: {e}").ok();
+        }
+    }
+    Ok(())
 }

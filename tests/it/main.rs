@@ -1,5 +1,7 @@
 //! The single integration-test binary: real files, real processes, temporary homes.
 
 mod cli;
+mod mitm;
 mod snapshot;
+mod sync;
 mod util;

@@ -145,3 +145,63 @@ pub fn permissions_bypassed(dir: &Path) -> bool {
     fs::remove_file(&p).unwrap();
     readable
 }
+
+/// A running `codexport master serve` on 127.0.0.1 with an ephemeral port.
+pub struct Master {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Master {
+    /// Starts the real binary; `watch` turns the file watcher on.
+    pub fn start(home: &Home, watch: bool) -> Self {
+        use std::io::BufRead;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+        cmd.arg("--home").arg(&home.home).args(["master", "serve", "--host", "127.0.0.1", "--port", "0"]);
+        if !watch {
+            cmd.arg("--no-watch");
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start master serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_owned();
+        Self { child, url }
+    }
+
+    pub fn port(&self) -> String {
+        self.url.rsplit(':').next().unwrap().to_owned()
+    }
+
+    /// SIGTERM, then wait: a graceful shutdown.
+    pub fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A master home with a realistic `.codex`, initialised.
+pub fn master_home() -> Home {
+    let h = Home::new();
+    h.realistic();
+    settle();
+    assert!(h.run(&["master", "init"]).ok());
+    h
+}
+
+/// Prints a join link for `master` and enrolls `follower` with it; returns the join JSON.
+pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_json::Value {
+    let link = master_home.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    follower.json(&["follower", "join", link["link"].as_str().unwrap()])
+}

@@ -1,0 +1,1189 @@
+//! Who may talk to the master: single-use join tokens, per-follower credentials, join links,
+//! and detection of a host name followers can reach.
+//!
+//! The master's store keeps only hashes of tokens and credentials (`tokens-v1`,
+//! `followers-v1`), so a copy of the store does not let anyone enrol or pose as a follower.
+//! A join link carries the master's address, its key fingerprint and a token; redeeming the
+//! token enrols one follower and hands it a long-lived credential.
+
+use crate::object::Fingerprint;
+use crate::object::id::{decode_hex, hex};
+use crate::snapshot::now_ms;
+use crate::store::{Reader, Store, StoreError, Writer};
+use miette::Diagnostic;
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// How long a join token is valid unless the master says otherwise.
+pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The port a master serves on unless told otherwise (same as `transport::DEFAULT_PORT`).
+pub const DEFAULT_PORT: u16 = 17342;
+/// Text prefix of a join token: lets a human (and a secret scanner) tell what it is.
+pub const TOKEN_PREFIX: &str = "cxt1_";
+/// Text prefix of a follower credential.
+pub const CREDENTIAL_PREFIX: &str = "cxc1_";
+/// Longest follower name.
+pub const MAX_NAME_LEN: usize = 64;
+/// The only link version this build writes and reads.
+pub const LINK_VERSION: u32 = 1;
+
+/// blake3 key-derivation contexts: a token can never be taken for a credential.
+const TOKEN_CONTEXT: &str = "codexport 2026-11-25 join token v1";
+const CREDENTIAL_CONTEXT: &str = "codexport 2026-11-25 follower credential v1";
+/// Expired tokens are kept this long after expiry (so redeeming one says "expired", not
+/// "unknown"), then pruned when the next token is issued.
+const PRUNE_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How long `tailscale status` may take.
+const TAILSCALE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What went wrong enrolling, authenticating or parsing a link.
+#[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
+pub enum AccessError {
+    #[error("this join token is not known to the master")]
+    #[diagnostic(
+        code(codexport::trust::token_unknown),
+        help("copy the whole link, or ask the master for a new link with `codexport master link`")
+    )]
+    TokenUnknown,
+    #[error("this join token expired")]
+    #[diagnostic(
+        code(codexport::trust::token_expired),
+        help("ask the master for a new link with `codexport master link`")
+    )]
+    TokenExpired,
+    #[error("this join token was already used (each link enrols one follower)")]
+    #[diagnostic(
+        code(codexport::trust::token_used),
+        help("ask the master for a new link with `codexport master link`")
+    )]
+    TokenUsed,
+    #[error("the master does not accept this follower's credential")]
+    #[diagnostic(
+        code(codexport::trust::bad_credential),
+        help(
+            "enrol this machine again: ask the master for a new link with `codexport master link`, then `codexport follower join <link>`"
+        )
+    )]
+    BadCredential,
+    #[error("follower {name:?} was revoked on the master")]
+    #[diagnostic(
+        code(codexport::trust::revoked),
+        help(
+            "if that was a mistake, enrol again: ask the master for a new link with `codexport master link`, then `codexport follower join <link>`"
+        )
+    )]
+    Revoked { name: String },
+    #[error("no follower named {name:?} (known: {known})")]
+    #[diagnostic(
+        code(codexport::usage::unknown_follower),
+        help("use one of the known names exactly as listed")
+    )]
+    UnknownFollower { name: String, known: String },
+    #[error("bad join link: {problem}")]
+    #[diagnostic(
+        code(codexport::usage::bad_link),
+        help(
+            "copy the whole link printed by `codexport master link`, in quotes (it looks like codexport://join?host=…&fingerprint=…&token=…)"
+        )
+    )]
+    BadLink { problem: String },
+    #[error("bad master host {host:?}: {problem}")]
+    #[diagnostic(
+        code(codexport::usage::bad_host),
+        help(
+            "pass a host name, an IP address, or a URL such as https://master.example.ts.net:8443"
+        )
+    )]
+    BadHost { host: String, problem: String },
+    #[error("cannot tell which host followers should connect to: {reason}")]
+    #[diagnostic(
+        code(codexport::usage::no_host),
+        help("pass --host <name or IP that followers can reach>")
+    )]
+    NoHost { reason: String },
+    #[error("the operating system's random source failed: {reason}")]
+    #[diagnostic(
+        code(codexport::access::random),
+        help("retry; if it keeps failing, the system's entropy source is broken")
+    )]
+    Random { reason: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the master keeps about a join token (under the token's hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TokenRecord {
+    created_ms: i64,
+    expires_ms: i64,
+    used: bool,
+}
+
+/// An enrolled follower, as the master keeps it (under its name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowerRecord {
+    /// Unique among all followers ever enrolled, revoked ones included.
+    pub name: String,
+    /// Keyed blake3 of the credential; the credential itself is only on the follower.
+    pub credential_hash: [u8; 32],
+    /// Milliseconds since the Unix epoch.
+    pub enrolled_ms: i64,
+    /// When the follower last talked to the master (batched, so up to a minute or so late).
+    pub last_seen_ms: Option<i64>,
+    /// The revision number it last reported having.
+    pub last_revision: Option<u64>,
+    /// Set once revoked; a revoked follower is refused but kept so its name stays taken.
+    pub revoked_ms: Option<i64>,
+}
+
+impl FollowerRecord {
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_ms.is_some()
+    }
+}
+
+fn corrupt(what: String) -> AccessError {
+    AccessError::Store(StoreError::Corrupt { what })
+}
+
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, AccessError> {
+    postcard::to_allocvec(value).map_err(|e| corrupt(format!("encoding {what}: {e}")))
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, AccessError> {
+    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("{what}: {e}")))
+}
+
+/// 32 bytes from the operating system's random source.
+fn random_secret() -> Result<[u8; 32], AccessError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| AccessError::Random {
+        reason: e.to_string(),
+    })?;
+    Ok(secret)
+}
+
+/// The 32 secret bytes of `prefix` + 64 hex digits, or `None` if `text` is not of that form.
+fn parse_secret(text: &str, prefix: &str) -> Option<[u8; 32]> {
+    decode_hex::<32>(text.trim().strip_prefix(prefix)?)
+}
+
+fn hash_secret(context: &str, secret: &[u8; 32]) -> blake3::Hash {
+    blake3::Hasher::new_derive_key(context)
+        .update(secret)
+        .finalize()
+}
+
+/// Creates a join token valid for `ttl` and returns its text (`cxt1_` + 64 hex digits). The
+/// store keeps only its hash, so the text must be handed on now (in a join link).
+pub fn issue_token(store: &Store, ttl: Duration) -> Result<String, AccessError> {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    issue_token_ms(store, ttl_ms)
+}
+
+/// [`issue_token`] with a signed TTL in milliseconds, so tests can issue expired tokens.
+fn issue_token_ms(store: &Store, ttl_ms: i64) -> Result<String, AccessError> {
+    let secret = random_secret()?;
+    let now = now_ms();
+    let record = TokenRecord {
+        created_ms: now,
+        expires_ms: now.saturating_add(ttl_ms),
+        used: false,
+    };
+    let mut w = store.write()?;
+    for hash in w.token_hashes()? {
+        let Some(bytes) = w.token(&hash)? else {
+            continue;
+        };
+        let old: TokenRecord = decode(&bytes, "join token record")?;
+        if old.expires_ms.saturating_add(PRUNE_AFTER_MS) < now {
+            w.remove_token(&hash)?;
+        }
+    }
+    let hash = hash_secret(TOKEN_CONTEXT, &secret);
+    w.put_token(hash.as_bytes(), &encode(&record, "join token record")?)?;
+    w.commit()?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex(&secret)))
+}
+
+/// Redeems a join token: refuses an unknown, used or expired one; otherwise marks it used and
+/// enrols a follower under a unique name derived from `follower_name`, in one transaction
+/// (so two followers racing with the same token cannot both get in). Returns the new
+/// credential text (`cxc1_` + 64 hex digits), which exists nowhere else, and the record.
+pub fn redeem_token(
+    store: &Store,
+    token: &str,
+    follower_name: &str,
+) -> Result<(String, FollowerRecord), AccessError> {
+    let secret = parse_secret(token, TOKEN_PREFIX).ok_or(AccessError::TokenUnknown)?;
+    let hash = hash_secret(TOKEN_CONTEXT, &secret);
+    let mut w = store.write()?;
+    let mut record: TokenRecord = match w.token(hash.as_bytes())? {
+        Some(bytes) => decode(&bytes, "join token record")?,
+        None => return Err(AccessError::TokenUnknown),
+    };
+    if record.used {
+        return Err(AccessError::TokenUsed);
+    }
+    let now = now_ms();
+    if now >= record.expires_ms {
+        return Err(AccessError::TokenExpired);
+    }
+    record.used = true;
+    w.put_token(hash.as_bytes(), &encode(&record, "join token record")?)?;
+
+    let name = unique_name(&w, &sanitize_name(follower_name))?;
+    let credential = random_secret()?;
+    let follower = FollowerRecord {
+        name: name.clone(),
+        credential_hash: *hash_secret(CREDENTIAL_CONTEXT, &credential).as_bytes(),
+        enrolled_ms: now,
+        last_seen_ms: None,
+        last_revision: None,
+        revoked_ms: None,
+    };
+    w.put_follower(&name, &encode(&follower, "follower record")?)?;
+    w.commit()?;
+    Ok((format!("{CREDENTIAL_PREFIX}{}", hex(&credential)), follower))
+}
+
+/// Whether `name` is a valid follower name as is: 1–64 characters of `[A-Za-z0-9._-]`,
+/// starting with a letter or digit (so it never reads as a command-line option or a
+/// hidden/relative path).
+pub fn is_valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Turns any text (typically a host name) into a valid follower name: other characters
+/// become `-`, leading punctuation is dropped, the result is cut to 64 characters, and an
+/// empty result becomes `follower`. Valid names are returned unchanged.
+pub fn sanitize_name(name: &str) -> String {
+    let mapped: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(MAX_NAME_LEN)
+        .collect();
+    if mapped.is_empty() {
+        "follower".to_owned()
+    } else {
+        mapped
+    }
+}
+
+/// `base` if no follower has it yet, else `base-2`, `base-3`, … (cutting `base` so the
+/// result stays within 64 characters).
+fn unique_name(w: &Writer<'_>, base: &str) -> Result<String, AccessError> {
+    if w.follower(base)?.is_none() {
+        return Ok(base.to_owned());
+    }
+    for n in 2u64.. {
+        let suffix = format!("-{n}");
+        let keep = MAX_NAME_LEN.saturating_sub(suffix.len()).min(base.len());
+        let candidate = format!("{}{suffix}", &base[..keep]);
+        if w.follower(&candidate)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("an unused suffix exists among 2..u64::MAX")
+}
+
+/// The follower a credential belongs to. Every follower's hash is compared (in constant
+/// time) so timing tells nothing about which, if any, matched. A revoked follower gets
+/// [`AccessError::Revoked`]; anything else that does not match gets
+/// [`AccessError::BadCredential`].
+pub fn authenticate(reader: &Reader<'_>, credential: &str) -> Result<FollowerRecord, AccessError> {
+    let secret = parse_secret(credential, CREDENTIAL_PREFIX).ok_or(AccessError::BadCredential)?;
+    let presented = hash_secret(CREDENTIAL_CONTEXT, &secret);
+    let mut found = None;
+    for (_, bytes) in reader.followers()? {
+        let record: FollowerRecord = decode(&bytes, "follower record")?;
+        if blake3::Hash::from_bytes(record.credential_hash) == presented {
+            found = Some(record);
+        }
+    }
+    match found {
+        Some(record) if record.is_revoked() => Err(AccessError::Revoked { name: record.name }),
+        Some(record) => Ok(record),
+        None => Err(AccessError::BadCredential),
+    }
+}
+
+/// Records when followers were last seen and which revision they reported, all in one
+/// transaction (the server batches these rather than writing on every request). Unknown
+/// names are skipped; an older time never replaces a newer one; a `None` revision keeps the
+/// previous one.
+pub fn record_seen(
+    store: &Store,
+    updates: &[(String, i64, Option<u64>)],
+) -> Result<(), AccessError> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let mut w = store.write()?;
+    for (name, seen_ms, revision) in updates {
+        let Some(bytes) = w.follower(name)? else {
+            continue;
+        };
+        let mut record: FollowerRecord = decode(&bytes, "follower record")?;
+        record.last_seen_ms = Some(record.last_seen_ms.map_or(*seen_ms, |t| t.max(*seen_ms)));
+        if revision.is_some() {
+            record.last_revision = *revision;
+        }
+        w.put_follower(name, &encode(&record, "follower record")?)?;
+    }
+    w.commit()?;
+    Ok(())
+}
+
+/// Every follower ever enrolled, revoked ones included, by name.
+pub fn list_followers(reader: &Reader<'_>) -> Result<Vec<FollowerRecord>, AccessError> {
+    reader
+        .followers()?
+        .iter()
+        .map(|(_, bytes)| decode(bytes, "follower record"))
+        .collect()
+}
+
+/// Revokes a follower: its credential is refused from now on. Revoking twice keeps the
+/// first time. The record stays, so the name is not handed out again.
+pub fn revoke(store: &Store, name: &str) -> Result<(), AccessError> {
+    let mut w = store.write()?;
+    let Some(bytes) = w.follower(name)? else {
+        let names: Vec<String> = w.followers()?.into_iter().map(|(n, _)| n).collect();
+        let known = if names.is_empty() {
+            "no follower is enrolled".to_owned()
+        } else {
+            names.join(", ")
+        };
+        return Err(AccessError::UnknownFollower {
+            name: name.to_owned(),
+            known,
+        });
+    };
+    let mut record: FollowerRecord = decode(&bytes, "follower record")?;
+    if record.revoked_ms.is_none() {
+        record.revoked_ms = Some(now_ms());
+        w.put_follower(name, &encode(&record, "follower record")?)?;
+    }
+    w.commit()?;
+    Ok(())
+}
+
+/// Everything a follower needs to enrol: where the master is, which key to trust, and a
+/// single-use token. Its text form is
+/// `codexport://join?host=H&port=P&fingerprint=F&token=T&protocol=http&version=1`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JoinLink {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    pub fingerprint: Fingerprint,
+    pub token: Option<String>,
+    pub https: bool,
+}
+
+impl fmt::Debug for JoinLink {
+    /// Like the derived form but without the token, which is a secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinLink")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("fingerprint", &self.fingerprint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("https", &self.https)
+            .finish()
+    }
+}
+
+impl JoinLink {
+    /// A link to a master given as a host name, an IP address, `host:port`, `[v6]:port`, or
+    /// a URL such as `https://master.example.ts.net:8443`. A port or scheme written in
+    /// `host_or_url` wins over `port`; a URL without a port means its scheme's default
+    /// (80 or 443), as it would in a browser.
+    pub fn for_host(
+        host_or_url: &str,
+        port: u16,
+        fingerprint: Fingerprint,
+        token: Option<String>,
+    ) -> Result<Self, AccessError> {
+        let text = host_or_url.trim();
+        let bad = |problem: &str| AccessError::BadHost {
+            host: text.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let (host, port, https) = if text.contains("://") {
+            let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+            let https = match url.scheme() {
+                "http" => false,
+                "https" => true,
+                other => return Err(bad(&format!("scheme {other:?} is not http or https"))),
+            };
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(bad("a user name or password does not belong in it"));
+            }
+            if url.path() != "/" && !url.path().is_empty()
+                || url.query().is_some()
+                || url.fragment().is_some()
+            {
+                return Err(bad("it must not have a path, query or fragment"));
+            }
+            let host = url.host_str().ok_or_else(|| bad("it has no host"))?;
+            let port = url.port_or_known_default().unwrap_or(port);
+            (unbracket(host).to_owned(), port, https)
+        } else {
+            let (host, written_port) = split_host_port(text).map_err(|p| bad(&p))?;
+            (host.to_owned(), written_port.unwrap_or(port), false)
+        };
+        check_host(&host, port).map_err(|p| bad(&p))?;
+        Ok(Self {
+            host,
+            port,
+            fingerprint,
+            token,
+            https,
+        })
+    }
+
+    /// The master's base URL, e.g. `http://laptop.example.ts.net:17342`.
+    pub fn master_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", bracket(&self.host), self.port)
+    }
+}
+
+/// `[h]` for an IPv6 address, `h` otherwise.
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address has no port.
+fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
+    let parse_port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a number from 1 to 65535"))
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| "missing `]` after the IPv6 address".to_owned())?;
+        return match after {
+            "" => Ok((host, None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((host, Some(parse_port(p)?))),
+                None => Err(format!("unexpected {after:?} after the address")),
+            },
+        };
+    }
+    match text.split_once(':') {
+        Some((host, port)) if !port.contains(':') => Ok((host, Some(parse_port(port)?))),
+        _ => Ok((text, None)),
+    }
+}
+
+/// Checks that `host` makes a valid URL with `port` (so a client can connect to it).
+fn check_host(host: &str, port: u16) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "/?#@[]\\".contains(c))
+    {
+        return Err("it contains a character not allowed in a host name".to_owned());
+    }
+    let url =
+        Url::parse(&format!("http://{}:{port}/", bracket(host))).map_err(|e| e.to_string())?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("it is not a host name or IP address".to_owned());
+    }
+    Ok(())
+}
+
+impl fmt::Display for JoinLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port.to_string();
+        let fingerprint = self.fingerprint.to_string();
+        let mut params = vec![
+            ("host", self.host.as_str()),
+            ("port", port.as_str()),
+            ("fingerprint", fingerprint.as_str()),
+        ];
+        if let Some(token) = &self.token {
+            params.push(("token", token.as_str()));
+        }
+        params.push(("protocol", if self.https { "https" } else { "http" }));
+        params.push(("version", "1"));
+        let url = Url::parse_with_params("codexport://join", &params).map_err(|_| fmt::Error)?;
+        f.write_str(url.as_str())
+    }
+}
+
+impl FromStr for JoinLink {
+    type Err = AccessError;
+
+    /// Parses a link strictly: scheme `codexport`, target `join`, `host` and `fingerprint`
+    /// required, `port` defaulting to 17342, `protocol` `http` or `https`, `version` 1 if
+    /// given. Unknown parameters are ignored (so a newer master can add some).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |problem: String| AccessError::BadLink { problem };
+        let url = Url::parse(s.trim()).map_err(|e| bad(format!("it is not a URL ({e})")))?;
+        if url.scheme() != "codexport" {
+            return Err(bad(format!(
+                "it starts with {:?}, not codexport://",
+                url.scheme()
+            )));
+        }
+        let is_join = match url.host_str() {
+            Some(h) => h == "join" && matches!(url.path(), "" | "/"),
+            None => url.path() == "join",
+        };
+        if !is_join {
+            return Err(bad(
+                "it is not a join link (expected codexport://join?…)".into()
+            ));
+        }
+
+        let mut host = None;
+        let mut port = None;
+        let mut fingerprint = None;
+        let mut token = None;
+        let mut protocol = None;
+        let mut version = None;
+        for (key, value) in url.query_pairs() {
+            let slot = match key.as_ref() {
+                "host" => &mut host,
+                "port" => &mut port,
+                "fingerprint" => &mut fingerprint,
+                "token" => &mut token,
+                "protocol" => &mut protocol,
+                "version" => &mut version,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(bad(format!("parameter {key:?} appears twice")));
+            }
+            *slot = Some(value.into_owned());
+        }
+
+        if let Some(v) = version {
+            if v.parse::<u32>().ok() != Some(LINK_VERSION) {
+                return Err(bad(format!(
+                    "link version {v:?} is not supported (this codexport reads version {LINK_VERSION}); upgrade codexport"
+                )));
+            }
+        }
+        let host = host
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("the host parameter is missing".into()))?;
+        let host = unbracket(&host).to_owned();
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad(format!("port {p:?} is not a number from 1 to 65535")))?,
+        };
+        check_host(&host, port).map_err(|p| bad(format!("host {host:?}: {p}")))?;
+        let fingerprint = fingerprint
+            .ok_or_else(|| bad("the fingerprint parameter is missing".into()))?
+            .parse::<Fingerprint>()
+            .map_err(|_| bad("the fingerprint is not 40 hex digits".into()))?;
+        if let Some(t) = &token {
+            if parse_secret(t, TOKEN_PREFIX).is_none() {
+                return Err(bad(format!(
+                    "the token is not {TOKEN_PREFIX} followed by 64 hex digits (was the link cut short?)"
+                )));
+            }
+        }
+        let https = match protocol.as_deref() {
+            None | Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return Err(bad(format!("protocol {other:?} is not http or https")));
+            }
+        };
+        Ok(Self {
+            host,
+            port,
+            fingerprint,
+            token,
+            https,
+        })
+    }
+}
+
+/// This machine's Tailscale DNS name (e.g. `laptop.example.ts.net`), which every follower on
+/// the same tailnet can reach: asks `tailscale status --json`, waiting at most 3 s.
+pub fn tailscale_host() -> Result<String, AccessError> {
+    let no_host = |reason: String| AccessError::NoHost { reason };
+    let mut command = Command::new("tailscale");
+    command.args(["status", "--json"]);
+    let (status, stdout) = match run_with_timeout(&mut command, TAILSCALE_TIMEOUT) {
+        Ok(Some(done)) => done,
+        Ok(None) => {
+            return Err(no_host(format!(
+                "`tailscale status` did not answer within {} s",
+                TAILSCALE_TIMEOUT.as_secs()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(no_host("tailscale is not installed".into()));
+        }
+        Err(e) => return Err(no_host(format!("could not run tailscale: {e}"))),
+    };
+    let text = String::from_utf8_lossy(&stdout);
+    // `tailscale status --json` exits non-zero when stopped but may still print JSON that
+    // says why; prefer what the JSON says.
+    match parse_tailscale_status(&text) {
+        Ok(host) => Ok(host),
+        Err(e) if status.success() => Err(e),
+        Err(_) => Err(no_host(format!("`tailscale status` failed ({status})"))),
+    }
+}
+
+/// The host name in `tailscale status --json` output: `Self.DNSName` without its trailing
+/// dot, or else `Self`'s first Tailscale IP (IPv4 first) when MagicDNS gives no name.
+pub fn parse_tailscale_status(json: &str) -> Result<String, AccessError> {
+    let no_host = |reason: String| AccessError::NoHost { reason };
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+        no_host(format!(
+            "`tailscale status --json` printed unexpected output ({e})"
+        ))
+    })?;
+    if let Some(state) = value.get("BackendState").and_then(|s| s.as_str()) {
+        if state != "Running" {
+            return Err(no_host(format!(
+                "tailscale is not connected (state {state}); run `tailscale up`"
+            )));
+        }
+    }
+    let me = value
+        .get("Self")
+        .ok_or_else(|| no_host("`tailscale status --json` has no Self entry".into()))?;
+    let dns = me
+        .get("DNSName")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('.');
+    if !dns.is_empty() {
+        return Ok(dns.to_owned());
+    }
+    let ips: Vec<&str> = me
+        .get("TailscaleIPs")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|ip| ip.as_str()).collect())
+        .unwrap_or_default();
+    ips.iter()
+        .find(|ip| !ip.contains(':'))
+        .or_else(|| ips.first())
+        .map(|ip| (*ip).to_owned())
+        .ok_or_else(|| no_host("tailscale reports no DNS name or address for this machine".into()))
+}
+
+/// Runs `command` with stdout captured, killing it after `timeout`. `Ok(None)` means it
+/// timed out. Stdout is read on a thread so a large output cannot fill the pipe and stall
+/// the child.
+fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+) -> std::io::Result<Option<(ExitStatus, Vec<u8>)>> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let reader = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            // A read error leaves what was read; the exit status tells the rest.
+            let _ = out.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() >= timeout {
+            // Already exited or unkillable: either way, waiting below reaps it.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = reader
+        .map(|r| r.join().unwrap_or_default())
+        .unwrap_or_default();
+    Ok(status.map(|s| (s, output)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn fp() -> Fingerprint {
+        Fingerprint::of_key(&[3; 32])
+    }
+
+    #[test]
+    fn token_text_and_hash_only_stored() {
+        let (_d, store) = store();
+        let token = issue_token(&store, TOKEN_TTL).unwrap();
+        assert!(token.starts_with("cxt1_"));
+        assert_eq!(token.len(), 5 + 64);
+        let secret = parse_secret(&token, TOKEN_PREFIX).unwrap();
+        let r = store.read().unwrap();
+        assert!(
+            r.token(&secret).unwrap().is_none(),
+            "raw secret is not a key"
+        );
+        let hash = hash_secret(TOKEN_CONTEXT, &secret);
+        assert!(r.token(hash.as_bytes()).unwrap().is_some());
+        assert_ne!(issue_token(&store, TOKEN_TTL).unwrap(), token);
+    }
+
+    #[test]
+    fn token_is_single_use() {
+        let (_d, store) = store();
+        let token = issue_token(&store, TOKEN_TTL).unwrap();
+        let (cred, rec) = redeem_token(&store, &token, "laptop").unwrap();
+        assert_eq!(rec.name, "laptop");
+        assert!(cred.starts_with("cxc1_"));
+        assert!(rec.last_seen_ms.is_none() && rec.revoked_ms.is_none());
+        assert!(matches!(
+            redeem_token(&store, &token, "other"),
+            Err(AccessError::TokenUsed)
+        ));
+        assert_eq!(list_followers(&store.read().unwrap()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_and_malformed_tokens() {
+        let (_d, store) = store();
+        let never = format!("cxt1_{}", "ab".repeat(32));
+        for t in [never.as_str(), "garbage", "cxt1_zz", ""] {
+            assert!(
+                matches!(redeem_token(&store, t, "x"), Err(AccessError::TokenUnknown)),
+                "{t}"
+            );
+        }
+        // A credential is not a token, even with the same digits.
+        let token = issue_token(&store, TOKEN_TTL).unwrap();
+        let as_cred = token.replacen("cxt1_", "cxc1_", 1);
+        assert!(matches!(
+            redeem_token(&store, &as_cred, "x"),
+            Err(AccessError::TokenUnknown)
+        ));
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let (_d, store) = store();
+        for ttl in [0, -1, -5_000] {
+            let token = issue_token_ms(&store, ttl).unwrap();
+            assert!(matches!(
+                redeem_token(&store, &token, "late"),
+                Err(AccessError::TokenExpired)
+            ));
+        }
+        assert!(list_followers(&store.read().unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_expired_tokens_are_pruned() {
+        let (_d, store) = store();
+        let old = issue_token_ms(&store, -PRUNE_AFTER_MS - 1000).unwrap();
+        let recent = issue_token_ms(&store, -1000).unwrap();
+        issue_token(&store, TOKEN_TTL).unwrap();
+        assert!(matches!(
+            redeem_token(&store, &old, "x"),
+            Err(AccessError::TokenUnknown)
+        ));
+        assert!(matches!(
+            redeem_token(&store, &recent, "x"),
+            Err(AccessError::TokenExpired)
+        ));
+    }
+
+    #[test]
+    fn authenticate_and_revoke() {
+        let (_d, store) = store();
+        let t1 = issue_token(&store, TOKEN_TTL).unwrap();
+        let t2 = issue_token(&store, TOKEN_TTL).unwrap();
+        let (c1, r1) = redeem_token(&store, &t1, "laptop").unwrap();
+        let (c2, r2) = redeem_token(&store, &t2, "desktop").unwrap();
+        assert_ne!(c1, c2);
+        {
+            let r = store.read().unwrap();
+            assert_eq!(authenticate(&r, &c1).unwrap(), r1);
+            assert_eq!(authenticate(&r, &c2).unwrap(), r2);
+            // Surrounding whitespace (a pasted credential) is tolerated.
+            assert_eq!(authenticate(&r, &format!(" {c1}\n")).unwrap(), r1);
+            let wrong = format!("cxc1_{}", "00".repeat(32));
+            for bad in [wrong.as_str(), "", "cxc1_", &t1, &c1[..c1.len() - 1]] {
+                assert!(
+                    matches!(authenticate(&r, bad), Err(AccessError::BadCredential)),
+                    "{bad}"
+                );
+            }
+        }
+        revoke(&store, "laptop").unwrap();
+        let r = store.read().unwrap();
+        match authenticate(&r, &c1) {
+            Err(AccessError::Revoked { name }) => assert_eq!(name, "laptop"),
+            other => panic!("{other:?}"),
+        }
+        assert!(authenticate(&r, &c2).is_ok());
+        let listed = list_followers(&r).unwrap();
+        assert_eq!(listed.len(), 2);
+        let laptop = listed.iter().find(|f| f.name == "laptop").unwrap();
+        let first_revoked = laptop.revoked_ms.unwrap();
+        drop(r);
+        // Idempotent: the first revocation time stays.
+        revoke(&store, "laptop").unwrap();
+        let again = list_followers(&store.read().unwrap()).unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .find(|f| f.name == "laptop")
+                .unwrap()
+                .revoked_ms,
+            Some(first_revoked)
+        );
+    }
+
+    #[test]
+    fn revoke_unknown_names_the_known() {
+        let (_d, store) = store();
+        match revoke(&store, "ghost") {
+            Err(AccessError::UnknownFollower { known, .. }) => {
+                assert_eq!(known, "no follower is enrolled");
+            }
+            other => panic!("{other:?}"),
+        }
+        for name in ["b", "a"] {
+            let t = issue_token(&store, TOKEN_TTL).unwrap();
+            redeem_token(&store, &t, name).unwrap();
+        }
+        let err = revoke(&store, "ghost").unwrap_err();
+        assert!(err.to_string().contains("known: a, b"), "{err}");
+    }
+
+    #[test]
+    fn names_are_sanitized_and_unique() {
+        let (_d, store) = store();
+        let enrol = |name: &str| {
+            let t = issue_token(&store, TOKEN_TTL).unwrap();
+            redeem_token(&store, &t, name).unwrap().1.name
+        };
+        assert_eq!(enrol("laptop"), "laptop");
+        assert_eq!(enrol("laptop"), "laptop-2");
+        assert_eq!(enrol("laptop"), "laptop-3");
+        assert_eq!(enrol("my laptop (work)"), "my-laptop--work-");
+        assert_eq!(enrol("--x"), "x");
+        assert_eq!(enrol(""), "follower");
+        assert_eq!(enrol("***"), "follower-2");
+        let long = "a".repeat(80);
+        assert_eq!(enrol(&long), "a".repeat(64));
+        let second = enrol(&long);
+        assert_eq!(second, format!("{}-2", "a".repeat(62)));
+        for f in list_followers(&store.read().unwrap()).unwrap() {
+            assert!(is_valid_name(&f.name), "{}", f.name);
+        }
+        assert!(is_valid_name("host.example_1-a"));
+        assert!(!is_valid_name(".hidden"));
+        assert!(!is_valid_name(""));
+        assert_eq!(sanitize_name("host.example_1-a"), "host.example_1-a");
+    }
+
+    #[test]
+    fn record_seen_batches() {
+        let (_d, store) = store();
+        let t = issue_token(&store, TOKEN_TTL).unwrap();
+        redeem_token(&store, &t, "a").unwrap();
+        let t = issue_token(&store, TOKEN_TTL).unwrap();
+        redeem_token(&store, &t, "b").unwrap();
+        record_seen(
+            &store,
+            &[
+                ("a".into(), 1000, Some(3)),
+                ("b".into(), 2000, None),
+                ("gone".into(), 5, Some(1)),
+            ],
+        )
+        .unwrap();
+        record_seen(&store, &[("a".into(), 500, None)]).unwrap();
+        record_seen(&store, &[]).unwrap();
+        let list = list_followers(&store.read().unwrap()).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].last_seen_ms, list[0].last_revision),
+            (Some(1000), Some(3))
+        );
+        assert_eq!(
+            (list[1].last_seen_ms, list[1].last_revision),
+            (Some(2000), None)
+        );
+    }
+
+    #[test]
+    fn link_round_trip() {
+        let token = format!("cxt1_{}", "0f".repeat(32));
+        let link = JoinLink {
+            host: "laptop.example.ts.net".into(),
+            port: 17342,
+            fingerprint: fp(),
+            token: Some(token.clone()),
+            https: false,
+        };
+        let text = link.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "codexport://join?host=laptop.example.ts.net&port=17342&fingerprint={}&token={token}&protocol=http&version=1",
+                fp()
+            )
+        );
+        assert_eq!(text.parse::<JoinLink>().unwrap(), link);
+        assert_eq!(link.master_url(), "http://laptop.example.ts.net:17342");
+        assert!(
+            !format!("{link:?}").contains(&token),
+            "Debug leaks the token"
+        );
+
+        let v6 = JoinLink {
+            host: "fd7a:115c::1".into(),
+            port: 8443,
+            fingerprint: fp(),
+            token: None,
+            https: true,
+        };
+        let text = v6.to_string();
+        assert!(
+            text.contains("protocol=https") && !text.contains("token="),
+            "{text}"
+        );
+        assert_eq!(text.parse::<JoinLink>().unwrap(), v6);
+        assert_eq!(v6.master_url(), "https://[fd7a:115c::1]:8443");
+    }
+
+    #[test]
+    fn link_defaults_and_unknown_parameters() {
+        let text = format!("codexport://join?host=h&fingerprint={}&future=1", fp());
+        let link: JoinLink = text.parse().unwrap();
+        assert_eq!(link.port, DEFAULT_PORT);
+        assert!(!link.https && link.token.is_none());
+        // The opaque form and surrounding whitespace.
+        let opaque = format!("  codexport:join?host=h&fingerprint={}\n", fp());
+        assert_eq!(opaque.parse::<JoinLink>().unwrap(), link);
+    }
+
+    #[test]
+    fn link_parse_errors_name_the_problem() {
+        let f = fp();
+        let cases = [
+            ("not a url".to_owned(), "not a URL"),
+            (
+                format!("https://join?host=h&fingerprint={f}"),
+                "not codexport://",
+            ),
+            (
+                format!("codexport://other?host=h&fingerprint={f}"),
+                "not a join link",
+            ),
+            (
+                format!("codexport://join/x?host=h&fingerprint={f}"),
+                "not a join link",
+            ),
+            (
+                format!("codexport://join?fingerprint={f}"),
+                "host parameter is missing",
+            ),
+            (
+                format!("codexport://join?host=&fingerprint={f}"),
+                "host parameter is missing",
+            ),
+            (
+                "codexport://join?host=h".to_owned(),
+                "fingerprint parameter is missing",
+            ),
+            (
+                "codexport://join?host=h&fingerprint=abc".to_owned(),
+                "40 hex digits",
+            ),
+            (
+                format!("codexport://join?host=h&port=0&fingerprint={f}"),
+                "port \"0\"",
+            ),
+            (
+                format!("codexport://join?host=h&port=70000&fingerprint={f}"),
+                "port \"70000\"",
+            ),
+            (
+                format!("codexport://join?host=h&fingerprint={f}&protocol=ftp"),
+                "protocol \"ftp\"",
+            ),
+            (
+                format!("codexport://join?host=h&fingerprint={f}&version=2"),
+                "version \"2\"",
+            ),
+            (
+                format!("codexport://join?host=h&fingerprint={f}&token=cxt1_ab"),
+                "token is not",
+            ),
+            (
+                format!("codexport://join?host=h&host=i&fingerprint={f}"),
+                "\"host\" appears twice",
+            ),
+            (
+                format!("codexport://join?host=a%20b&fingerprint={f}"),
+                "host \"a b\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            match text.parse::<JoinLink>() {
+                Err(e @ AccessError::BadLink { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(expected), "{text}: {msg}");
+                    let code = miette::Diagnostic::code(&e).unwrap().to_string();
+                    assert!(code.contains("::usage::"), "{code}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn for_host_forms() {
+        let f = fp();
+        let url = |h: &str| JoinLink::for_host(h, 17342, f, None).map(|l| l.master_url());
+        assert_eq!(url("laptop").unwrap(), "http://laptop:17342");
+        assert_eq!(url(" 100.64.0.1 ").unwrap(), "http://100.64.0.1:17342");
+        assert_eq!(url("laptop:9000").unwrap(), "http://laptop:9000");
+        assert_eq!(url("::1").unwrap(), "http://[::1]:17342");
+        assert_eq!(url("[::1]:9000").unwrap(), "http://[::1]:9000");
+        assert_eq!(
+            url("https://x.ts.net:8443").unwrap(),
+            "https://x.ts.net:8443"
+        );
+        assert_eq!(url("https://x.ts.net/").unwrap(), "https://x.ts.net:443");
+        assert_eq!(url("http://[fd7a::1]:80").unwrap(), "http://[fd7a::1]:80");
+        let link = JoinLink::for_host("https://x.ts.net:8443", 1, f, Some("t".into())).unwrap();
+        assert_eq!(
+            (link.host.as_str(), link.port, link.https),
+            ("x.ts.net", 8443, true)
+        );
+        for bad in [
+            "",
+            "ftp://x",
+            "https://x.ts.net/path",
+            "https://u:p@x",
+            "laptop:0",
+            "laptop:http",
+            "a b",
+            "[::1",
+        ] {
+            assert!(
+                matches!(url(bad), Err(AccessError::BadHost { .. })),
+                "{bad}: {:?}",
+                url(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn tailscale_json() {
+        let json = r#"{"BackendState":"Running","Self":{"DNSName":"laptop.tail1234.ts.net.","TailscaleIPs":["100.64.0.1","fd7a::1"]},"Peer":{}}"#;
+        assert_eq!(
+            parse_tailscale_status(json).unwrap(),
+            "laptop.tail1234.ts.net"
+        );
+        let no_dns = r#"{"BackendState":"Running","Self":{"DNSName":"","TailscaleIPs":["fd7a::1","100.64.0.1"]}}"#;
+        assert_eq!(parse_tailscale_status(no_dns).unwrap(), "100.64.0.1");
+        let v6 = r#"{"Self":{"TailscaleIPs":["fd7a::1"]}}"#;
+        assert_eq!(parse_tailscale_status(v6).unwrap(), "fd7a::1");
+        for (bad, expected) in [
+            (
+                r#"{"BackendState":"Stopped","Self":{"DNSName":"x."}}"#,
+                "run `tailscale up`",
+            ),
+            (r#"{"BackendState":"Running"}"#, "no Self"),
+            (r#"{"Self":{"DNSName":"."}}"#, "no DNS name"),
+            ("not json", "unexpected output"),
+        ] {
+            match parse_tailscale_status(bad) {
+                Err(e @ AccessError::NoHost { .. }) => {
+                    assert!(e.to_string().contains(expected), "{e}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn run_with_timeout_captures_and_kills() {
+        let (status, out) = run_with_timeout(
+            Command::new("sh").args(["-c", "echo hello"]),
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(status.success());
+        assert_eq!(out, b"hello\n");
+        let started = Instant::now();
+        let timed_out =
+            run_with_timeout(Command::new("sleep").arg("10"), Duration::from_millis(200)).unwrap();
+        assert!(timed_out.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let missing = run_with_timeout(
+            &mut Command::new("codexport-no-such-program"),
+            Duration::from_secs(1),
+        );
+        assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,216 @@
+//! `codexport sync`: head, then one fetch of exactly the missing objects.
+
+use super::{FETCHED, FollowerConfig, FollowerError, config, meta};
+use crate::fsutil::StateLock;
+use crate::object::{ObjectId, SignedHead};
+use crate::paths::Paths;
+use crate::progress::Progress;
+use crate::store::diff::{count, tree_diff};
+use crate::store::{LogEntry, ObjectSource, Store, fsck};
+use crate::transport::client::Client;
+use crate::transport::wire::{FetchRequest, Frame, FrameReader, MAX_PARTIAL, StreamError};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// One deadline for the whole sync, lock wait included.
+    pub timeout: Duration,
+    /// Draw a progress bar (on a terminal only).
+    pub progress: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(120), progress: false }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    /// `current` (nothing new) or `fetched`.
+    pub result: &'static str,
+    pub master_url: String,
+    pub number: u64,
+    pub revision: String,
+    /// Objects and their bytes received (decompressed) in this sync.
+    pub objects: u64,
+    pub object_bytes: u64,
+    /// Bytes that crossed the wire (compressed).
+    pub wire_bytes: u64,
+    pub elapsed_ms: f64,
+}
+
+/// Revisions named as complete in a fetch request.
+const HAVE_REVISIONS: usize = 32;
+/// Verified objects are committed in batches this large, so an interrupted fetch keeps them.
+const BATCH_BYTES: u64 = 8 << 20;
+const BATCH_OBJECTS: u64 = 4096;
+
+/// Fetches the master's newest head and its missing objects.
+pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerError> {
+    let started = Instant::now();
+    let cfg = FollowerConfig::load(paths)?;
+    let credential = config::load_credential(paths)?;
+    let _lock = StateLock::acquire(&paths.state_dir, opts.timeout)?;
+    let store = Store::open_waiting(&paths.state_dir, opts.timeout.saturating_sub(started.elapsed()))?;
+    let client = Client::new(&cfg.master_url, Some(credential), opts.timeout.saturating_sub(started.elapsed()))?;
+    let result = sync_locked(&store, &cfg, &client, opts, started);
+    record_result(&store, &result);
+    result
+}
+
+fn record_result(store: &Store, result: &Result<SyncReport, FollowerError>) {
+    let json = match result {
+        Ok(r) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": r.result, "number": r.number}),
+        Err(e) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": "error", "error": e.to_string()}),
+    };
+    if let Ok(mut w) = store.write() {
+        if w.set_meta(meta::LAST_SYNC, json.to_string().as_bytes()).is_ok() {
+            let _ = w.commit();
+        }
+    }
+}
+
+/// Fetches and verifies the signed head against the pinned key, expiry and last number.
+pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
+    let bytes = client.head()?.ok_or(FollowerError::NoHead)?;
+    let head = SignedHead::decode(&bytes).map_err(FollowerError::BadHead)?;
+    if head.body.master_key != cfg.master_key {
+        return Err(FollowerError::FingerprintMismatch { expected: cfg.fingerprint.to_string(), got: head.body.fingerprint().to_string() });
+    }
+    let now = crate::snapshot::now_ms() / 1000;
+    if head.body.expires_at < now {
+        let t = |s: i64| crate::cli::output::time(s * 1000);
+        return Err(FollowerError::HeadExpired { expired: t(head.body.expires_at), now: t(now) });
+    }
+    let r = store.read()?;
+    let accepted = accepted_number(&r)?;
+    if let Some(accepted) = accepted {
+        if head.body.number < accepted {
+            return Err(FollowerError::Replayed { got: head.body.number, accepted });
+        }
+        if head.body.number == accepted && r.get_ref(FETCHED)? != Some(head.body.revision) {
+            return Err(FollowerError::Equivocation { number: accepted });
+        }
+    }
+    Ok(head)
+}
+
+/// The highest revision number accepted so far.
+pub fn accepted_number(r: &crate::store::Reader<'_>) -> Result<Option<u64>, FollowerError> {
+    Ok(r.meta(meta::ACCEPTED)?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
+}
+
+fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
+    let head = fetch_head(store, cfg, client)?;
+    let want = head.body.revision;
+    let mut report = SyncReport {
+        result: "current",
+        master_url: cfg.master_url.clone(),
+        number: head.body.number,
+        revision: want.to_string(),
+        objects: 0,
+        object_bytes: 0,
+        wire_bytes: 0,
+        elapsed_ms: 0.0,
+    };
+    let (fetched, complete) = {
+        let r = store.read()?;
+        let fetched = r.get_ref(FETCHED)?;
+        let complete = fetched != Some(want) && fsck::closure(&r, want).is_ok_and(|c| c == (head.body.objects, head.body.bytes));
+        (fetched, complete)
+    };
+    if fetched == Some(want) {
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        return Ok(report);
+    }
+    if !complete {
+        let (objects, bytes, wire) = fetch_objects(store, client, &head, opts)?;
+        (report.objects, report.object_bytes, report.wire_bytes) = (objects, bytes, wire);
+    }
+    accept(store, &head, fetched)?;
+    report.result = "fetched";
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(report)
+}
+
+/// Streams the missing objects in, verifying each; commits verified objects in batches.
+fn fetch_objects(store: &Store, client: &Client, head: &SignedHead, opts: &SyncOptions) -> Result<(u64, u64, u64), FollowerError> {
+    let req = {
+        let r = store.read()?;
+        let mut have: Vec<ObjectId> = r.log()?.iter().rev().take(HAVE_REVISIONS).map(|e| e.id).collect();
+        have.retain(|id| r.has(id).unwrap_or(false));
+        FetchRequest { want: head.body.revision, have, partial: r.partial(MAX_PARTIAL)? }
+    };
+    let (stream, wire) = client.fetch(&req)?;
+    let progress = Progress::new(opts.progress, head.body.objects, head.body.bytes);
+    let mut frames = FrameReader::new(stream, head.body.objects, head.body.bytes).map_err(|e| stream_error(client, &e))?;
+    let mut writer = store.write()?;
+    let (mut objects, mut bytes, mut batch_objects, mut batch_bytes) = (0u64, 0u64, 0u64, 0u64);
+    let outcome = loop {
+        let frame = match frames.next_frame() {
+            Ok(f) => f,
+            Err(e) => break Err(stream_error(client, &e)),
+        };
+        let (kind, id, data) = match frame {
+            Frame::End(_) => break Ok(()),
+            Frame::Object { kind, id, bytes } => (kind, id, bytes),
+        };
+        if kind.id_of(&data) != id || kind.validate(&data).is_err() {
+            break Err(FollowerError::CorruptObject { id: id.to_string() });
+        }
+        writer.put_with_id(kind, id, &data)?;
+        writer.add_partial(&id)?;
+        objects += 1;
+        bytes += data.len() as u64;
+        batch_objects += 1;
+        batch_bytes += data.len() as u64;
+        progress.inc(1, data.len() as u64);
+        if batch_objects >= BATCH_OBJECTS || batch_bytes >= BATCH_BYTES {
+            writer.commit()?;
+            writer = store.write()?;
+            (batch_objects, batch_bytes) = (0, 0);
+        }
+    };
+    // Whatever happened, keep what was verified.
+    writer.commit()?;
+    progress.finish();
+    outcome?;
+    Ok((objects, bytes, wire.load(Ordering::Relaxed)))
+}
+
+fn stream_error(client: &Client, e: &StreamError) -> FollowerError {
+    if client.remaining(client.base()).is_err() {
+        return FollowerError::Client(crate::transport::client::ClientError::Timeout { url: client.base().to_owned(), ms: 0 });
+    }
+    FollowerError::Stream(e.to_string())
+}
+
+/// Checks the closure against the head and moves the fetched ref, in one transaction.
+fn accept(store: &Store, head: &SignedHead, previous: Option<ObjectId>) -> Result<(), FollowerError> {
+    let want = head.body.revision;
+    let mut w = store.write()?;
+    let (objects, bytes) = fsck::closure(&w, want).map_err(|e| FollowerError::Incomplete { id: want.to_string(), what: e.to_string() })?;
+    if (objects, bytes) != (head.body.objects, head.body.bytes) {
+        return Err(FollowerError::Incomplete {
+            id: want.to_string(),
+            what: format!("{objects} objects / {bytes} bytes stored, the head declares {} / {}", head.body.objects, head.body.bytes),
+        });
+    }
+    let rev = w.revision(&want)?;
+    let old_root = match previous {
+        Some(p) if w.has(&p)? => Some(w.revision(&p)?.root),
+        _ => None,
+    };
+    let changes = count(&tree_diff(&w, old_root, Some(rev.root))?);
+    w.append_log(&LogEntry { number: rev.number, id: want, time_ms: rev.time_ms, files: rev.files, bytes: rev.bytes, objects, object_bytes: bytes, changes })?;
+    w.set_ref(FETCHED, want)?;
+    w.set_meta(meta::ACCEPTED, &head.body.number.to_le_bytes())?;
+    w.set_meta(meta::HEAD, &head.encode())?;
+    w.clear_partial()?;
+    w.commit()?;
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Loose objects a follower kept from a fetch that did not finish. They were verified on
+//! arrival and arrived in post-order, so each stored tree's children are stored too; the
+//! next fetch names them and the master sends only the rest.
+
+use super::{PARTIAL, Reader, StoreError, Writer};
+use crate::object::ObjectId;
+use redb::{ReadableTable, ReadableTableMetadata};
+
+impl Reader<'_> {
+    /// Up to `limit` loose object ids.
+    pub fn partial(&self, limit: usize) -> Result<Vec<ObjectId>, StoreError> {
+        let table = &self.partial;
+        let mut out = Vec::new();
+        for item in table.iter()?.take(limit) {
+            out.push(ObjectId(item?.0.value()));
+        }
+        Ok(out)
+    }
+}
+
+impl Writer<'_> {
+    pub fn add_partial(&mut self, id: &ObjectId) -> Result<(), StoreError> {
+        self.txn.open_table(PARTIAL)?.insert(id.0, ())?;
+        Ok(())
+    }
+
+    /// Forgets loose objects once a fetch completed (they are now reachable from a ref).
+    pub fn clear_partial(&mut self) -> Result<u64, StoreError> {
+        let mut table = self.txn.open_table(PARTIAL)?;
+        let n = table.len()?;
+        table.retain(|_, ()| false)?;
+        Ok(n)
+    }
+}
