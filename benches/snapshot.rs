@@ -40,6 +40,7 @@ fn options(codex_dir: &Path, state_dir: &Path) -> SnapshotOptions<'static> {
         codex_dir: codex_dir.to_owned(),
         stamp_dir: state_dir.to_owned(),
         host: "bench".into(),
+        home: codex_dir.parent().unwrap_or(codex_dir).to_owned(),
         signer: None,
         head_ttl: Duration::from_secs(3600),
     }
@@ -47,6 +48,77 @@ fn options(codex_dir: &Path, state_dir: &Path) -> SnapshotOptions<'static> {
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Snapshot medians and what the runs reported.
+struct Snapshots {
+    cold: Duration,
+    no_change: Duration,
+    one_file: Duration,
+    /// The first snapshot into the store the no-change and one-file runs reuse.
+    first: SnapshotReport,
+    /// That store's size on disk right after the first snapshot.
+    disk_bytes: u64,
+    cold_hashed: Vec<u64>,
+    no_change_hashed: Vec<u64>,
+    one_file_hashed: Vec<u64>,
+}
+
+fn measure_snapshots(tmp: &Path, codex: &Path, runs: usize) -> Snapshots {
+    let mut cold_hashed = Vec::new();
+    let cold = median_with_setup(
+        runs,
+        || {
+            let dir = tempfile::tempdir_in(tmp).expect("state dir");
+            let store = Store::open_or_create(dir.path()).expect("create store");
+            (dir, store)
+        },
+        |(dir, store)| {
+            let r = snapshot(&store, &options(codex, dir.path())).expect("snapshot");
+            cold_hashed.push(r.hashed);
+            // Dropped (store closed, state dir removed) after the clock stops.
+            (store, dir)
+        },
+    );
+
+    let state = tmp.join("state");
+    let store = Store::open_or_create(&state).expect("create store");
+    let first = snapshot(&store, &options(codex, &state)).expect("first snapshot");
+    let disk_bytes = store.disk_bytes().expect("store size");
+
+    let mut no_change_hashed = Vec::new();
+    let no_change = median_of(runs, || {
+        let r = snapshot(&store, &options(codex, &state)).expect("snapshot");
+        assert!(
+            !r.created,
+            "a snapshot of an unchanged tree recorded a revision"
+        );
+        no_change_hashed.push(r.hashed);
+    });
+
+    // Appending changes the file's size, mtime and ctime; the touch is untimed. The touched
+    // file shares the snapshot's timestamp tick, so it is recorded as racily clean and would
+    // be hashed again next time anyway: it is the file touched again.
+    let mut one_file_hashed = Vec::new();
+    let one_file = median_with_setup(
+        runs,
+        || library::touch_one(codex, 1).expect("touch one file"),
+        |_| {
+            let r = snapshot(&store, &options(codex, &state)).expect("snapshot");
+            assert!(r.created, "a changed file recorded no revision");
+            one_file_hashed.push(r.hashed);
+        },
+    );
+    Snapshots {
+        cold,
+        no_change,
+        one_file,
+        first,
+        disk_bytes,
+        cold_hashed,
+        no_change_hashed,
+        one_file_hashed,
+    }
 }
 
 fn main() {
@@ -59,14 +131,11 @@ fn main() {
     let codex = tmp.path().join("codex");
 
     let started = Instant::now();
-    let lib = library::generate(
-        &codex,
-        &LibrarySpec {
-            files,
-            ..LibrarySpec::default()
-        },
-    )
-    .expect("generate the library");
+    let spec = LibrarySpec {
+        files,
+        ..LibrarySpec::default()
+    };
+    let lib = library::generate(&codex, &spec).expect("generate the library");
     let generated = started.elapsed();
     // The snapshot stamps its start with the filesystem's own clock and records any file
     // whose mtime is not older than that stamp as "racily clean" (git's rule), to be hashed
@@ -81,59 +150,19 @@ fn main() {
     let read_hash = median_of(runs, || {
         std::hint::black_box(read_and_hash_all(&codex).expect("read+hash walk"));
     });
-
-    let mut cold_reports: Vec<SnapshotReport> = Vec::new();
-    let cold = median_with_setup(
-        runs,
-        || {
-            let dir = tempfile::tempdir_in(tmp.path()).expect("state dir");
-            let store = Store::open_or_create(dir.path()).expect("create store");
-            (dir, store)
-        },
-        |(dir, store)| {
-            cold_reports.push(snapshot(&store, &options(&codex, dir.path())).expect("snapshot"));
-            // Dropped (store closed, state dir removed) after the clock stops.
-            (store, dir)
-        },
-    );
-
-    let state = tmp.path().join("state");
-    let store = Store::open_or_create(&state).expect("create store");
-    let first = snapshot(&store, &options(&codex, &state)).expect("first snapshot");
-    let disk_bytes = store.disk_bytes().expect("store size");
-
-    let mut no_change_hashed = Vec::new();
-    let no_change = median_of(runs, || {
-        let r = snapshot(&store, &options(&codex, &state)).expect("snapshot");
-        assert!(
-            !r.created,
-            "a snapshot of an unchanged tree recorded a revision"
-        );
-        no_change_hashed.push(r.hashed);
-    });
-
-    // Appending changes the file's size, mtime and ctime; the touch is untimed. The touched
-    // file shares the snapshot's timestamp tick, so it is recorded as racily clean and would
-    // be hashed again next time anyway: it is the file touched again.
-    let mut one_hashed = Vec::new();
-    let one_file = median_with_setup(
-        runs,
-        || library::touch_one(&codex, 1).expect("touch one file"),
-        |_| {
-            let r = snapshot(&store, &options(&codex, &state)).expect("snapshot");
-            assert!(r.created, "a changed file recorded no revision");
-            one_hashed.push(r.hashed);
-        },
-    );
+    let s = measure_snapshots(tmp.path(), &codex, runs);
 
     let mut table = Table::new();
     table
         .row("lstat baseline", lstat, None)
         .row("read+hash baseline", read_hash, Some("cold snapshot"))
-        .row("cold snapshot", cold, Some("read+hash baseline"))
-        .row("no-change snapshot", no_change, Some("lstat baseline"))
-        .row("one-file-change snapshot", one_file, Some("lstat baseline"));
-
+        .row("cold snapshot", s.cold, Some("read+hash baseline"))
+        .row("no-change snapshot", s.no_change, Some("lstat baseline"))
+        .row(
+            "one-file-change snapshot",
+            s.one_file,
+            Some("lstat baseline"),
+        );
     let check = |value: f64, ok: bool, target: &str| {
         format!(
             "{value:.2} (target {target}): {}",
@@ -146,17 +175,17 @@ fn main() {
     let speed = table
         .ratio("read+hash baseline", "cold snapshot")
         .unwrap_or(f64::NAN);
-    let cold_hashed: Vec<u64> = cold_reports.iter().map(|r| r.hashed).collect();
+    let ms = generated.as_secs_f64() * 1e3;
+    let (disk, content) = (s.disk_bytes, s.first.bytes);
     table
         .note(
             "library",
             format!(
-                "{} files, {} skills, {} ({}) written in {:.0} ms",
+                "{} files, {} skills, {} ({}) written in {ms:.0} ms",
                 lib.files,
                 lib.skills,
                 mb(lib.bytes),
-                lib.bytes,
-                generated.as_secs_f64() * 1e3
+                lib.bytes
             ),
         )
         .note("runs", format!("median of {runs} after one warm-up"))
@@ -168,22 +197,21 @@ fn main() {
         .note(
             "store on disk after the first snapshot",
             format!(
-                "{} ({}) for {} of content: {:.2}×",
-                mb(disk_bytes),
-                disk_bytes,
-                mb(first.bytes),
-                disk_bytes as f64 / first.bytes.max(1) as f64
+                "{} ({disk}) for {} of content: {:.2}×",
+                mb(disk),
+                mb(content),
+                disk as f64 / content.max(1) as f64
             ),
         )
-        .note("files snapshotted", first.files)
-        .note("files hashed per cold run", format!("{cold_hashed:?}"))
+        .note("files snapshotted", s.first.files)
+        .note("files hashed per cold run", format!("{:?}", s.cold_hashed))
         .note(
             "files hashed per no-change run",
-            format!("{no_change_hashed:?}"),
+            format!("{:?}", s.no_change_hashed),
         )
         .note(
             "files hashed per one-file-change run",
-            format!("{one_hashed:?}"),
+            format!("{:?}", s.one_file_hashed),
         );
     table.print();
     if std::env::var_os("CODEXPORT_BENCH_JSON").is_some() {

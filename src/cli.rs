@@ -1,9 +1,11 @@
 //! The command line: argument definitions and dispatch. Each command is a function returning
 //! an [`output::Output`]; printing and exit codes are decided in one place.
 
+mod bench_cmd;
 mod demo;
 mod history;
 mod master_cmd;
+mod checkout_cmd;
 mod net;
 pub mod output;
 pub mod rev;
@@ -66,9 +68,33 @@ pub enum Command {
     Follower(FollowerCommand),
     /// Fetch the master's newest revision (verifying its signature and every object).
     Sync {
+        /// Also apply the fetched revision into ~/.codex.
+        #[arg(long)]
+        apply: bool,
         /// One deadline for the whole sync, in milliseconds.
         #[arg(long, default_value_t = 120_000)]
         timeout_ms: u64,
+    },
+    /// Merge the fetched revision with this follower's overlay and write it into ~/.codex
+    /// (atomically; local edits are backed up first). Also releases a rollback hold.
+    Apply {
+        /// Print the plan and change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Show what `apply` (or a rollback to REV) would change in ~/.codex.
+    Diff {
+        /// A revision number, an id prefix, or HEAD (default: the newest fetched).
+        rev: Option<String>,
+        /// Also print a unified diff of text files.
+        #[arg(long)]
+        patch: bool,
+    },
+    /// Check out an earlier revision's merged tree; the follower stays there until the
+    /// master publishes a newer revision (or `codexport apply`).
+    Rollback {
+        /// A revision number, an id prefix, or HEAD.
+        rev: String,
     },
     /// List revisions: number, id, time, files, bytes, and what changed.
     Log {
@@ -167,6 +193,9 @@ pub enum FollowerCommand {
         /// Trust a master whose key differs from the one pinned before.
         #[arg(long)]
         reset_trust: bool,
+        /// Apply the first revision into ~/.codex right away.
+        #[arg(long)]
+        apply: bool,
         /// One deadline for enrollment and the first sync, in milliseconds.
         #[arg(long, default_value_t = 120_000)]
         timeout_ms: u64,
@@ -182,6 +211,16 @@ pub enum BenchCommand {
         files: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Measure cold, no-change and one-file-change syncs of a generated library (or of
+    /// --codex-dir's content) between a master and a follower on loopback.
+    Sync {
+        /// Files in the generated library (ignored with --codex-dir).
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        /// Timed runs of each kind, after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
 }
 
@@ -213,13 +252,16 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
         Command::Master(MasterCommand::Link { host, port, expires_hours }) => net::link(&paths, host, port, expires_hours),
         Command::Master(MasterCommand::Followers { action: None }) => net::followers(&paths),
         Command::Master(MasterCommand::Followers { action: Some(FollowersAction::Revoke { name }) }) => net::revoke(&paths, &name),
-        Command::Follower(FollowerCommand::Join { link, master, fingerprint, token, reset_trust, timeout_ms }) => net::join(
+        Command::Follower(FollowerCommand::Join { link, master, fingerprint, token, reset_trust, apply, timeout_ms }) => net::join(
             &paths,
-            crate::follower::join::JoinOptions { link, master, fingerprint, token, reset_trust, timeout: std::time::Duration::from_millis(timeout_ms), progress: false },
+            crate::follower::join::JoinOptions { link, master, fingerprint, token, reset_trust, timeout: std::time::Duration::from_millis(timeout_ms), progress: false, apply },
             cli.global.quiet,
             cli.global.json,
         ),
-        Command::Sync { timeout_ms } => net::sync(&paths, timeout_ms, cli.global.quiet, cli.global.json),
+        Command::Sync { apply, timeout_ms } => net::sync(&paths, apply, timeout_ms, cli.global.quiet, cli.global.json),
+        Command::Apply { dry_run } => checkout_cmd::apply(&paths, dry_run),
+        Command::Diff { rev, patch } => checkout_cmd::diff(&paths, rev.as_deref(), patch),
+        Command::Rollback { rev } => checkout_cmd::rollback(&paths, &rev),
         Command::Log { limit } => history::log(&paths, limit),
         Command::Show { rev, path } => history::show(&paths, &rev, path.as_deref()),
         Command::Status { timeout_ms } => state::status(&paths, timeout_ms),
@@ -228,6 +270,7 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
             master_cmd::gen_library(&dir, files, seed)
         }
+        Command::Bench(BenchCommand::Sync { files, runs }) => bench_cmd::sync(&cli.global, files, runs),
         Command::Demo { keep } => demo::run(keep),
     }
 }

@@ -4,6 +4,7 @@
 //! Never moves the fetched ref before the whole closure is stored; never accepts a head
 //! signed by another key or numbered below the last one accepted.
 
+pub mod apply;
 pub mod config;
 pub mod join;
 pub mod sync;
@@ -24,6 +25,11 @@ pub mod meta {
     pub const HEAD: &str = "follower/head";
     /// JSON: time, result and error of the last sync.
     pub const LAST_SYNC: &str = "follower/last_sync";
+    /// u64 LE: after `rollback`, the fetched revision number the follower is held below;
+    /// empty when not held.
+    pub const HOLD: &str = "follower/hold";
+    /// JSON list: `${names}` in the last applied config.toml that no variable defines.
+    pub const UNKNOWN_VARIABLES: &str = "follower/unknown_variables";
 }
 
 /// Ref naming the newest completely fetched revision.
@@ -77,6 +83,15 @@ pub enum FollowerError {
     #[error("I/O error on {}: {source}", path.display())]
     #[diagnostic(code(codexport::follower::io), help("check permissions and free space of the codexport state directory"))]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("nothing has been fetched yet")]
+    #[diagnostic(code(codexport::usage::nothing_fetched), help("run `codexport sync` first"))]
+    NothingFetched,
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Overlay(#[from] crate::overlay::OverlayError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Checkout(#[from] crate::checkout::apply::CheckoutError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Client(#[from] ClientError),

@@ -18,3 +18,5 @@ pub mod transport;
 pub mod access;
 pub mod progress;
 pub mod watch;
+pub mod checkout;
+pub mod overlay;

@@ -208,6 +208,7 @@ pub fn rebuild_with(
             codex_dir: paths.codex_dir.clone(),
             stamp_dir: paths.state_dir.clone(),
             host: host_name(),
+            home: paths.home.clone(),
             signer: Some(key.signing_key()),
             head_ttl: HEAD_TTL,
         },

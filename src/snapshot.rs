@@ -71,6 +71,8 @@ pub struct SnapshotOptions<'a> {
     pub stamp_dir: PathBuf,
     /// Recorded in the revision.
     pub host: String,
+    /// The master's home, recorded so followers can map paths under it to theirs.
+    pub home: PathBuf,
     /// Signs a new head for a new revision when given.
     pub signer: Option<&'a SigningKey>,
     /// How long a signed head stays valid.
@@ -344,6 +346,8 @@ fn record_revision(
         parents: parent.map(|(id, _)| vec![*id]).unwrap_or_default(),
         time_ms,
         host: opts.host.clone(),
+        home: opts.home.display().to_string(),
+        codex_dir: opts.codex_dir.display().to_string(),
         files: built.files,
         bytes: root_size,
         mcp: None,

@@ -4,6 +4,7 @@
 //! Owns every byte under `~/.codexport/store*`. It never reads or writes `~/.codex`. redb
 //! admits one process at a time; a second one gets [`StoreError::Busy`].
 
+pub mod applies;
 pub mod diff;
 pub mod fsck;
 pub mod log;
@@ -234,6 +235,7 @@ impl Store {
             txn.open_table(TOKENS)?;
             txn.open_table(FOLLOWERS)?;
             txn.open_table(PARTIAL)?;
+            txn.open_table(applies::APPLIES)?;
         }
         txn.commit()?;
         Ok(())
@@ -248,6 +250,7 @@ impl Store {
         let txn = self.db.begin_read()?;
         Ok(Reader {
             partial: txn.open_table(PARTIAL)?,
+            applies: txn.open_table(applies::APPLIES)?,
             objects: txn.open_table(OBJECTS)?,
             refs: txn.open_table(REFS)?,
             meta: txn.open_table(META)?,
@@ -355,6 +358,7 @@ pub trait ObjectSource {
 /// A consistent read view of the store.
 pub struct Reader<'s> {
     partial: ReadOnlyTable<[u8; 32], ()>,
+    applies: ReadOnlyTable<u64, &'static [u8]>,
     objects: ReadOnlyTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
     refs: ReadOnlyTable<&'static str, [u8; 32]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,

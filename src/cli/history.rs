@@ -63,10 +63,40 @@ pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
             "added": e.changes.added, "modified": e.changes.modified, "removed": e.changes.removed,
         }))
         .collect();
-    Ok(Output::new(
-        &serde_json::json!({ "revisions": json }),
-        human,
-    ))
+    let mut applies = store.read()?.applies()?;
+    applies.reverse();
+    if let Some(n) = limit {
+        applies.truncate(n);
+    }
+    if !applies.is_empty() {
+        writeln!(human, "\napplied (newest first; each is a rollback point):").ok();
+        writeln!(human, "{:>5}  {:<8}  {:<19}  {:>5}  {:<12}  changes     drift", "#", "kind", "time (UTC)", "rev", "merged").ok();
+        for a in &applies {
+            writeln!(
+                human,
+                "{:>5}  {:<8}  {:<19}  {:>5}  {:<12}  +{} ~{} -{}  {}",
+                a.seq,
+                a.kind,
+                time(a.time_ms),
+                a.number,
+                a.merged.short(),
+                a.added,
+                a.updated,
+                a.deleted,
+                if a.drift == 0 { "-".to_owned() } else { format!("{} backed up", a.drift) }
+            )
+            .ok();
+        }
+    }
+    let applies_json: Vec<_> = applies
+        .iter()
+        .map(|a| serde_json::json!({
+            "seq": a.seq, "kind": a.kind, "time_ms": a.time_ms, "time": time(a.time_ms), "number": a.number,
+            "revision": a.revision.to_string(), "merged": a.merged.to_string(), "added": a.added,
+            "updated": a.updated, "deleted": a.deleted, "drift": a.drift, "backup_dir": a.backup_dir,
+        }))
+        .collect();
+    Ok(Output::new(&serde_json::json!({ "revisions": json, "applies": applies_json }), human))
 }
 
 pub fn show(paths: &Paths, spec: &str, path: Option<&str>) -> miette::Result<Output> {

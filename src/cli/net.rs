@@ -67,7 +67,7 @@ fn progress_wanted(quiet: bool, json: bool) -> bool {
 pub fn join(paths: &Paths, mut opts: JoinOptions, quiet: bool, json: bool) -> miette::Result<Output> {
     opts.progress = progress_wanted(quiet, json);
     let r = follower::join::join(paths, &opts)?;
-    let human = format!(
+    let mut human = format!(
         "role         follower\nname         {}\nmaster       {}\nfingerprint  {}\nrevision     {} {} ({} objects, {})\n",
         r.name,
         r.master_url,
@@ -77,13 +77,16 @@ pub fn join(paths: &Paths, mut opts: JoinOptions, quiet: bool, json: bool) -> mi
         r.sync.objects,
         bytes(r.sync.object_bytes)
     );
+    if let Some(a) = &r.sync.apply {
+        human.push_str(&super::checkout_cmd::describe(a));
+    }
     Ok(Output::new(&r, human))
 }
 
-pub fn sync(paths: &Paths, timeout_ms: u64, quiet: bool, json: bool) -> miette::Result<Output> {
-    let opts = SyncOptions { timeout: Duration::from_millis(timeout_ms), progress: progress_wanted(quiet, json) };
+pub fn sync(paths: &Paths, apply: bool, timeout_ms: u64, quiet: bool, json: bool) -> miette::Result<Output> {
+    let opts = SyncOptions { timeout: Duration::from_millis(timeout_ms), progress: progress_wanted(quiet, json), apply };
     let r = follower::sync(paths, &opts)?;
-    let human = if r.result == "current" {
+    let mut human = if r.result == "current" {
         format!("current: revision {} ({})\n", r.number, &r.revision[..12])
     } else {
         format!(
@@ -96,5 +99,14 @@ pub fn sync(paths: &Paths, timeout_ms: u64, quiet: bool, json: bool) -> miette::
             r.elapsed_ms
         )
     };
+    if let Some(a) = &r.apply {
+        human.push_str(&super::checkout_cmd::describe(a));
+    }
+    if let Some(held) = r.held_at {
+        human.push_str(&format!(
+            "held back: a rollback keeps this follower below revision {}; run `codexport apply` to return to the newest revision now\n",
+            held + 1
+        ));
+    }
     Ok(Output::new(&r, human))
 }

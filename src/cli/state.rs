@@ -39,6 +39,14 @@ pub fn status(paths: &Paths, timeout_ms: u64) -> miette::Result<Output> {
     }
     if paths.store_db().exists() {
         let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+        if role == "follower" {
+            // Finish an apply a crash interrupted, unless a sync or apply is running now.
+            if let Ok(_lock) = crate::fsutil::StateLock::acquire(&paths.state_dir, std::time::Duration::from_millis(200)) {
+                if crate::follower::apply::recover_interrupted(paths, &store)? {
+                    writeln!(human, "recovered    finished an apply that was interrupted").ok();
+                }
+            }
+        }
         let reader = store.read()?;
         if let Some(e) = reader.last_log_entry()? {
             json["revision"] = serde_json::json!({"number": e.number, "id": e.id.to_string(), "time": time(e.time_ms), "files": e.files, "bytes": e.bytes});
@@ -155,6 +163,26 @@ fn follower_status(
     writeln!(human, "master       {}", cfg.master_url).ok();
     writeln!(human, "fingerprint  {}", cfg.fingerprint).ok();
     let fetched = reader.get_ref(FETCHED)?;
+    if let Some(a) = reader.last_apply()? {
+        json["applied"] = serde_json::json!({"number": a.number, "revision": a.revision.to_string(), "merged": a.merged.to_string(), "time": time(a.time_ms), "kind": a.kind});
+        writeln!(human, "applied      revision {} at {} UTC ({})", a.number, time(a.time_ms), a.kind).ok();
+        let drift = crate::follower::apply::local_drift(paths, store)?;
+        if !drift.is_empty() {
+            writeln!(human, "drift        {} managed file(s) edited here since the last apply (backed up before the next one): {}", drift.len(), drift.join(", ")).ok();
+        }
+        json["drift"] = drift.into();
+    } else {
+        writeln!(human, "applied      nothing yet (run `codexport apply` or `codexport sync --apply`)").ok();
+    }
+    let unknown: Vec<String> = reader.meta(meta::UNKNOWN_VARIABLES)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    if !unknown.is_empty() {
+        writeln!(human, "variables    undefined in config.toml: {} (add them under [pathVariables] in ~/.codexport/local.toml)", unknown.join(", ")).ok();
+    }
+    json["unknown_variables"] = unknown.into();
+    if let Some(held) = crate::follower::apply::hold(store)? {
+        json["held_below"] = (held + 1).into();
+        writeln!(human, "held         by a rollback until the master publishes revision {} (`codexport apply` releases it)", held + 1).ok();
+    }
     let accepted = sync::accepted_number(reader)?;
     json["fetched"] = fetched.map(|id| id.to_string()).into();
     json["accepted_number"] = accepted.into();

@@ -19,6 +19,8 @@ pub struct JoinOptions {
     pub reset_trust: bool,
     pub timeout: Duration,
     pub progress: bool,
+    /// Apply the first revision into the codex dir right away.
+    pub apply: bool,
 }
 
 /// What `follower join` did.
@@ -85,7 +87,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
     config::save_credential(paths, &credential)?;
     let cfg = FollowerConfig { master_url: master_url.clone(), fingerprint, master_key: got, name: name.clone(), enrolled_ms: crate::snapshot::now_ms() };
     cfg.save(paths)?;
-    let sync = sync(paths, &SyncOptions { timeout: opts.timeout, progress: opts.progress })?;
+    let sync = sync(paths, &SyncOptions { timeout: opts.timeout, progress: opts.progress, apply: opts.apply })?;
     Ok(JoinReport { role: "follower", name, master_url, fingerprint: fingerprint.to_string(), sync })
 }
 

@@ -19,11 +19,13 @@ pub struct SyncOptions {
     pub timeout: Duration,
     /// Draw a progress bar (on a terminal only).
     pub progress: bool,
+    /// Apply the fetched revision into the codex dir afterwards.
+    pub apply: bool,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(120), progress: false }
+        Self { timeout: Duration::from_secs(120), progress: false, apply: false }
     }
 }
 
@@ -41,6 +43,10 @@ pub struct SyncReport {
     /// Bytes that crossed the wire (compressed).
     pub wire_bytes: u64,
     pub elapsed_ms: f64,
+    /// With `apply`: what the apply did.
+    pub apply: Option<super::apply::ApplyReport>,
+    /// Set when a rollback holds the follower at an older revision (see `codexport apply`).
+    pub held_at: Option<u64>,
 }
 
 /// Revisions named as complete in a fetch request.
@@ -56,8 +62,19 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
     let credential = config::load_credential(paths)?;
     let _lock = StateLock::acquire(&paths.state_dir, opts.timeout)?;
     let store = Store::open_waiting(&paths.state_dir, opts.timeout.saturating_sub(started.elapsed()))?;
+    super::apply::recover_interrupted(paths, &store)?;
     let client = Client::new(&cfg.master_url, Some(credential), opts.timeout.saturating_sub(started.elapsed()))?;
-    let result = sync_locked(&store, &cfg, &client, opts, started);
+    let mut result = sync_locked(&store, &cfg, &client, opts, started);
+    if let (Ok(report), true) = (&mut result, opts.apply) {
+        match super::apply::hold(&store)? {
+            Some(held) if report.number <= held => report.held_at = Some(held),
+            _ => {
+                let applied = super::apply::apply_locked(paths, &store, super::apply::Target::Fetched, false, &crate::checkout::apply::ExecOptions::default())?;
+                report.apply = Some(applied);
+            }
+        }
+        report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    }
     record_result(&store, &result);
     result
 }
@@ -116,6 +133,8 @@ fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, opts: &Sync
         object_bytes: 0,
         wire_bytes: 0,
         elapsed_ms: 0.0,
+        apply: None,
+        held_at: None,
     };
     let (fetched, complete) = {
         let r = store.read()?;

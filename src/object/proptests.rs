@@ -127,27 +127,30 @@ fn host() -> impl Strategy<Value = String> {
     prop::collection::vec(any::<char>(), 0..=63).prop_map(String::from_iter)
 }
 
+/// Absolute source paths within the 4096-byte limit (1 + 1023 chars of at most 4 bytes).
+fn source_path() -> impl Strategy<Value = String> + Clone {
+    prop::collection::vec(any::<char>(), 0..=1023).prop_map(|chars| format!("/{}", String::from_iter(chars)))
+}
+
 fn revision_with(
     parents: std::ops::RangeInclusive<usize>,
     host: impl Strategy<Value = String>,
+    path: impl Strategy<Value = String> + Clone,
 ) -> impl Strategy<Value = Revision> {
     (
-        any::<u64>(),
-        object_id(),
-        prop::collection::vec(object_id(), parents),
-        any::<i64>(),
-        host,
-        any::<u64>(),
-        any::<u64>(),
-        proptest::option::of(object_id()),
+        (any::<u64>(), object_id(), prop::collection::vec(object_id(), parents), any::<i64>()),
+        (host, path.clone(), path),
+        (any::<u64>(), any::<u64>(), proptest::option::of(object_id())),
     )
         .prop_map(
-            |(number, root, parents, time_ms, host, files, bytes, mcp)| Revision {
+            |((number, root, parents, time_ms), (host, home, codex_dir), (files, bytes, mcp))| Revision {
                 number,
                 root,
                 parents,
                 time_ms,
                 host,
+                home,
+                codex_dir,
                 files,
                 bytes,
                 mcp,
@@ -156,7 +159,7 @@ fn revision_with(
 }
 
 fn revision() -> impl Strategy<Value = Revision> {
-    revision_with(0..=16, host())
+    revision_with(0..=16, host(), source_path())
 }
 
 fn signed_head() -> impl Strategy<Value = (SigningKey, SignedHead)> {
@@ -373,12 +376,20 @@ proptest! {
         prop_assert_eq!(ObjectKind::Revision.validate(&rev.encode()), Ok(()));
     }
 
-    /// Past the limits (17+ parents, host over 255 bytes) a revision is refused as too large.
+    /// Past the limits (17+ parents, host over 255 bytes, home or codex dir over 4096 bytes) a
+    /// revision is refused as too large.
     #[test]
     fn revision_limits_are_enforced(
-        rev in revision_with(0..=20, prop_oneof![host(), "[a-z]{250,260}"]),
+        rev in revision_with(
+            0..=20,
+            prop_oneof![host(), "[a-z]{250,260}"],
+            prop_oneof![4 => "/[a-z/]{0,64}", 1 => "/[a-z]{4090,4100}"],
+        ),
     ) {
-        let within = rev.parents.len() <= 16 && rev.host.len() <= 255;
+        let within = rev.parents.len() <= 16
+            && rev.host.len() <= 255
+            && rev.home.len() <= 4096
+            && rev.codex_dir.len() <= 4096;
         match Revision::decode(&rev.encode()) {
             Ok(decoded) => {
                 prop_assert!(within);
@@ -567,6 +578,8 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         parents: vec![],
         time_ms: 1_700_000_000_000,
         host: "master".into(),
+        home: "/home/m".into(),
+        codex_dir: "/home/m/.codex".into(),
         files: 4,
         bytes: 823,
         mcp: None,
@@ -577,6 +590,8 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         parents: vec![first.id()],
         time_ms: -1,
         host: "büro-mac.local".into(),
+        home: "/Users/büro".into(),
+        codex_dir: "/Users/büro/.codex".into(),
         files: 1,
         bytes: 3,
         mcp: Some(empty.id()),

@@ -6,6 +6,7 @@ pub(crate) const MAGIC: &[u8; 4] = b"CXRV";
 pub(crate) const ID_CONTEXT: &str = "codexport 2026-11-25 revision v1";
 const MAX_PARENTS: usize = 16;
 const MAX_HOST_LEN: usize = 255;
+const MAX_PATH_LEN: usize = 4096;
 
 /// A revision. `number` increases by one with each revision the master publishes; followers
 /// use it to refuse replayed older heads.
@@ -19,6 +20,10 @@ pub struct Revision {
     pub time_ms: i64,
     /// The master's host name, for display and for rewriting loopback MCP URLs.
     pub host: String,
+    /// The master's home and codex dir (absolute paths), so followers can rewrite paths that
+    /// point into them.
+    pub home: String,
+    pub codex_dir: String,
     /// Number of files (blobs, including symlinks) below `root`.
     pub files: u64,
     /// Total bytes of those files.
@@ -50,6 +55,12 @@ impl Revision {
                 limit: MAX_HOST_LEN as u64,
             });
         }
+        if rev.home.len() > MAX_PATH_LEN || rev.codex_dir.len() > MAX_PATH_LEN {
+            return Err(DecodeError::TooLarge {
+                what: "revision source path",
+                limit: MAX_PATH_LEN as u64,
+            });
+        }
         Ok(rev)
     }
 
@@ -72,6 +83,8 @@ mod tests {
             parents: vec![ObjectId([2; 32])],
             time_ms: 1_700_000_000_000,
             host: "master".into(),
+            home: "/home/m".into(),
+            codex_dir: "/home/m/.codex".into(),
             files: 10,
             bytes: 300,
             mcp: None,

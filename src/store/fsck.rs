@@ -96,6 +96,11 @@ fn roots(reader: &super::Reader<'_>) -> Result<Vec<(ObjectKind, ObjectId, String
             "the signed head".to_owned(),
         ));
     }
+    for a in reader.applies()? {
+        let from = format!("apply {}", a.seq);
+        out.push((ObjectKind::Revision, a.revision, from.clone()));
+        out.push((ObjectKind::Tree, a.merged, from));
+    }
     Ok(out)
 }
 
@@ -213,8 +218,9 @@ pub struct GcReport {
     pub bytes_after: u64,
 }
 
-/// Keeps the newest `keep` revisions of the log, everything refs and the head name, and the
-/// extra roots a caller holds (e.g. rollback points); removes the rest and rewrites packs.
+/// Keeps the newest `keep` revisions of the log, everything refs, the head and the apply
+/// history (rollback points) name, objects of an unfinished fetch, and the extra revisions a
+/// caller holds; removes the rest and rewrites packs.
 pub fn gc(
     store: &mut Store,
     keep: usize,
@@ -238,6 +244,15 @@ pub fn gc(
             .into_iter()
             .map(|id| (ObjectKind::Revision, id))
             .collect();
+        // Rollback points.
+        for a in reader.applies()? {
+            stack.push((ObjectKind::Revision, a.revision));
+            stack.push((ObjectKind::Tree, a.merged));
+        }
+        // Verified objects of an unfinished fetch: the next fetch counts on them.
+        for id in reader.partial(usize::MAX)? {
+            live.insert(id);
+        }
         while let Some((kind, id)) = stack.pop() {
             if !live.insert(id) || !reader.has(&id)? {
                 continue;

@@ -1,0 +1,792 @@
+//! Sync benchmark: codexport against rsync and git on the same library, in the same run.
+//!
+//! Generates the default skill library (10,000 files, ≈ 40 MB; `CODEXPORT_BENCH_FILES`
+//! overrides the count) as the master's codex dir in a temporary directory and measures,
+//! as the median of `CODEXPORT_BENCH_RUNS` runs (default 5) after one warm-up, the wall time
+//! of whole client processes on loopback:
+//!
+//! - codexport (this package's binary): `master serve --no-watch` in the background; cold
+//!   `follower join` (a fresh follower each run), no-change `sync`, and one-file-change `sync`
+//!   (one file appended to and `master rebuild`, untimed, before each). Bytes on the wire come
+//!   from the sync report.
+//! - rsync: an rsync daemon on loopback serving the codex dir; `rsync -a --delete --stats`
+//!   cold (into a fresh folder each run), no-change, one-file-change. Bytes on the wire are
+//!   the client's "Total bytes sent" + "Total bytes received".
+//! - git: a bare repository of the same tree (`git add -A` + `git commit`, untimed, after each
+//!   change) served by `git daemon` on loopback (a `--no-local` path clone if the daemon does
+//!   not start); `git clone --mirror` cold, `git fetch` no-change and one-file-change. Times
+//!   only. Like codexport's sync, a mirror clone and a fetch only store objects; rsync writes
+//!   the files themselves.
+//!
+//! A missing rsync is installed with `apt-get install -y rsync` when possible; a tool that
+//! stays missing is skipped with a visible line. Peak RSS: the codexport server's VmHWM from
+//! /proc before it is stopped, and each client's warm-up run under `/usr/bin/time -f %M` when
+//! that exists. Then the ratios the project targets are printed. `CODEXPORT_BENCH_JSON=1`
+//! adds everything as one JSON line. Run with `cargo bench --bench sync`.
+//!
+//! Everything reads from a warm page cache (the library was just written), the same for all
+//! three tools.
+
+use codexport::follower::FETCHED;
+use codexport::library::{self, LibrarySpec};
+use codexport::object::{EntryKind, ObjectId};
+use codexport::store::{ObjectSource, Store};
+use std::ffi::OsString;
+use std::fs;
+use std::io::BufRead;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_codexport");
+const TIME: &str = "/usr/bin/time";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// A client command line, run directly when timed and under `/usr/bin/time` for peak RSS.
+struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(&'static str, OsString)>,
+}
+
+fn cmd<P: Into<OsString>>(program: P, args: &[&dyn AsRefOs]) -> Cmd {
+    Cmd {
+        program: program.into(),
+        args: args.iter().map(|a| a.os()).collect(),
+        envs: Vec::new(),
+    }
+}
+
+/// Strings and paths alike as arguments.
+trait AsRefOs {
+    fn os(&self) -> OsString;
+}
+impl AsRefOs for &str {
+    fn os(&self) -> OsString {
+        (*self).into()
+    }
+}
+impl AsRefOs for String {
+    fn os(&self) -> OsString {
+        self.into()
+    }
+}
+impl AsRefOs for PathBuf {
+    fn os(&self) -> OsString {
+        self.into()
+    }
+}
+impl AsRefOs for &Path {
+    fn os(&self) -> OsString {
+        (*self).into()
+    }
+}
+
+/// One finished client process.
+struct Timed {
+    elapsed: Duration,
+    stdout: String,
+    rss_kib: Option<u64>,
+}
+
+/// Runs `c` to completion, panicking with its output if it fails. With `rss_file`, runs it
+/// under `/usr/bin/time` writing the peak RSS there (the time is then not used).
+fn run(c: &Cmd, rss_file: Option<&Path>) -> Timed {
+    let mut command = match rss_file {
+        Some(f) => {
+            let mut t = Command::new(TIME);
+            t.args(["-f", "%M", "-o"]).arg(f).arg(&c.program);
+            t
+        }
+        None => Command::new(&c.program),
+    };
+    command.args(&c.args).stdin(Stdio::null());
+    for (k, v) in &c.envs {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", c.program));
+    let elapsed = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{:?} {:?} failed ({}):\n{}{}",
+        c.program,
+        c.args,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rss_kib = rss_file
+        .and_then(|f| fs::read_to_string(f).ok())
+        .and_then(|s| s.lines().rev().find_map(|l| l.trim().parse::<u64>().ok()));
+    Timed {
+        elapsed,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        rss_kib,
+    }
+}
+
+/// A background daemon, killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn wait_for_port(port: u16) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// VmHWM of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn apt_get(args: &[&str]) -> bool {
+    println!("$ apt-get {}", args.join(" "));
+    match Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            println!(
+                "apt-get {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            );
+            false
+        }
+        Err(e) => {
+            println!("cannot run apt-get: {e}");
+            false
+        }
+    }
+}
+
+/// Whether `tool --version` works, after trying to install it with apt-get if it does not.
+fn ensure_tool(tool: &str) -> bool {
+    if succeeds(tool, &["--version"]) {
+        return true;
+    }
+    println!("{tool} not found; trying to install it");
+    let installed = (apt_get(&["install", "-y", tool])
+        || (apt_get(&["update"]) && apt_get(&["install", "-y", tool])))
+        && succeeds(tool, &["--version"]);
+    if !installed {
+        println!("{tool} not available, skipped");
+    }
+    installed
+}
+
+/// One measured operation.
+#[derive(serde::Serialize)]
+struct Row {
+    tool: &'static str,
+    operation: &'static str,
+    median_ms: f64,
+    runs_ms: Vec<f64>,
+    wire_bytes: Option<u64>,
+    /// The warm-up run's peak RSS.
+    client_peak_rss_kib: Option<u64>,
+}
+
+/// Runs `step` once as a warm-up (for peak RSS, under /usr/bin/time if there is one), then
+/// `runs` times; `setup` runs untimed before each. `wire` reads bytes from a timed run.
+struct Phase<'a> {
+    runs: usize,
+    rss_dir: Option<&'a Path>,
+}
+
+impl Phase<'_> {
+    fn measure(
+        &self,
+        tool: &'static str,
+        operation: &'static str,
+        mut step: impl FnMut(usize) -> Cmd,
+        mut after: impl FnMut(usize, &Timed),
+        wire: Option<fn(&str) -> u64>,
+    ) -> Row {
+        let mut timed = Vec::new();
+        let mut rss = None;
+        for i in 0..=self.runs {
+            let c = step(i);
+            let rss_file = self.rss_dir.filter(|_| i == 0).map(|d| d.join("rss"));
+            let t = run(&c, rss_file.as_deref());
+            after(i, &t);
+            if i == 0 {
+                rss = t.rss_kib;
+            } else {
+                timed.push(t);
+            }
+        }
+        let mut times: Vec<Duration> = timed.iter().map(|t| t.elapsed).collect();
+        times.sort_unstable();
+        let wire_bytes = wire.map(|f| {
+            let mut w: Vec<u64> = timed.iter().map(|t| f(&t.stdout)).collect();
+            w.sort_unstable();
+            w[w.len() / 2]
+        });
+        Row {
+            tool,
+            operation,
+            median_ms: ms(times[times.len() / 2]),
+            runs_ms: timed.iter().map(|t| ms(t.elapsed)).collect(),
+            wire_bytes,
+            client_peak_rss_kib: rss,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    ms(v[v.len() / 2])
+}
+
+fn codexport_cmd(home: &Path, args: &[&str]) -> Cmd {
+    let mut c = cmd(EXE, &[&"--json", &"--home", &home]);
+    c.args.extend(args.iter().map(OsString::from));
+    c.envs.push(("NO_COLOR", "1".into()));
+    c
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
+}
+
+/// The least a one-file change can move: the file's content plus every tree on its path, in
+/// the follower's newest fetched revision.
+fn ideal_bytes(follower: &Path, codex: &Path, changed: &Path) -> u64 {
+    let store = Store::open(&follower.join(".codexport")).expect("open the follower's store");
+    let r = store.read().expect("read the follower's store");
+    let id = r
+        .get_ref(FETCHED)
+        .expect("fetched ref")
+        .expect("a fetched revision");
+    let mut tree: ObjectId = r.revision(&id).expect("revision").root;
+    let mut total = 0;
+    for part in changed.strip_prefix(codex).expect("inside the codex dir") {
+        total += r.get_required(&tree).expect("tree").1.len() as u64;
+        let t = r.tree(&tree).expect("tree");
+        let e = t
+            .get(part.to_str().expect("UTF-8 name"))
+            .expect("the changed path is in the revision");
+        if e.kind == EntryKind::Tree {
+            tree = e.id;
+        } else {
+            total += e.size;
+            break;
+        }
+    }
+    total
+}
+
+/// What the codexport runs measured besides the rows.
+struct CodexportExtra {
+    ideal_bytes: u64,
+    rebuild_ms: f64,
+    server_rss_kib: Option<u64>,
+}
+
+fn bench_codexport(
+    tmp: &Path,
+    codex: &Path,
+    phase: &Phase<'_>,
+    rows: &mut Vec<Row>,
+) -> CodexportExtra {
+    let master = codex
+        .parent()
+        .expect("the codex dir is inside the master home");
+    run(&codexport_cmd(master, &["master", "init"]), None);
+    let mut child = Command::new(EXE)
+        .arg("--home")
+        .arg(master)
+        .args([
+            "master",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-watch",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start master serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the server's address");
+    let server = Daemon(child);
+    let port = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .and_then(|a| a.rsplit(':').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+
+    let follower = |i: usize| tmp.join(format!("follower-{i}"));
+    rows.push(phase.measure(
+        "codexport",
+        "cold (follower join)",
+        |i| {
+            if i > 0 {
+                fs::remove_dir_all(follower(i - 1)).expect("remove the previous follower");
+            }
+            let link = run(
+                &codexport_cmd(
+                    master,
+                    &["master", "link", "--host", "127.0.0.1", "--port", &port],
+                ),
+                None,
+            );
+            let link = json(&link.stdout)["link"]
+                .as_str()
+                .expect("a link")
+                .to_owned();
+            codexport_cmd(&follower(i), &["follower", "join", &link])
+        },
+        |_, _| {},
+        Some(|s| json(s)["sync"]["wire_bytes"].as_u64().unwrap_or(0)),
+    ));
+    let home = follower(phase.runs);
+    let sync_wire: fn(&str) -> u64 = |s| json(s)["wire_bytes"].as_u64().unwrap_or(0);
+    rows.push(phase.measure(
+        "codexport",
+        "no-change sync",
+        |_| codexport_cmd(&home, &["sync"]),
+        |_, t| assert_eq!(json(&t.stdout)["result"], "current"),
+        Some(sync_wire),
+    ));
+    let (mut rebuilds, mut ideals) = (Vec::new(), Vec::new());
+    let changed = std::cell::RefCell::new(PathBuf::new());
+    rows.push(phase.measure(
+        "codexport",
+        "one-file-change sync",
+        |i| {
+            *changed.borrow_mut() =
+                library::touch_one(codex, i as u64 + 1).expect("touch one file");
+            let r = run(&codexport_cmd(master, &["master", "rebuild"]), None);
+            if i > 0 {
+                rebuilds.push(r.elapsed);
+            }
+            codexport_cmd(&home, &["sync"])
+        },
+        |i, t| {
+            assert_eq!(json(&t.stdout)["result"], "fetched");
+            if i > 0 {
+                ideals.push(ideal_bytes(&home, codex, &changed.borrow()));
+            }
+        },
+        Some(sync_wire),
+    ));
+    let server_rss_kib = peak_rss_kib(server.0.id());
+    drop(server);
+    ideals.sort_unstable();
+    CodexportExtra {
+        ideal_bytes: ideals[ideals.len() / 2],
+        rebuild_ms: median_ms(rebuilds),
+        server_rss_kib,
+    }
+}
+
+/// "Total bytes sent: 1,234" + "Total bytes received: 5,678" from `rsync --stats`.
+fn rsync_wire(stdout: &str) -> u64 {
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| {
+                v.trim()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field("Total bytes sent:") + field("Total bytes received:")
+}
+
+fn bench_rsync(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) {
+    let dir = tmp.join("rsync");
+    fs::create_dir_all(&dir).expect("rsync dir");
+    let meta = fs::metadata(tmp).expect("temp dir");
+    let conf = dir.join("rsyncd.conf");
+    fs::write(
+        &conf,
+        format!(
+            "address = 127.0.0.1\nuse chroot = no\nuid = {}\ngid = {}\nlog file = {}\n\n[codex]\npath = {}\nread only = yes\n",
+            meta.uid(),
+            meta.gid(),
+            dir.join("rsyncd.log").display(),
+            codex.display()
+        ),
+    )
+    .expect("write rsyncd.conf");
+    let port = free_port();
+    let daemon = Daemon(
+        Command::new("rsync")
+            .args([
+                "--daemon",
+                "--no-detach",
+                "--port",
+                &port.to_string(),
+                "--config",
+            ])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the rsync daemon"),
+    );
+    if !wait_for_port(port) {
+        println!("the rsync daemon did not start; rsync skipped");
+        return;
+    }
+    let url = format!("rsync://127.0.0.1:{port}/codex/");
+    let dest = |i: usize| dir.join(format!("dest-{i}"));
+    let client = |to: PathBuf| {
+        // A trailing slash: copy the folder's content into `to`.
+        let mut to = to.into_os_string();
+        to.push("/");
+        let mut c = cmd("rsync", &[&"-a", &"--delete", &"--stats", &url]);
+        c.args.push(to);
+        c
+    };
+    rows.push(phase.measure(
+        "rsync",
+        "cold",
+        |i| {
+            if i > 0 {
+                fs::remove_dir_all(dest(i - 1)).expect("remove the previous copy");
+            }
+            client(dest(i))
+        },
+        |_, _| {},
+        Some(rsync_wire),
+    ));
+    let last = dest(phase.runs);
+    rows.push(phase.measure(
+        "rsync",
+        "no-change",
+        |_| client(last.clone()),
+        |_, _| {},
+        Some(rsync_wire),
+    ));
+    rows.push(phase.measure(
+        "rsync",
+        "one-file-change",
+        |i| {
+            library::touch_one(codex, i as u64 + 101).expect("touch one file");
+            client(last.clone())
+        },
+        |_, _| {},
+        Some(rsync_wire),
+    ));
+    drop(daemon);
+}
+
+fn git(args: &[&dyn AsRefOs]) -> Cmd {
+    let mut c = cmd("git", args);
+    c.envs.push(("GIT_CONFIG_NOSYSTEM", "1".into()));
+    c
+}
+
+/// Returns the median master-side `git add -A` + `git commit` time per one-file change.
+fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -> f64 {
+    let base = tmp.join("git");
+    let bare = base.join("master.git");
+    run(&git(&[&"init", &"-q", &"--bare", &bare]), None);
+    let gd = format!("--git-dir={}", bare.display());
+    let wt = format!("--work-tree={}", codex.display());
+    let commit = |msg: &str| {
+        let started = Instant::now();
+        run(&git(&[&gd, &wt, &"add", &"-A"]), None);
+        run(
+            &git(&[
+                &gd,
+                &wt,
+                &"-c",
+                &"user.name=bench",
+                &"-c",
+                &"user.email=bench@localhost",
+                &"commit",
+                &"-q",
+                &"-m",
+                &msg,
+            ]),
+            None,
+        );
+        started.elapsed()
+    };
+    commit("library");
+    let port = free_port();
+    let daemon = Command::new("git")
+        .arg("daemon")
+        .arg("--reuseaddr")
+        .arg("--export-all")
+        .arg(format!("--base-path={}", base.display()))
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+        .map(Daemon);
+    let (url, no_local) = if daemon.is_some() && wait_for_port(port) {
+        (format!("git://127.0.0.1:{port}/master.git"), false)
+    } else {
+        println!("git daemon did not start; cloning with --no-local from the path instead");
+        (bare.display().to_string(), true)
+    };
+    let clone = |i: usize| base.join(format!("clone-{i}.git"));
+    rows.push(phase.measure(
+        "git",
+        "cold (clone --mirror)",
+        |i| {
+            if i > 0 {
+                fs::remove_dir_all(clone(i - 1)).expect("remove the previous clone");
+            }
+            let mut c = git(&[&"clone", &"-q", &"--mirror", &url.as_str(), &clone(i)]);
+            if no_local {
+                c.args.insert(1, "--no-local".into());
+            }
+            c
+        },
+        |_, _| {},
+        None,
+    ));
+    let fetch = format!("--git-dir={}", clone(phase.runs).display());
+    rows.push(phase.measure(
+        "git",
+        "no-change fetch",
+        |_| git(&[&fetch.as_str(), &"fetch", &"-q"]),
+        |_, _| {},
+        None,
+    ));
+    let mut commits = Vec::new();
+    rows.push(phase.measure(
+        "git",
+        "one-file-change fetch",
+        |i| {
+            library::touch_one(codex, i as u64 + 201).expect("touch one file");
+            let d = commit("one file");
+            if i > 0 {
+                commits.push(d);
+            }
+            git(&[&fetch.as_str(), &"fetch", &"-q"])
+        },
+        |_, _| {},
+        None,
+    ));
+    drop(daemon);
+    median_ms(commits)
+}
+
+fn size(n: Option<u64>) -> String {
+    match n {
+        None => "-".to_owned(),
+        Some(n) if n < 10 * 1024 => format!("{n} B"),
+        Some(n) if n < 10 * 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        Some(n) => format!("{:.1} MiB", n as f64 / 1024.0 / 1024.0),
+    }
+}
+
+fn check(label: &str, value: f64, ok: bool, target: &str) -> String {
+    let verdict = if value.is_nan() {
+        "n/a"
+    } else if ok {
+        "ok"
+    } else {
+        "MISSED"
+    };
+    format!("{label}: {value:.2} (target {target}): {verdict}")
+}
+
+fn print_report(rows: &[Row], extra: &CodexportExtra, git_commit_ms: Option<f64>) -> Vec<String> {
+    println!(
+        "{:<10} {:<24} {:>10} {:>12} {:>16}",
+        "tool", "operation", "median ms", "wire bytes", "client peak RSS"
+    );
+    for r in rows {
+        println!(
+            "{:<10} {:<24} {:>10.1} {:>12} {:>16}",
+            r.tool,
+            r.operation,
+            r.median_ms,
+            size(r.wire_bytes),
+            size(r.client_peak_rss_kib.map(|k| k * 1024))
+        );
+    }
+    let find = |tool: &str, op: &str| rows.iter().find(|r| r.tool == tool && r.operation == op);
+    let ms_of = |tool: &str, op: &str| find(tool, op).map_or(f64::NAN, |r| r.median_ms);
+    let cx_one = find("codexport", "one-file-change sync");
+    let one_wire = cx_one.and_then(|r| r.wire_bytes).unwrap_or(0) as f64;
+    let ratio_one = ms_of("codexport", "one-file-change sync") / ms_of("rsync", "one-file-change");
+    let ratio_wire = one_wire / extra.ideal_bytes.max(1) as f64;
+    let no_change = ms_of("codexport", "no-change sync");
+    let ratio_cold = ms_of("codexport", "cold (follower join)") / ms_of("rsync", "cold");
+    let notes = vec![
+        format!(
+            "server peak RSS (codexport master serve): {}",
+            size(extra.server_rss_kib.map(|k| k * 1024))
+        ),
+        format!(
+            "master-side work per change, not in the times above: codexport master rebuild {:.1} ms; git add -A + commit {}; rsync none",
+            extra.rebuild_ms,
+            git_commit_ms.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"))
+        ),
+        format!(
+            "one-file change: file + trees on its path = {} (median)",
+            size(Some(extra.ideal_bytes))
+        ),
+        check(
+            "codexport one-file sync / rsync one-file",
+            ratio_one,
+            ratio_one <= 0.2,
+            "≤ 0.2",
+        ),
+        check(
+            "codexport one-file wire bytes / (file + trees on its path)",
+            ratio_wire,
+            ratio_wire <= 2.0,
+            "≤ 2",
+        ),
+        check(
+            "codexport no-change sync, ms",
+            no_change,
+            no_change <= 15.0,
+            "≤ 15 ms",
+        ),
+        check(
+            "codexport cold / rsync cold",
+            ratio_cold,
+            ratio_cold <= 1.0,
+            "≤ 1",
+        ),
+    ];
+    println!();
+    for n in &notes {
+        println!("{n}");
+    }
+    notes
+}
+
+fn main() {
+    let files = env_usize("CODEXPORT_BENCH_FILES", LibrarySpec::default().files);
+    let runs = env_usize("CODEXPORT_BENCH_RUNS", 5).max(1);
+    let tmp = tempfile::Builder::new()
+        .prefix("codexport-bench-sync-")
+        .tempdir()
+        .expect("temp dir");
+    let codex = tmp.path().join("master").join(".codex");
+    let started = Instant::now();
+    let lib = library::generate(
+        &codex,
+        &LibrarySpec {
+            files,
+            ..LibrarySpec::default()
+        },
+    )
+    .expect("generate the library");
+    // Past the filesystem clock's tick, so the first snapshot does not see racily clean files.
+    std::thread::sleep(Duration::from_millis(50));
+    println!(
+        "library: {} files, {} skills, {:.1} MB; median of {runs} runs after one warm-up; whole client processes on loopback",
+        lib.files,
+        lib.skills,
+        lib.bytes as f64 / 1e6
+    );
+    let have_time = Path::new(TIME).exists();
+    if !have_time {
+        println!("{TIME} not found: client peak RSS not measured");
+    }
+    let rss_dir = tmp.path().join("rss");
+    fs::create_dir_all(&rss_dir).expect("rss dir");
+    let phase = Phase {
+        runs,
+        rss_dir: have_time.then_some(rss_dir.as_path()),
+    };
+    let (have_rsync, have_git) = (ensure_tool("rsync"), ensure_tool("git"));
+    println!();
+
+    let mut rows = Vec::new();
+    let extra = bench_codexport(tmp.path(), &codex, &phase, &mut rows);
+    if have_rsync {
+        bench_rsync(tmp.path(), &codex, &phase, &mut rows);
+    }
+    let git_commit_ms = have_git.then(|| bench_git(tmp.path(), &codex, &phase, &mut rows));
+    let notes = print_report(&rows, &extra, git_commit_ms);
+    println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+    if std::env::var_os("CODEXPORT_BENCH_JSON").is_some() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": lib.files, "bytes": lib.bytes, "runs": runs, "rows": rows, "notes": notes,
+                "one_file_ideal_bytes": extra.ideal_bytes, "server_peak_rss_kib": extra.server_rss_kib,
+                "master_rebuild_ms": extra.rebuild_ms, "git_add_commit_ms": git_commit_ms,
+            })
+        );
+    }
+}

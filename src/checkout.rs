@@ -1,0 +1,10 @@
+//! Checkout: plans and applies merged trees into the codex dir. Never writes outside the codex
+//! dir; never deletes a path codexport did not write.
+
+pub mod apply;
+pub mod journal;
+pub mod plan;
+
+pub use apply::{CheckoutError, ExecOptions, ExecReport, drift, execute, recover};
+pub use journal::Journal;
+pub use plan::{Op, Plan, plan};

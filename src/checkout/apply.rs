@@ -1,0 +1,833 @@
+//! The crash-safe executor of a [`Plan`].
+//!
+//! An apply runs in two halves around one commit point, the journal:
+//!
+//! 1. Survey (no step): every target is inspected; a managed file edited locally (or an
+//!    unmanaged file in the way on a first apply) is *drift*, and anything that would make the
+//!    apply fail halfway (a symlinked directory, a file where a directory must go, a non-empty
+//!    directory where a file must go) is refused before anything is written.
+//! 2. Stage: the new content of every put is copied out of the store into
+//!    `<codex dir>/.codexport-staging` (same filesystem as the targets, so the final renames
+//!    are atomic). Store objects are copied, never hardlinked: users edit the codex dir.
+//! 3. Back up drifted files to `<state dir>/backups/<UTC time>/<path>`.
+//! 4. One durability barrier for everything staged (`syncfs`, not one fsync per file).
+//! 5. Commit: write `<state dir>/journal.json`.
+//! 6. Deletes, then stale directories, then puts (renames).
+//! 7. Sync, remove the journal, remove the staging dir.
+//!
+//! A crash before 5 leaves the codex dir untouched ([`recover`] removes the staging dir); a
+//! crash after it is finished by [`recover`], which re-runs 6 and 7 idempotently. Either way
+//! each managed path ends as the old tree or the new, never a torn mix.
+//!
+//! The caller holds the state dir's [`crate::fsutil::StateLock`] around these calls.
+
+use super::journal::{self, Journal};
+use super::plan::{Op, Plan};
+use crate::object::{EntryKind, ObjectId, RelPath};
+use crate::store::diff::walk_files;
+use crate::store::{ObjectSource, StoreError};
+use miette::Diagnostic;
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Name of the staging dir inside the codex dir; no plan may write below it.
+pub const STAGING_NAME: &str = ".codexport-staging";
+/// Test hook for real-process crash tests: abort the process right before this step.
+pub const CRASH_ENV: &str = "CODEXPORT_CRASH_BEFORE_STEP";
+
+/// Why an apply (or its recovery) stopped.
+#[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
+pub enum CheckoutError {
+    #[error("an earlier apply was interrupted and is not finished yet (journal {})", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::pending),
+        help(
+            "finish it first (checkout::recover, which codexport runs before every apply), then run the command again"
+        )
+    )]
+    JournalPending { path: PathBuf },
+    #[error("{} is a symlink; codexport never writes through a symlinked directory", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::escape),
+        help(
+            "replace the symlink with a real directory (or remove it) and run the command again; nothing was written through it"
+        )
+    )]
+    Escape { path: PathBuf },
+    #[error("{} is a file codexport does not manage, but the new tree needs a directory there", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::in_the_way),
+        help("move the file somewhere else and run the command again")
+    )]
+    InTheWay { path: PathBuf },
+    #[error("{} is a directory holding files codexport does not manage, but the new tree has a file there", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::dir_not_empty),
+        help("move the directory's contents somewhere else and run the command again")
+    )]
+    DirNotEmpty { path: PathBuf },
+    #[error("{} is not a regular file, directory or symlink", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::special),
+        help(
+            "remove it (a socket, fifo or device has no place in the codex dir) and run the command again"
+        )
+    )]
+    Special { path: PathBuf },
+    #[error("the plan writes {path:?}, which is reserved for codexport's own staging")]
+    #[diagnostic(
+        code(codexport::checkout::reserved),
+        help("remove that path from the master's codex dir and take a new snapshot")
+    )]
+    Reserved { path: String },
+    #[error("the plan puts the tree {path:?} as a file")]
+    #[diagnostic(
+        code(codexport::checkout::bad_plan),
+        help("this is a bug in codexport; please report it with the output of `codexport log`")
+    )]
+    BadPlan { path: String },
+    #[error("I/O error on {}: {source}", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::io),
+        help(
+            "check permissions and free space of the codex dir and the codexport state dir; the next run finishes or undoes this apply"
+        )
+    )]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the apply journal {} is damaged: {source}", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::journal_corrupt),
+        help(
+            "move the journal aside and run the command again; codexport then re-applies the whole tree, backing up any file that differs"
+        )
+    )]
+    JournalCorrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("the apply journal {} has version {found}; this codexport reads version {}", path.display(), journal::VERSION)]
+    #[diagnostic(
+        code(codexport::checkout::journal_version),
+        help("finish the apply with the codexport version that started it, then run this one")
+    )]
+    JournalVersion { path: PathBuf, found: u32 },
+    #[error("the apply journal is for the codex dir {}, not {}", found.display(), expected.display())]
+    #[diagnostic(
+        code(codexport::checkout::journal_other_dir),
+        help("run the command again with the codex dir the interrupted apply was writing")
+    )]
+    JournalOtherDir { expected: PathBuf, found: PathBuf },
+    #[error("injected crash before step {step}")]
+    #[diagnostic(
+        code(codexport::checkout::injected_crash),
+        help("a test hook stopped the apply; run recovery to finish or undo it")
+    )]
+    InjectedCrash { step: usize },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CheckoutError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        CheckoutError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// How to execute a plan.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Test hook: stop (return Err(CheckoutError::InjectedCrash)) right before step N, leaving
+    /// everything as a real crash would (no cleanup). Steps are counted across: each staged
+    /// file write, the staging sync, the journal commit, each rename/delete/rmdir, the
+    /// journal removal.
+    pub crash_before_step: Option<usize>,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExecReport {
+    /// Files (and symlinks) renamed into place.
+    pub written: u64,
+    /// Files (and symlinks) removed.
+    pub deleted: u64,
+    /// Managed files edited locally since the last apply (or unmanaged files in the way on a
+    /// first apply), backed up before being replaced or deleted.
+    pub drift: Vec<String>,
+    /// Where the drifted files were backed up, if any were.
+    pub backup_dir: Option<PathBuf>,
+    /// Steps counted (see [`ExecOptions::crash_before_step`]).
+    pub steps: usize,
+}
+
+/// Counts steps and stops at the injected crash point, if any.
+struct Steps {
+    next: usize,
+    crash: Option<usize>,
+    abort: Option<usize>,
+}
+
+impl Steps {
+    fn new(crash: Option<usize>, abort: Option<usize>) -> Self {
+        Self {
+            next: 0,
+            crash,
+            abort,
+        }
+    }
+
+    /// Called right before each step.
+    fn step(&mut self) -> Result<(), CheckoutError> {
+        if self.abort == Some(self.next) {
+            std::process::abort();
+        }
+        if self.crash == Some(self.next) {
+            return Err(CheckoutError::InjectedCrash { step: self.next });
+        }
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// Executes `plan` into `codex_dir`, reading new content from `src`. See the module docs for
+/// the steps; `record` is kept in the journal and handed back by [`recover`].
+pub fn execute(
+    src: &impl ObjectSource,
+    codex_dir: &Path,
+    state_dir: &Path,
+    plan: &Plan,
+    record: &serde_json::Value,
+    opts: &ExecOptions,
+) -> Result<ExecReport, CheckoutError> {
+    if journal::exists(state_dir)? {
+        return Err(CheckoutError::JournalPending {
+            path: journal::path(state_dir),
+        });
+    }
+    if plan.is_empty() {
+        return Ok(ExecReport::default());
+    }
+    let abort = std::env::var(CRASH_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let mut steps = Steps::new(opts.crash_before_step, abort);
+
+    fs::create_dir_all(codex_dir).map_err(|e| CheckoutError::io(codex_dir, e))?;
+    let drifted = survey(codex_dir, plan)?;
+
+    let staging = codex_dir.join(STAGING_NAME);
+    // A staging dir without a journal is the leftover of an apply that never committed.
+    remove_staging(&staging)?;
+    fs::create_dir(&staging).map_err(|e| CheckoutError::io(&staging, e))?;
+    let staged = stage(src, &staging, plan, &mut steps)?;
+    let backup_dir = backup(codex_dir, state_dir, &drifted)?;
+
+    steps.step()?;
+    barrier(&staging, &staged)?;
+    if let Some(dir) = &backup_dir {
+        let files: Vec<PathBuf> = drifted.iter().map(|p| p.to_path(dir)).collect();
+        barrier(dir, &files)?;
+    }
+    journal::sync_dir(codex_dir)?;
+
+    steps.step()?;
+    let journal = Journal {
+        version: journal::VERSION,
+        codex_dir: codex_dir.to_owned(),
+        staging,
+        ops: plan.ops.clone(),
+        stale_dirs: plan.stale_dirs.clone(),
+        new: plan.new,
+        record: record.clone(),
+    };
+    journal::commit(state_dir, &journal)?;
+
+    let done = roll_forward(&journal, codex_dir, &mut steps)?;
+    finish(&journal, codex_dir, state_dir, &done.touched, &mut steps)?;
+    Ok(ExecReport {
+        written: done.written,
+        deleted: done.deleted,
+        drift: drifted.iter().map(ToString::to_string).collect(),
+        backup_dir,
+        steps: steps.next,
+    })
+}
+
+/// Finishes an apply interrupted after its journal committed (rolls forward), or cleans up
+/// one interrupted before (removes staging; the codex dir was not touched). Returns the
+/// journal's `record` when it rolled forward, so the caller can record the apply.
+pub fn recover(
+    codex_dir: &Path,
+    state_dir: &Path,
+) -> Result<Option<serde_json::Value>, CheckoutError> {
+    recover_with(codex_dir, state_dir, &mut Steps::new(None, None))
+}
+
+fn recover_with(
+    codex_dir: &Path,
+    state_dir: &Path,
+    steps: &mut Steps,
+) -> Result<Option<serde_json::Value>, CheckoutError> {
+    let Some(journal) = journal::load(state_dir)? else {
+        remove_staging(&codex_dir.join(STAGING_NAME))?;
+        return Ok(None);
+    };
+    if !same_dir(&journal.codex_dir, codex_dir) {
+        return Err(CheckoutError::JournalOtherDir {
+            expected: codex_dir.to_owned(),
+            found: journal.codex_dir,
+        });
+    }
+    let done = roll_forward(&journal, codex_dir, steps)?;
+    finish(&journal, codex_dir, state_dir, &done.touched, steps)?;
+    Ok(Some(journal.record))
+}
+
+/// Managed files (paths of `tree`, files only) whose content on disk differs from the tree
+/// (edited, deleted or replaced locally).
+pub fn drift(
+    src: &impl ObjectSource,
+    codex_dir: &Path,
+    tree: ObjectId,
+) -> Result<Vec<RelPath>, CheckoutError> {
+    let mut known = HashSet::new();
+    let mut out = Vec::new();
+    for (path, entry) in walk_files(src, tree)? {
+        let same = match parents(codex_dir, &path, &mut known)? {
+            Parents::Dirs => found(&path.to_path(codex_dir))? == Found::Blob(entry.kind, entry.id),
+            // A symlinked or missing directory, or a file where a directory was: replaced.
+            Parents::Symlink(_) | Parents::Missing | Parents::Blocked(..) => false,
+        };
+        if !same {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (fs::canonicalize(a), fs::canonicalize(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
+/// What is at a path, without following a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Missing,
+    /// A file or symlink, named as the tree would name it.
+    Blob(EntryKind, ObjectId),
+    Dir,
+    Special,
+}
+
+/// `lstat`, with a missing path (or a file where a parent directory should be) as `None`.
+fn lstat(path: &Path) -> Result<Option<fs::Metadata>, CheckoutError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(CheckoutError::io(path, e)),
+    }
+}
+
+fn found(path: &Path) -> Result<Found, CheckoutError> {
+    let Some(meta) = lstat(path)? else {
+        return Ok(Found::Missing);
+    };
+    let io_err = |e| CheckoutError::io(path, e);
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(io_err)?;
+        Ok(Found::Blob(
+            EntryKind::Symlink,
+            blake3::hash(target.as_os_str().as_bytes()).into(),
+        ))
+    } else if ft.is_file() {
+        // The owner's exec bit, as the snapshot records it.
+        let kind = if meta.mode() & 0o100 != 0 {
+            EntryKind::Executable
+        } else {
+            EntryKind::File
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(File::open(path).map_err(io_err)?)
+            .map_err(io_err)?;
+        Ok(Found::Blob(kind, hasher.finalize().into()))
+    } else if ft.is_dir() {
+        Ok(Found::Dir)
+    } else {
+        Ok(Found::Special)
+    }
+}
+
+/// What the directories above a target are.
+enum Parents {
+    /// All real directories.
+    Dirs,
+    /// One is missing (so is the target).
+    Missing,
+    /// One is a symlink: writing below it could escape the codex dir.
+    Symlink(PathBuf),
+    /// One is a file (or special file): its relative path and its absolute path.
+    Blocked(String, PathBuf),
+}
+
+/// Checks the directories between `codex_dir` and `rel` with `lstat`, remembering (in
+/// `known`, by relative path) those found to be real directories.
+fn parents(
+    codex_dir: &Path,
+    rel: &RelPath,
+    known: &mut HashSet<String>,
+) -> Result<Parents, CheckoutError> {
+    let parts: Vec<&str> = rel.components().collect();
+    let mut prefix = String::new();
+    let mut abs = codex_dir.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        abs.push(part);
+        if known.contains(&prefix) {
+            continue;
+        }
+        match lstat(&abs)? {
+            None => return Ok(Parents::Missing),
+            Some(m) if m.file_type().is_symlink() => return Ok(Parents::Symlink(abs)),
+            Some(m) if m.is_dir() => {
+                known.insert(prefix.clone());
+            }
+            Some(_) => return Ok(Parents::Blocked(prefix, abs)),
+        }
+    }
+    Ok(Parents::Dirs)
+}
+
+/// Like [`parents`], but creates missing directories; anything but a real directory in the
+/// way is an error. Directories it creates are added to `touched` (their parents change).
+fn ensure_parents(
+    codex_dir: &Path,
+    rel: &RelPath,
+    known: &mut HashSet<String>,
+    touched: &mut BTreeSet<PathBuf>,
+) -> Result<(), CheckoutError> {
+    let parts: Vec<&str> = rel.components().collect();
+    let mut prefix = String::new();
+    let mut abs = codex_dir.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        abs.push(part);
+        if known.contains(&prefix) {
+            continue;
+        }
+        let meta = match lstat(&abs)? {
+            Some(m) => m,
+            None => {
+                match fs::create_dir(&abs) {
+                    Ok(()) => {
+                        if let Some(parent) = abs.parent() {
+                            touched.insert(parent.to_owned());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(CheckoutError::io(&abs, e)),
+                }
+                fs::symlink_metadata(&abs).map_err(|e| CheckoutError::io(&abs, e))?
+            }
+        };
+        if meta.file_type().is_symlink() {
+            return Err(CheckoutError::Escape { path: abs });
+        }
+        if !meta.is_dir() {
+            return Err(CheckoutError::InTheWay { path: abs });
+        }
+        known.insert(prefix.clone());
+    }
+    Ok(())
+}
+
+/// The (kind, id) an op expects before it runs, and the one it leaves.
+fn expected(op: &Op) -> (Option<(EntryKind, ObjectId)>, Option<(EntryKind, ObjectId)>) {
+    match op {
+        Op::Put { kind, id, old, .. } => (*old, Some((*kind, *id))),
+        Op::Delete { old, .. } => (Some(*old), None),
+    }
+}
+
+/// Inspects every target before anything is written: returns the drifted paths, and refuses
+/// (with nothing touched) a plan that could only fail halfway.
+fn survey(codex_dir: &Path, plan: &Plan) -> Result<Vec<RelPath>, CheckoutError> {
+    let deletes: HashSet<&str> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Delete { path, .. } => Some(path.as_str()),
+            Op::Put { .. } => None,
+        })
+        .collect();
+    let stale: HashSet<&str> = plan.stale_dirs.iter().map(RelPath::as_str).collect();
+    let mut known = HashSet::new();
+    let mut drifted = Vec::new();
+    for op in &plan.ops {
+        let rel = op.path();
+        if rel.is_root() || rel.first() == Some(STAGING_NAME) {
+            return Err(CheckoutError::Reserved {
+                path: rel.to_string(),
+            });
+        }
+        let is_put = matches!(op, Op::Put { .. });
+        match parents(codex_dir, rel, &mut known)? {
+            Parents::Dirs => {}
+            Parents::Missing => continue,
+            Parents::Symlink(path) => return Err(CheckoutError::Escape { path }),
+            // A file where a directory of a put must go is fine only if a delete removes it.
+            Parents::Blocked(prefix, path) => {
+                if is_put && !deletes.contains(prefix.as_str()) {
+                    return Err(CheckoutError::InTheWay { path });
+                }
+                continue;
+            }
+        }
+        let abs = rel.to_path(codex_dir);
+        let (old, new) = expected(op);
+        match found(&abs)? {
+            Found::Missing => {}
+            Found::Blob(kind, id) => {
+                let here = Some((kind, id));
+                if here != old && here != new {
+                    drifted.push(rel.clone());
+                }
+            }
+            // A delete never removes a directory; a put may replace only one that the
+            // deletes and stale-directory removals empty.
+            Found::Dir => {
+                if is_put && !vacated(&abs, rel.as_str(), &deletes, &stale)? {
+                    return Err(CheckoutError::DirNotEmpty { path: abs });
+                }
+            }
+            Found::Special => {
+                if is_put {
+                    return Err(CheckoutError::Special { path: abs });
+                }
+            }
+        }
+    }
+    Ok(drifted)
+}
+
+/// Whether the directory `abs` (relative path `rel`) is empty once the plan's deletes and
+/// stale-directory removals have run.
+fn vacated(
+    abs: &Path,
+    rel: &str,
+    deletes: &HashSet<&str>,
+    stale: &HashSet<&str>,
+) -> Result<bool, CheckoutError> {
+    let io_err = |e| CheckoutError::io(abs, e);
+    for entry in fs::read_dir(abs).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Ok(false);
+        };
+        let child = format!("{rel}/{name}");
+        if entry.file_type().map_err(io_err)?.is_dir() {
+            if !stale.contains(child.as_str()) || !vacated(&entry.path(), &child, deletes, stale)? {
+                return Ok(false);
+            }
+        } else if !deletes.contains(child.as_str()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Copies the new content of every put into the staging dir; returns the staged paths.
+fn stage(
+    src: &impl ObjectSource,
+    staging: &Path,
+    plan: &Plan,
+    steps: &mut Steps,
+) -> Result<Vec<PathBuf>, CheckoutError> {
+    let mut staged = Vec::new();
+    for (i, op) in plan.ops.iter().enumerate() {
+        let Op::Put { path, kind, id, .. } = op else {
+            continue;
+        };
+        steps.step()?;
+        let bytes = src.blob(id)?;
+        let dst = journal::staged_path(staging, i);
+        let io_err = |e| CheckoutError::io(&dst, e);
+        let mode = match kind {
+            EntryKind::File => 0o644,
+            EntryKind::Executable => 0o755,
+            EntryKind::Symlink => {
+                symlink(OsStr::from_bytes(&bytes), &dst).map_err(io_err)?;
+                staged.push(dst);
+                continue;
+            }
+            EntryKind::Tree => {
+                return Err(CheckoutError::BadPlan {
+                    path: path.to_string(),
+                });
+            }
+        };
+        let mut file = File::create_new(&dst).map_err(io_err)?;
+        file.write_all(&bytes).map_err(io_err)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err)?;
+        staged.push(dst);
+    }
+    Ok(staged)
+}
+
+/// Copies drifted files (symlinks as symlinks) to a fresh `<state dir>/backups/<UTC time>`.
+fn backup(
+    codex_dir: &Path,
+    state_dir: &Path,
+    drifted: &[RelPath],
+) -> Result<Option<PathBuf>, CheckoutError> {
+    if drifted.is_empty() {
+        return Ok(None);
+    }
+    let parent = state_dir.join("backups");
+    fs::create_dir_all(&parent).map_err(|e| CheckoutError::io(&parent, e))?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let stamp = utc_stamp(secs);
+    let mut root = parent.join(&stamp);
+    let mut n = 1;
+    loop {
+        match fs::create_dir(&root) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                root = parent.join(format!("{stamp}-{n}"));
+                n += 1;
+            }
+            Err(e) => return Err(CheckoutError::io(&root, e)),
+        }
+    }
+    for rel in drifted {
+        let from = rel.to_path(codex_dir);
+        let to = rel.to_path(&root);
+        if let Some(dir) = to.parent() {
+            fs::create_dir_all(dir).map_err(|e| CheckoutError::io(dir, e))?;
+        }
+        let meta = fs::symlink_metadata(&from).map_err(|e| CheckoutError::io(&from, e))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&from).map_err(|e| CheckoutError::io(&from, e))?;
+            symlink(target, &to).map_err(|e| CheckoutError::io(&to, e))?;
+        } else {
+            fs::copy(&from, &to).map_err(|e| CheckoutError::io(&from, e))?;
+        }
+    }
+    Ok(Some(root))
+}
+
+/// Makes everything written below `dir` durable: one `syncfs` of its filesystem, falling back
+/// to fsyncing each of `files` and their directories where `syncfs` is unavailable. Then
+/// fsyncs `dir` itself.
+fn barrier(dir: &Path, files: &[PathBuf]) -> Result<(), CheckoutError> {
+    let handle = File::open(dir).map_err(|e| CheckoutError::io(dir, e))?;
+    // rustix wraps syncfs(2) safely (std has no syncfs, and this crate forbids unsafe code).
+    if rustix::fs::syncfs(&handle).is_err() {
+        let mut dirs = BTreeSet::new();
+        for f in files {
+            let meta = fs::symlink_metadata(f).map_err(|e| CheckoutError::io(f, e))?;
+            if meta.is_file() {
+                File::open(f)
+                    .and_then(|h| h.sync_all())
+                    .map_err(|e| CheckoutError::io(f, e))?;
+            }
+            if let Some(parent) = f.parent() {
+                dirs.insert(parent.to_owned());
+            }
+        }
+        for d in dirs {
+            journal::sync_dir(&d)?;
+        }
+    }
+    handle.sync_all().map_err(|e| CheckoutError::io(dir, e))
+}
+
+/// What the committed half of an apply did.
+#[derive(Default)]
+struct Done {
+    written: u64,
+    deleted: u64,
+    /// Directories whose entries changed (for the fallback of the final barrier).
+    touched: BTreeSet<PathBuf>,
+}
+
+impl Done {
+    fn touch(&mut self, path: &Path) {
+        if let Some(parent) = path.parent() {
+            self.touched.insert(parent.to_owned());
+        }
+    }
+}
+
+/// Runs the journal's deletes, stale-directory removals and renames. Idempotent: a delete
+/// whose target is gone is done, a put whose staged file is gone was renamed already.
+fn roll_forward(
+    journal: &Journal,
+    codex_dir: &Path,
+    steps: &mut Steps,
+) -> Result<Done, CheckoutError> {
+    let mut done = Done::default();
+    let mut known = HashSet::new();
+
+    for op in &journal.ops {
+        let Op::Delete { path, .. } = op else {
+            continue;
+        };
+        steps.step()?;
+        match parents(codex_dir, path, &mut known)? {
+            Parents::Dirs => {}
+            Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
+            Parents::Missing | Parents::Blocked(..) => continue,
+        }
+        let abs = path.to_path(codex_dir);
+        let Some(meta) = lstat(&abs)? else { continue };
+        if meta.is_dir() {
+            continue;
+        }
+        match fs::remove_file(&abs) {
+            Ok(()) => {
+                done.deleted += 1;
+                done.touch(&abs);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CheckoutError::io(&abs, e)),
+        }
+    }
+
+    for dir in &journal.stale_dirs {
+        steps.step()?;
+        match parents(codex_dir, dir, &mut known)? {
+            Parents::Dirs => {}
+            Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
+            Parents::Missing | Parents::Blocked(..) => continue,
+        }
+        let abs = dir.to_path(codex_dir);
+        if lstat(&abs)?.is_some_and(|m| m.is_dir()) && fs::remove_dir(&abs).is_ok() {
+            // A directory left non-empty (unmanaged files in it) simply stays.
+            known.remove(dir.as_str());
+            done.touch(&abs);
+        }
+    }
+
+    for (i, op) in journal.ops.iter().enumerate() {
+        let Op::Put { path, .. } = op else { continue };
+        steps.step()?;
+        let staged = journal::staged_path(&journal.staging, i);
+        if lstat(&staged)?.is_none() {
+            continue;
+        }
+        ensure_parents(codex_dir, path, &mut known, &mut done.touched)?;
+        let abs = path.to_path(codex_dir);
+        if lstat(&abs)?.is_some_and(|m| m.is_dir()) {
+            match fs::remove_dir(&abs) {
+                Ok(()) => {
+                    known.remove(path.as_str());
+                }
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                    return Err(CheckoutError::DirNotEmpty { path: abs });
+                }
+                Err(e) => return Err(CheckoutError::io(&abs, e)),
+            }
+        }
+        fs::rename(&staged, &abs).map_err(|e| CheckoutError::io(&abs, e))?;
+        done.written += 1;
+        done.touch(&abs);
+    }
+    Ok(done)
+}
+
+/// Makes the renames durable, then removes the journal (the apply is finished) and the
+/// staging dir.
+fn finish(
+    journal: &Journal,
+    codex_dir: &Path,
+    state_dir: &Path,
+    touched: &BTreeSet<PathBuf>,
+    steps: &mut Steps,
+) -> Result<(), CheckoutError> {
+    let handle = File::open(codex_dir).map_err(|e| CheckoutError::io(codex_dir, e))?;
+    if rustix::fs::syncfs(&handle).is_err() {
+        for dir in touched {
+            journal::sync_dir(dir)?;
+        }
+    }
+    steps.step()?;
+    journal::remove(state_dir)?;
+    remove_staging(&journal.staging)
+}
+
+/// Removes a staging dir (never following a symlink in its place), if there is one.
+fn remove_staging(staging: &Path) -> Result<(), CheckoutError> {
+    let removed = match lstat(staging)? {
+        None => return Ok(()),
+        Some(m) if m.is_dir() => fs::remove_dir_all(staging),
+        Some(_) => fs::remove_file(staging),
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CheckoutError::io(staging, e)),
+    }
+}
+
+/// `YYYYmmddTHHMMSSZ` for seconds since the epoch.
+fn utc_stamp(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,121 @@
+//! The apply journal: `<state dir>/journal.json`, written once every new file is staged and
+//! synced. Its presence is the commit point of an apply: with it, an interrupted apply is
+//! finished (rolled forward) by [`super::apply::recover`]; without it, the codex dir was not
+//! touched and only the staging dir needs removing.
+
+use super::apply::CheckoutError;
+use super::plan::Op;
+use crate::object::{ObjectId, RelPath};
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Version of the journal's layout; a journal of another version is refused, not guessed at.
+pub const VERSION: u32 = 1;
+/// The journal's file name inside the state dir.
+pub const FILE_NAME: &str = "journal.json";
+
+/// Everything needed to finish an apply without the store: the staged files hold the new
+/// content, the ops say where each one goes and what to delete.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Journal {
+    pub version: u32,
+    /// The codex dir the apply writes into; recovery refuses another one.
+    pub codex_dir: PathBuf,
+    /// Where the staged files are: the file of the put at `ops[i]` is named `i`.
+    pub staging: PathBuf,
+    /// The plan's ops: deletes first, then puts.
+    pub ops: Vec<Op>,
+    /// Directories of the old tree that the new one lacks, deepest first.
+    pub stale_dirs: Vec<RelPath>,
+    /// The merged tree the codex dir holds once the apply is finished.
+    pub new: ObjectId,
+    /// The caller's record of the apply, handed back by recovery so it can be recorded.
+    pub record: serde_json::Value,
+}
+
+/// The staged file of the op at `index`.
+pub fn staged_path(staging: &Path, index: usize) -> PathBuf {
+    staging.join(index.to_string())
+}
+
+/// Where the journal lives.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE_NAME)
+}
+
+/// Whether a journal exists (an apply is committed but unfinished).
+pub fn exists(state_dir: &Path) -> Result<bool, CheckoutError> {
+    let p = path(state_dir);
+    match std::fs::symlink_metadata(&p) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CheckoutError::io(&p, e)),
+    }
+}
+
+/// Writes the journal atomically and durably: once this returns, the apply is committed.
+pub fn commit(state_dir: &Path, journal: &Journal) -> Result<(), CheckoutError> {
+    let p = path(state_dir);
+    let bytes = serde_json::to_vec_pretty(journal)
+        .map_err(|e| CheckoutError::io(&p, io::Error::other(e)))?;
+    crate::fsutil::write_atomic(&p, &bytes, 0o600).map_err(|e| CheckoutError::io(&p, e))?;
+    sync_dir(state_dir)
+}
+
+/// Reads the journal, if there is one.
+pub fn load(state_dir: &Path) -> Result<Option<Journal>, CheckoutError> {
+    let p = path(state_dir);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CheckoutError::io(&p, e)),
+    };
+    // Peek at the version first, so a newer layout is reported as such rather than as damage.
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let found = serde_json::from_slice::<Versioned>(&bytes)
+        .map_err(|source| CheckoutError::JournalCorrupt {
+            path: p.clone(),
+            source,
+        })?
+        .version;
+    if found != VERSION {
+        return Err(CheckoutError::JournalVersion { path: p, found });
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| CheckoutError::JournalCorrupt { path: p, source })
+}
+
+/// Removes the journal durably: once this returns, the apply is finished.
+pub fn remove(state_dir: &Path) -> Result<(), CheckoutError> {
+    let p = path(state_dir);
+    match std::fs::remove_file(&p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CheckoutError::io(&p, e)),
+    }
+    sync_dir(state_dir)
+}
+
+/// Makes a directory's entries (a rename, a removal) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckoutError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| CheckoutError::io(dir, e))
+}
+
+/// Paths are read back from the journal (and other codexport state) through the same
+/// validation as any other path, so a damaged file cannot name `..` or an absolute path.
+///
+/// This impl belongs beside `RelPath` in `object/name.rs`; it lives here because the journal
+/// is its first user and that file is owned elsewhere. Move it there when convenient.
+impl<'de> serde::Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RelPath::new(&s).map_err(serde::de::Error::custom)
+    }
+}

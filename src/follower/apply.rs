@@ -1,0 +1,185 @@
+//! `apply`, `rollback` and `diff` on a follower: merge a fetched revision with the overlay,
+//! plan from the tree applied last, and check it out through the crash-safe executor.
+
+use super::{FETCHED, FollowerError, meta};
+use crate::checkout::apply::{ExecOptions, ExecReport, drift, execute, recover};
+use crate::checkout::plan::{Plan, plan};
+use crate::object::{ObjectId, RelPath, Revision};
+use crate::overlay::{self, MergeFacts, Overlay};
+use crate::paths::Paths;
+use crate::store::applies::ApplyRecord;
+use crate::store::{ObjectSource, Store};
+
+/// Which merged tree to check out.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The newest fetched revision (clears a rollback hold).
+    Fetched,
+    /// A revision of the log, for `rollback` (holds the follower there).
+    Revision(ObjectId),
+}
+
+/// What an apply did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApplyReport {
+    /// `applied`, `unchanged`, `planned` (dry run) or `held` (after a rollback).
+    pub result: &'static str,
+    pub number: u64,
+    pub revision: String,
+    pub merged: String,
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub drift: Vec<String>,
+    pub backup_dir: Option<String>,
+    pub unknown_variables: Vec<String>,
+    #[serde(skip)]
+    pub plan: Option<Plan>,
+    /// Set when an interrupted apply was finished first.
+    pub recovered: bool,
+}
+
+/// Finishes an apply a crash interrupted, recording it. Call with the state lock held.
+pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<bool, FollowerError> {
+    let Some(record) = recover(&paths.codex_dir, &paths.state_dir).map_err(FollowerError::from)? else { return Ok(false) };
+    let record: ApplyRecord = serde_json::from_value(record).map_err(|e| FollowerError::Stream(format!("journal record: {e}")))?;
+    let mut w = store.write()?;
+    if w.last_apply()?.is_none_or(|last| last.merged != record.merged || last.time_ms != record.time_ms) {
+        w.append_apply(record)?;
+    }
+    w.commit()?;
+    Ok(true)
+}
+
+/// The master's host as this follower reaches it.
+fn master_host(paths: &Paths) -> Option<String> {
+    let cfg = super::FollowerConfig::load(paths).ok()?;
+    reqwest::Url::parse(&cfg.master_url).ok()?.host_str().map(str::to_owned)
+}
+
+/// Merges `revision` with the overlay and stores the merged tree.
+pub fn merge_revision(paths: &Paths, store: &Store, rev_id: ObjectId) -> Result<(Revision, overlay::Merged), FollowerError> {
+    let overlay = Overlay::load(&paths.state_dir)?;
+    let previous_canonical = store.read()?.last_apply()?.map(|a| a.canonical);
+    let codex = paths.codex_dir.clone();
+    let current = move |p: &RelPath| std::fs::read(p.to_path(&codex)).ok();
+    let facts = MergeFacts { home: &paths.home, codex_dir: &paths.codex_dir, master_host: master_host(paths), current: &current, previous_canonical };
+    let mut w = store.write()?;
+    let revision = w.revision(&rev_id)?;
+    let merged = overlay::merge(&mut w, &revision, &overlay, &facts)?;
+    w.commit()?;
+    Ok((revision, merged))
+}
+
+/// Plans (and unless `dry_run`, applies) `target`. Call with the state lock held.
+pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool, exec: &ExecOptions) -> Result<ApplyReport, FollowerError> {
+    let recovered = recover_interrupted(paths, store)?;
+    let (rev_id, last, fetched) = {
+        let r = store.read()?;
+        let fetched = r.get_ref(FETCHED)?.ok_or(FollowerError::NothingFetched)?;
+        let rev_id = match target {
+            Target::Fetched => fetched,
+            Target::Revision(id) => id,
+        };
+        (rev_id, r.last_apply()?, fetched)
+    };
+    // A rollback point is exact: reuse the merged tree recorded for that revision.
+    let recorded = match target {
+        Target::Revision(id) => store.read()?.applies()?.into_iter().rev().find(|a| a.revision == id).map(|a| a.merged),
+        Target::Fetched => None,
+    };
+    let (revision, merged_tree, unknown_variables) = match recorded {
+        Some(tree) => (store.read()?.revision(&rev_id)?, tree, Vec::new()),
+        None => {
+            let (rev, m) = merge_revision(paths, store, rev_id)?;
+            (rev, m.tree, m.unknown_variables)
+        }
+    };
+    let plan = plan(&store.read()?, last.as_ref().map(|a| a.merged), merged_tree)?;
+    let (added, updated, deleted) = plan.counts();
+    let mut report = ApplyReport {
+        result: "planned",
+        number: revision.number,
+        revision: rev_id.to_string(),
+        merged: merged_tree.to_string(),
+        added,
+        updated,
+        deleted,
+        drift: Vec::new(),
+        backup_dir: None,
+        unknown_variables,
+        plan: Some(plan.clone()),
+        recovered,
+    };
+    if dry_run {
+        return Ok(report);
+    }
+    let unchanged = plan.is_empty() && last.as_ref().is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
+    if unchanged {
+        report.result = "unchanged";
+        clear_hold_if(store, target)?;
+        return Ok(report);
+    }
+    let record = ApplyRecord {
+        seq: 0,
+        time_ms: crate::snapshot::now_ms(),
+        kind: if matches!(target, Target::Revision(_)) { "rollback" } else { "apply" }.to_owned(),
+        number: revision.number,
+        revision: rev_id,
+        canonical: revision.root,
+        merged: merged_tree,
+        added,
+        updated,
+        deleted,
+        drift: 0,
+        backup_dir: None,
+    };
+    let exec_report: ExecReport = execute(&store.read()?, &paths.codex_dir, &paths.state_dir, &plan, &serde_json::to_value(&record).expect("records serialise"), exec)?;
+    let keep = Overlay::load(&paths.state_dir).map(|o| o.local.keep_applies).unwrap_or(crate::overlay::local::DEFAULT_KEEP_APPLIES);
+    let mut w = store.write()?;
+    let backup_dir = exec_report.backup_dir.as_ref().map(|p| p.display().to_string());
+    let drift = only_replaced(paths, exec_report.drift);
+    w.append_apply(ApplyRecord { drift: drift.len() as u64, backup_dir: backup_dir.clone(), ..record })?;
+    w.prune_applies(keep)?;
+    w.set_meta(meta::UNKNOWN_VARIABLES, serde_json::to_string(&report.unknown_variables).expect("strings serialise").as_bytes())?;
+    match target {
+        Target::Fetched => w.set_meta(meta::HOLD, &[])?,
+        Target::Revision(_) => w.set_meta(meta::HOLD, &store_number(store, fetched)?.to_le_bytes())?,
+    }
+    w.commit()?;
+    report.result = "applied";
+    report.drift = drift;
+    report.backup_dir = backup_dir;
+    Ok(report)
+}
+
+fn store_number(store: &Store, rev: ObjectId) -> Result<u64, FollowerError> {
+    Ok(store.read()?.revision(&rev)?.number)
+}
+
+fn clear_hold_if(store: &Store, target: Target) -> Result<(), FollowerError> {
+    if matches!(target, Target::Fetched) {
+        let mut w = store.write()?;
+        w.set_meta(meta::HOLD, &[])?;
+        w.commit()?;
+    }
+    Ok(())
+}
+
+/// The revision number a rollback holds the follower at, if any.
+pub fn hold(store: &Store) -> Result<Option<u64>, FollowerError> {
+    Ok(store.read()?.meta(meta::HOLD)?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
+}
+
+/// Managed files edited locally since the last apply.
+pub fn local_drift(paths: &Paths, store: &Store) -> Result<Vec<String>, FollowerError> {
+    let Some(last) = store.read()?.last_apply()? else { return Ok(Vec::new()) };
+    let found = drift(&store.read()?, &paths.codex_dir, last.merged)?.into_iter().map(|p| p.to_string()).collect();
+    Ok(only_replaced(paths, found))
+}
+
+/// Drops co-owned paths (keep-local, append-local): edits there are expected, not drift.
+fn only_replaced(paths: &Paths, drift: Vec<String>) -> Vec<String> {
+    let local = Overlay::load(&paths.state_dir).map(|o| o.local).unwrap_or_default();
+    drift.into_iter().filter(|p| local.policy(p) == crate::overlay::Policy::Replace).collect()
+}

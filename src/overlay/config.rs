@@ -1,0 +1,362 @@
+//! config.toml on a follower: the master's file, edited with toml_edit so its comments and
+//! layout survive, with paths mapped to this machine, URL servers cleaned, local MCP servers
+//! added, and the trust entries Codex wrote on this machine kept.
+
+use super::OverlayError;
+use std::collections::{BTreeMap, BTreeSet};
+use toml_edit::{DocumentMut, Item, Table, Value};
+
+/// Everything the config merge depends on.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigContext {
+    /// The master's home and codex dir, as recorded in the revision.
+    pub master_home: String,
+    pub master_codex_dir: String,
+    /// This machine's.
+    pub home: String,
+    pub codex_dir: String,
+    pub path_variables: BTreeMap<String, String>,
+    /// Host that replaces loopback hosts in URL servers (the master as this follower reaches it).
+    pub master_host: Option<String>,
+    /// `mcps.local.toml`, if the follower has one.
+    pub local_mcps: Option<String>,
+    pub allow_mcp_overrides: Vec<String>,
+    /// The follower's config.toml as it is now, and the master's config.toml as last applied
+    /// (after this same merge), to tell which `[projects]`/`[hooks.state]` entries the
+    /// follower added itself.
+    pub current: Option<String>,
+    pub previous_master: Option<String>,
+}
+
+/// The merged text and the `${names}` that no variable defines.
+#[derive(Debug, Clone)]
+pub struct MergedConfig {
+    pub text: String,
+    pub unknown_variables: Vec<String>,
+}
+
+/// Tables whose entries the follower's Codex writes (trust decisions): kept across syncs.
+const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
+
+pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
+    let mut doc: DocumentMut = master_text.parse().map_err(|e: toml_edit::TomlError| OverlayError::BadConfig { which: "the master's config.toml", what: e.to_string() })?;
+    let mut unknown = BTreeSet::new();
+    let vars = variables(ctx);
+    rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
+        for (_, server) in servers.iter_mut() {
+            if let Some(t) = server.as_table_like_mut() {
+                fix_server(t, ctx, &vars, &mut unknown);
+            }
+        }
+    }
+    add_local_mcps(&mut doc, ctx, &vars, &mut unknown)?;
+    keep_follower_entries(&mut doc, ctx);
+    Ok(MergedConfig { text: doc.to_string(), unknown_variables: unknown.into_iter().collect() })
+}
+
+fn variables(ctx: &ConfigContext) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::from([("home".to_owned(), ctx.home.clone()), ("codexDir".to_owned(), ctx.codex_dir.clone())]);
+    vars.extend(ctx.path_variables.clone());
+    vars
+}
+
+/// Maps master paths to `${codexDir}`/`${home}`, then expands every `${name}` it knows.
+fn localise(s: &str, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> String {
+    let mut out = s.to_owned();
+    for (from, var) in [(&ctx.master_codex_dir, "${codexDir}"), (&ctx.master_home, "${home}")] {
+        if !from.is_empty() {
+            out = replace_path_prefix(&out, from, var);
+        }
+    }
+    expand(&out, vars, unknown)
+}
+
+/// Replaces `from` where it is a whole path prefix (followed by `/`, `\`, a quote, or the end).
+fn replace_path_prefix(s: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(from) {
+        let after = &rest[i + from.len()..];
+        let boundary = after.is_empty() || after.starts_with(['/', '\\', '"', '\'', ' ', ':', ';']);
+        out.push_str(&rest[..i]);
+        out.push_str(if boundary { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Expands `${name}`; unknown names stay as written and are reported.
+pub fn expand(s: &str, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start + 2..];
+        match tail.find('}') {
+            Some(end) => {
+                let name = &tail[..end];
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None => {
+                        unknown.insert(name.to_owned());
+                        out.push_str(&rest[start..start + 2 + end + 1]);
+                    }
+                }
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rewrites table keys (e.g. `[projects."/home/m/src"]`) recursively, keeping order.
+fn rewrite_keys(table: &mut Table, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
+    for key in keys {
+        let new_key = localise(&key, ctx, vars, unknown);
+        if new_key != key {
+            if let Some((old_key, item)) = table.remove_entry(&key) {
+                let mut k = toml_edit::Key::new(new_key.clone());
+                *k.leaf_decor_mut() = old_key.leaf_decor().clone();
+                table.insert_formatted(&k, item);
+            }
+        }
+        if let Some(sub) = table.get_mut(&new_key).and_then(Item::as_table_mut) {
+            rewrite_keys(sub, ctx, vars, unknown);
+        }
+    }
+}
+
+fn localise_value(v: &mut Value, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            let new = localise(s.value(), ctx, vars, unknown);
+            if new != *s.value() {
+                let decor = s.decor().clone();
+                *s = toml_edit::Formatted::new(new);
+                *s.decor_mut() = decor;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|v| localise_value(v, ctx, vars, unknown)),
+        Value::InlineTable(t) => t.iter_mut().for_each(|(_, v)| localise_value(v, ctx, vars, unknown)),
+        _ => {}
+    }
+}
+
+/// Paths in a server's command, args, cwd and env; a URL server loses `env` and a loopback
+/// host becomes the master's.
+fn fix_server(t: &mut dyn toml_edit::TableLike, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+    let is_url = t.contains_key("url");
+    for (_, item) in t.iter_mut() {
+        match item {
+            Item::Value(v) => localise_value(v, ctx, vars, unknown),
+            Item::Table(sub) => sub.iter_mut().for_each(|(_, i)| {
+                if let Item::Value(v) = i {
+                    localise_value(v, ctx, vars, unknown);
+                }
+            }),
+            _ => {}
+        }
+    }
+    if is_url {
+        // Codex refuses env on URL servers ("env is not supported for streamable_http").
+        t.remove("env");
+        t.remove("env_vars");
+        if let (Some(host), Some(Item::Value(Value::String(url)))) = (&ctx.master_host, t.get_mut("url")) {
+            if let Some(new) = loopback_to(url.value(), host) {
+                let decor = url.decor().clone();
+                *url = toml_edit::Formatted::new(new);
+                *url.decor_mut() = decor;
+            }
+        }
+    }
+}
+
+/// The URL with a loopback host replaced by `host`, or `None` if it is not loopback.
+fn loopback_to(url: &str, host: &str) -> Option<String> {
+    let mut parsed = reqwest::Url::parse(url).ok()?;
+    let h = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let loopback = h == "localhost" || h == "0.0.0.0" || h == "::1" || h.starts_with("127.");
+    if !loopback {
+        return None;
+    }
+    parsed.set_host(Some(host)).ok()?;
+    Some(parsed.to_string())
+}
+
+fn add_local_mcps(doc: &mut DocumentMut, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> Result<(), OverlayError> {
+    let Some(text) = &ctx.local_mcps else { return Ok(()) };
+    let local: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", what: e.to_string() })?;
+    let Some(local_servers) = local.get("mcp_servers").and_then(Item::as_table_like) else { return Ok(()) };
+    if !doc.contains_key("mcp_servers") {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        doc.insert("mcp_servers", Item::Table(t));
+    }
+    let servers = doc["mcp_servers"].as_table_like_mut().ok_or_else(|| OverlayError::BadConfig { which: "the master's config.toml", what: "mcp_servers is not a table".into() })?;
+    let conflicts: Vec<String> = local_servers
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .filter(|k| servers.contains_key(k) && !ctx.allow_mcp_overrides.contains(k))
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(OverlayError::McpConflict { names: conflicts });
+    }
+    for (name, item) in local_servers.iter() {
+        let mut item = item.clone();
+        if let Some(t) = item.as_table_like_mut() {
+            fix_server(t, ctx, vars, unknown);
+        }
+        // An allowed override replaces the canonical table: one table, never a duplicate.
+        servers.remove(name);
+        servers.insert(name, item);
+    }
+    Ok(())
+}
+
+/// Keeps `[projects.*]` and `[hooks.state.*]` entries that the follower's Codex wrote (in
+/// its current config but not in the master's last applied one).
+fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
+    let Some(current) = ctx.current.as_deref().and_then(|t| t.parse::<DocumentMut>().ok()) else { return };
+    let previous: Option<DocumentMut> = ctx.previous_master.as_deref().and_then(|t| t.parse().ok());
+    for path in FOLLOWER_OWNED {
+        let Some(cur) = lookup(current.as_table(), path) else { continue };
+        let prev = previous.as_ref().and_then(|p| lookup(p.as_table(), path));
+        for (key, item) in cur {
+            let from_master = prev.is_some_and(|p| p.contains_key(key));
+            let present = lookup(doc.as_table(), path).is_some_and(|t| t.contains_key(key));
+            if from_master || present {
+                continue;
+            }
+            let target = ensure_table(doc.as_table_mut(), path);
+            target.insert(key, item.clone());
+        }
+    }
+}
+
+fn lookup<'a>(mut table: &'a Table, path: &[&str]) -> Option<&'a Table> {
+    for part in path {
+        table = table.get(part)?.as_table()?;
+    }
+    Some(table)
+}
+
+fn ensure_table<'a>(mut table: &'a mut Table, path: &[&str]) -> &'a mut Table {
+    for part in path {
+        if !table.get(part).is_some_and(Item::is_table) {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            table.insert(part, Item::Table(t));
+        }
+        table = table[*part].as_table_mut().expect("just ensured a table");
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> ConfigContext {
+        ConfigContext {
+            master_home: "/home/m".into(),
+            master_codex_dir: "/home/m/.codex".into(),
+            home: "/Users/f".into(),
+            codex_dir: "/Users/f/.codex".into(),
+            master_host: Some("master.tailnet.ts.net".into()),
+            ..ConfigContext::default()
+        }
+    }
+
+    const MASTER: &str = r#"# The master's config
+model = "gpt-5"   # inline comment
+
+[projects."/home/m/src/app"]
+trust_level = "trusted"
+
+[projects."/home/mx/other"]
+trust_level = "trusted"
+
+# Filesystem server
+[mcp_servers.fs]
+command = "/home/m/.codex/bin/fs"
+args = ["/home/m/docs", "${data}/x", "${nope}"]
+env = { ROOT = "/home/m/work" }
+startup_timeout_sec = 20
+
+[mcp_servers.web]
+url = "http://127.0.0.1:9000/mcp"
+env = { TOKEN = "x" }
+"#;
+
+    #[test]
+    fn paths_comments_urls() {
+        let mut c = ctx();
+        c.path_variables.insert("data".into(), "/data".into());
+        let m = merge_config(MASTER, &c).unwrap();
+        let t = &m.text;
+        assert!(t.contains("# The master's config") && t.contains("# inline comment") && t.contains("# Filesystem server"), "{t}");
+        assert!(t.contains("[projects.\"/Users/f/src/app\"]"), "{t}");
+        assert!(t.contains("[projects.\"/home/mx/other\"]"), "a path that merely starts alike is not rewritten: {t}");
+        assert!(t.contains("command = \"/Users/f/.codex/bin/fs\""), "{t}");
+        assert!(t.contains("\"/Users/f/docs\", \"/data/x\", \"${nope}\""), "{t}");
+        assert!(t.contains("ROOT = \"/Users/f/work\""), "{t}");
+        assert!(t.contains("url = \"http://master.tailnet.ts.net:9000/mcp\""), "{t}");
+        assert_eq!(t.matches("env =").count(), 1, "the URL server lost env: {t}");
+        assert_eq!(m.unknown_variables, ["nope"]);
+        let doc: DocumentMut = t.parse().unwrap();
+        assert_eq!(doc["mcp_servers"]["fs"]["startup_timeout_sec"].as_integer(), Some(20));
+    }
+
+    #[test]
+    fn windows_style_paths() {
+        let c = ConfigContext {
+            master_home: "C:\\Users\\m".into(),
+            master_codex_dir: "C:\\Users\\m\\.codex".into(),
+            ..ctx()
+        };
+        let m = merge_config("[projects.'C:\\Users\\m\\src']\ntrust_level = \"trusted\"\n[mcp_servers.a]\ncommand = 'C:\\Users\\m\\.codex\\run.cmd'\n", &c).unwrap();
+        assert!(m.text.contains("/Users/f/src"), "{}", m.text);
+        assert!(m.text.contains("/Users/f/.codex\\\\run.cmd") || m.text.contains("/Users/f/.codex\\run.cmd"), "{}", m.text);
+    }
+
+    #[test]
+    fn local_mcps_conflicts_and_overrides() {
+        let mut c = ctx();
+        c.local_mcps = Some("[mcp_servers.fs]\ncommand = \"local-fs\"\n[mcp_servers.mine]\ncommand = \"${home}/bin/mine\"\n".into());
+        let err = merge_config(MASTER, &c).unwrap_err();
+        assert!(err.to_string().contains("fs"), "{err}");
+        c.allow_mcp_overrides = vec!["fs".into()];
+        let m = merge_config(MASTER, &c).unwrap();
+        let doc: DocumentMut = m.text.parse().unwrap();
+        assert_eq!(doc["mcp_servers"]["fs"]["command"].as_str(), Some("local-fs"));
+        assert!(doc["mcp_servers"]["fs"].get("startup_timeout_sec").is_none(), "the local table replaces the canonical one");
+        assert_eq!(doc["mcp_servers"]["mine"]["command"].as_str(), Some("/Users/f/bin/mine"));
+        assert_eq!(m.text.matches("[mcp_servers.fs]").count(), 1, "{}", m.text);
+    }
+
+    #[test]
+    fn follower_trust_entries_survive() {
+        let mut c = ctx();
+        c.previous_master = Some(merge_config(MASTER, &ctx()).unwrap().text);
+        c.current = Some(format!(
+            "{}\n[projects.\"/Users/f/mine\"]\ntrust_level = \"trusted\"\n[hooks.state.\"/Users/f/.codex/hooks.json:session_start:0:0\"]\ntrusted_hash = \"sha256:ab\"\n",
+            c.previous_master.clone().unwrap()
+        ));
+        // The master drops its app project; the follower's own entries stay, the dropped one goes.
+        let next = MASTER.replace("[projects.\"/home/m/src/app\"]\ntrust_level = \"trusted\"\n", "");
+        let m = merge_config(&next, &c).unwrap();
+        let doc: DocumentMut = m.text.parse().unwrap();
+        assert!(doc["projects"].get("/Users/f/mine").is_some(), "{}", m.text);
+        assert!(doc["projects"].get("/Users/f/src/app").is_none(), "{}", m.text);
+        assert!(doc["hooks"]["state"].get("/Users/f/.codex/hooks.json:session_start:0:0").is_some(), "{}", m.text);
+    }
+}
