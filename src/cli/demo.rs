@@ -70,18 +70,23 @@ pub fn run(keep: bool) -> miette::Result<Output> {
     let link: serde_json::Value = serde_json::from_str(&link).map_err(|e| fail(format!("bad link output: {e}")))?;
     let link = link["link"].as_str().ok_or_else(|| fail("no link in the output"))?.to_owned();
 
-    println!("# On a second machine (here: a second temporary home), join with that link:\n");
-    step(&exe, &follower, &["follower", "join", &link])?;
+    println!("# On a second machine (here: a second temporary home), join with that link and apply:\n");
+    step(&exe, &follower, &["follower", "join", "--apply", &link])?;
     step(&exe, &follower, &["sync"])?;
 
-    println!("# Change one prompt on the master. The server publishes changes when they settle;\n# `master rebuild` does it at once. The follower then fetches only that file:\n");
+    println!("# Change one prompt on the master. The server publishes changes when they settle;\n# `master rebuild` does it at once. The follower fetches only that file and applies it:\n");
     std::fs::write(master.join(".codex/prompts/review.md"), "Review for correctness, then tests, then style.\n")
         .map_err(|e| fail(format!("cannot edit the sample: {e}")))?;
     step(&exe, &master, &["master", "rebuild"])?;
     step(&exe, &follower, &["sync"])?;
+    step(&exe, &follower, &["diff", "--patch"])?;
+    step(&exe, &follower, &["sync", "--apply"])?;
     step(&exe, &master, &["log"])?;
     step(&exe, &follower, &["log"])?;
-    step(&exe, &follower, &["show", "HEAD", "prompts/review.md"])?;
+    println!("# The follower's ~/.codex now holds revision 2; go back to revision 1:\n");
+    step(&exe, &follower, &["rollback", "1"])?;
+    let review = std::fs::read_to_string(follower.join(".codex/prompts/review.md")).map_err(|e| fail(format!("cannot read the follower's prompt: {e}")))?;
+    println!("# {} now reads: {review}", follower.join(".codex/prompts/review.md").display());
     step(&exe, &follower, &["status"])?;
     step(&exe, &master, &["master", "followers"])?;
     step(&exe, &follower, &["fsck"])?;
