@@ -43,6 +43,7 @@ fn options(codex_dir: &Path, state_dir: &Path) -> SnapshotOptions<'static> {
         home: codex_dir.parent().unwrap_or(codex_dir).to_owned(),
         signer: None,
         head_ttl: Duration::from_secs(3600),
+        mcp: None,
     }
 }
 

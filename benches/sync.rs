@@ -118,12 +118,12 @@ fn run(c: &Cmd, rss_file: Option<&Path>) -> Timed {
     let started = Instant::now();
     let out = command
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", c.program));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", c.program.display()));
     let elapsed = started.elapsed();
     assert!(
         out.status.success(),
-        "{:?} {:?} failed ({}):\n{}{}",
-        c.program,
+        "{} {:?} failed ({}):\n{}{}",
+        c.program.display(),
         c.args,
         out.status,
         String::from_utf8_lossy(&out.stdout),
@@ -269,8 +269,8 @@ impl Phase<'_> {
                 timed.push(t);
             }
         }
-        let mut times: Vec<Duration> = timed.iter().map(|t| t.elapsed).collect();
-        times.sort_unstable();
+        let mut elapsed: Vec<Duration> = timed.iter().map(|t| t.elapsed).collect();
+        elapsed.sort_unstable();
         let wire_bytes = wire.map(|f| {
             let mut w: Vec<u64> = timed.iter().map(|t| f(&t.stdout)).collect();
             w.sort_unstable();
@@ -279,7 +279,7 @@ impl Phase<'_> {
         Row {
             tool,
             operation,
-            median_ms: ms(times[times.len() / 2]),
+            median_ms: ms(elapsed[elapsed.len() / 2]),
             runs_ms: timed.iter().map(|t| ms(t.elapsed)).collect(),
             wire_bytes,
             client_peak_rss_kib: rss,
@@ -371,16 +371,16 @@ fn bench_codexport(
         .stderr(Stdio::null())
         .spawn()
         .expect("start master serve");
-    let mut line = String::new();
+    let mut address = String::new();
     std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
+        .read_line(&mut address)
         .expect("read the server's address");
     let server = Daemon(child);
-    let port = line
+    let port = address
         .split_whitespace()
         .find_map(|w| w.strip_prefix("http://"))
         .and_then(|a| a.rsplit(':').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .unwrap_or_else(|| panic!("no address in {address:?}"))
         .to_owned();
 
     let follower = |i: usize| tmp.join(format!("follower-{i}"));
@@ -391,14 +391,14 @@ fn bench_codexport(
             if i > 0 {
                 fs::remove_dir_all(follower(i - 1)).expect("remove the previous follower");
             }
-            let link = run(
+            let out = run(
                 &codexport_cmd(
                     master,
                     &["master", "link", "--host", "127.0.0.1", "--port", &port],
                 ),
                 None,
             );
-            let link = json(&link.stdout)["link"]
+            let link = json(&out.stdout)["link"]
                 .as_str()
                 .expect("a link")
                 .to_owned();
@@ -554,8 +554,8 @@ fn git(args: &[&dyn AsRefOs]) -> Cmd {
 
 /// Returns the median master-side `git add -A` + `git commit` time per one-file change.
 fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -> f64 {
-    let base = tmp.join("git");
-    let bare = base.join("master.git");
+    let served = tmp.join("git");
+    let bare = served.join("master.git");
     run(&git(&[&"init", &"-q", &"--bare", &bare]), None);
     let gd = format!("--git-dir={}", bare.display());
     let wt = format!("--work-tree={}", codex.display());
@@ -585,7 +585,7 @@ fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -
         .arg("daemon")
         .arg("--reuseaddr")
         .arg("--export-all")
-        .arg(format!("--base-path={}", base.display()))
+        .arg(format!("--base-path={}", served.display()))
         .arg("--listen=127.0.0.1")
         .arg(format!("--port={port}"))
         .stdin(Stdio::null())
@@ -600,7 +600,7 @@ fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -
         println!("git daemon did not start; cloning with --no-local from the path instead");
         (bare.display().to_string(), true)
     };
-    let clone = |i: usize| base.join(format!("clone-{i}.git"));
+    let clone = |i: usize| served.join(format!("clone-{i}.git"));
     rows.push(phase.measure(
         "git",
         "cold (clone --mirror)",

@@ -6,6 +6,7 @@ mod demo;
 mod history;
 mod master_cmd;
 mod checkout_cmd;
+mod mcp_cmd;
 mod net;
 pub mod output;
 pub mod rev;
@@ -96,6 +97,9 @@ pub enum Command {
         /// A revision number, an id prefix, or HEAD.
         rev: String,
     },
+    /// MCP servers exported by the master, run on this follower.
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// List revisions: number, id, time, files, bytes, and what changed.
     Log {
         /// Show only the newest N revisions.
@@ -133,6 +137,16 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Start a managed MCP server (Codex runs this; stdio is the server's own).
+    Run { name: String },
+    /// Each managed server, its kind, artifact, and whether it is ready to start.
+    List,
+    /// Prepare servers ahead of time, so the first Codex session does not wait for installs.
+    Repair { name: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +276,9 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
         Command::Apply { dry_run } => checkout_cmd::apply(&paths, dry_run),
         Command::Diff { rev, patch } => checkout_cmd::diff(&paths, rev.as_deref(), patch),
         Command::Rollback { rev } => checkout_cmd::rollback(&paths, &rev),
+        Command::Mcp(McpCommand::Run { name }) => mcp_cmd::run_server(&paths, &name),
+        Command::Mcp(McpCommand::List) => mcp_cmd::list(&paths),
+        Command::Mcp(McpCommand::Repair { name }) => mcp_cmd::repair(&paths, name.as_deref()),
         Command::Log { limit } => history::log(&paths, limit),
         Command::Show { rev, path } => history::show(&paths, &rev, path.as_deref()),
         Command::Status { timeout_ms } => state::status(&paths, timeout_ms),

@@ -20,3 +20,4 @@ pub mod progress;
 pub mod watch;
 pub mod checkout;
 pub mod overlay;
+pub mod mcp;

@@ -211,6 +211,15 @@ pub fn rebuild_with(
             home: paths.home.clone(),
             signer: Some(key.signing_key()),
             head_ttl: HEAD_TTL,
+            mcp: Some(&|w: &mut crate::store::Writer<'_>, config: &[u8]| {
+                let ctx = crate::mcp::infer::ExportContext {
+                    home: &paths.home,
+                    codex_dir: &paths.codex_dir,
+                    path: std::env::var_os("PATH"),
+                    env: &|name| std::env::var(name).ok(),
+                };
+                crate::mcp::infer::export(w, &String::from_utf8_lossy(config), &ctx)
+            }),
         },
     )?;
     refresh_head(store, key, false)?;

@@ -122,6 +122,9 @@ pub struct MergeFacts<'a> {
     pub current: &'a dyn Fn(&RelPath) -> Option<Vec<u8>>,
     /// The canonical tree of the revision applied last, if any.
     pub previous_canonical: Option<ObjectId>,
+    /// The codexport executable that runs command MCP servers (`mcp run <name>`), when the
+    /// revision carries an MCP manifest.
+    pub launcher: Option<&'a Path>,
 }
 
 /// The merge's result.
@@ -163,9 +166,10 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
             allow_mcp_overrides: overlay.local.allow_mcp_overrides.clone(),
             current: (facts.current)(&config_path).map(|b| String::from_utf8_lossy(&b).into_owned()),
             previous_master: None,
+            launcher: facts.launcher.map(|p| p.display().to_string()),
         };
         if let Some(prev) = previous(w, CONFIG)? {
-            let prev_ctx = config::ConfigContext { current: None, local_mcps: None, ..ctx.clone() };
+            let prev_ctx = config::ConfigContext { current: None, local_mcps: None, launcher: None, ..ctx.clone() };
             ctx.previous_master = config::merge_config(&String::from_utf8_lossy(&prev), &prev_ctx).ok().map(|m| m.text);
         }
         let merged = config::merge_config(&master, &ctx)?;

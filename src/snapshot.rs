@@ -77,7 +77,13 @@ pub struct SnapshotOptions<'a> {
     pub signer: Option<&'a SigningKey>,
     /// How long a signed head stays valid.
     pub head_ttl: Duration,
+    /// Builds the revision's MCP tree from config.toml's bytes (the master's MCP export).
+    pub mcp: Option<&'a McpExporter<'a>>,
 }
+
+/// Builds an MCP manifest tree from config.toml; kept abstract so the snapshot does not
+/// depend on the MCP layer.
+pub type McpExporter<'a> = dyn Fn(&mut crate::store::Writer<'_>, &[u8]) -> Result<Option<ObjectId>, StoreError> + 'a;
 
 /// What a snapshot did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -156,9 +162,21 @@ pub fn snapshot(
         elapsed_ms: 0.0,
     };
 
-    if parent.as_ref().is_some_and(|(_, rev)| rev.root == root) {
+    let mcp = match (opts.mcp, walked.files.iter().find(|f| f.rel == "config.toml")) {
+        (Some(export), Some(config)) => {
+            let bytes = writer.blob(&config.stat.id)?;
+            let mcp = export(&mut writer, &bytes)?;
+            if let Some(id) = mcp {
+                count_tree(&writer, id, &mut built)?;
+            }
+            mcp
+        }
+        _ => None,
+    };
+
+    if parent.as_ref().is_some_and(|(_, rev)| rev.root == root && rev.mcp == mcp) {
         if cache_changed {
-            writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
+            writer.update_stat_cache(&cache, &new_cache)?;
             writer.commit()?;
         }
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -169,9 +187,9 @@ pub fn snapshot(
         writer,
         opts,
         parent.as_ref(),
-        (root, root_entry.size),
+        (root, root_entry.size, mcp),
         &built,
-        &new_cache,
+        (&cache, &new_cache),
     )?;
     report.created = true;
     report.number = Some(number);
@@ -330,15 +348,15 @@ fn record_revision(
     mut writer: crate::store::Writer<'_>,
     opts: &SnapshotOptions<'_>,
     parent: Option<&(ObjectId, Revision)>,
-    (root, root_size): (ObjectId, u64),
+    (root, root_size, mcp): (ObjectId, u64, Option<ObjectId>),
     built: &Built,
-    new_cache: &HashMap<&str, StatEntry>,
+    (old_cache, new_cache): (&HashMap<String, StatEntry>, &HashMap<&str, StatEntry>),
 ) -> Result<(u64, ObjectId, ChangeCounts), SnapshotError> {
-    let changes = count(&tree_diff(
-        &writer,
-        parent.map(|(_, r)| r.root),
-        Some(root),
-    )?);
+    let changes = match parent {
+        Some((_, p)) => count(&tree_diff(&writer, Some(p.root), Some(root))?),
+        // Everything is new: no need to read the trees back.
+        None => ChangeCounts { added: built.files, ..ChangeCounts::default() },
+    };
     let time_ms = now_ms();
     let revision = Revision {
         number: parent.map_or(1, |(_, r)| r.number + 1),
@@ -350,7 +368,7 @@ fn record_revision(
         codex_dir: opts.codex_dir.display().to_string(),
         files: built.files,
         bytes: root_size,
-        mcp: None,
+        mcp,
     };
     let encoded = revision.encode();
     let rev_id = writer.put(ObjectKind::Revision, &encoded)?;
@@ -382,8 +400,24 @@ fn record_revision(
             .sign(key),
         )?;
     }
-    writer.replace_stat_cache(new_cache.iter().map(|(k, v)| (*k, v)))?;
+    writer.update_stat_cache(old_cache, new_cache)?;
     writer.commit()?;
 
     Ok((revision.number, rev_id, changes))
+}
+
+/// Adds the objects of a tree (the MCP tree) to the closure figures.
+fn count_tree(src: &impl ObjectSource, id: ObjectId, built: &mut Built) -> Result<(), StoreError> {
+    let tree = src.tree(&id)?;
+    if built.objects.insert(id) {
+        built.object_bytes += tree.encode().len() as u64;
+    }
+    for e in tree.entries() {
+        if e.kind == EntryKind::Tree {
+            count_tree(src, e.id, built)?;
+        } else if built.objects.insert(e.id) {
+            built.object_bytes += e.size;
+        }
+    }
+    Ok(())
 }

@@ -601,15 +601,21 @@ impl Writer<'_> {
             .transpose()
     }
 
-    /// Replaces the whole stat cache.
-    pub fn replace_stat_cache<'a>(
+    /// Brings the stat cache from `old` to `new`, writing only entries that differ (a
+    /// one-file change rewrites one entry, not ten thousand).
+    pub fn update_stat_cache(
         &mut self,
-        entries: impl IntoIterator<Item = (&'a str, &'a StatEntry)>,
+        old: &std::collections::HashMap<String, StatEntry>,
+        new: &std::collections::HashMap<&str, StatEntry>,
     ) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(STATCACHE)?;
-        table.retain(|_, _| false)?;
-        for (path, entry) in entries {
-            table.insert(path, entry.encode().as_slice())?;
+        for path in old.keys().filter(|p| !new.contains_key(p.as_str())) {
+            table.remove(path.as_str())?;
+        }
+        for (path, entry) in new {
+            if old.get(*path) != Some(entry) {
+                table.insert(*path, entry.encode().as_slice())?;
+            }
         }
         Ok(())
     }

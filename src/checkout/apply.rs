@@ -469,8 +469,11 @@ fn ensure_parents(
     Ok(())
 }
 
+/// A file as a tree names it.
+type Blob = (EntryKind, ObjectId);
+
 /// The (kind, id) an op expects before it runs, and the one it leaves.
-fn expected(op: &Op) -> (Option<(EntryKind, ObjectId)>, Option<(EntryKind, ObjectId)>) {
+fn expected(op: &Op) -> (Option<Blob>, Option<Blob>) {
     match op {
         Op::Put { kind, id, old, .. } => (*old, Some((*kind, *id))),
         Op::Delete { old, .. } => (Some(*old), None),

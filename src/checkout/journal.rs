@@ -63,6 +63,12 @@ pub fn commit(state_dir: &Path, journal: &Journal) -> Result<(), CheckoutError> 
     sync_dir(state_dir)
 }
 
+/// Just the version of a journal of any layout.
+#[derive(serde::Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
 /// Reads the journal, if there is one.
 pub fn load(state_dir: &Path) -> Result<Option<Journal>, CheckoutError> {
     let p = path(state_dir);
@@ -72,10 +78,6 @@ pub fn load(state_dir: &Path) -> Result<Option<Journal>, CheckoutError> {
         Err(e) => return Err(CheckoutError::io(&p, e)),
     };
     // Peek at the version first, so a newer layout is reported as such rather than as damage.
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        version: u32,
-    }
     let found = serde_json::from_slice::<Versioned>(&bytes)
         .map_err(|source| CheckoutError::JournalCorrupt {
             path: p.clone(),

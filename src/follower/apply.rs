@@ -63,9 +63,17 @@ pub fn merge_revision(paths: &Paths, store: &Store, rev_id: ObjectId) -> Result<
     let previous_canonical = store.read()?.last_apply()?.map(|a| a.canonical);
     let codex = paths.codex_dir.clone();
     let current = move |p: &RelPath| std::fs::read(p.to_path(&codex)).ok();
-    let facts = MergeFacts { home: &paths.home, codex_dir: &paths.codex_dir, master_host: master_host(paths), current: &current, previous_canonical };
+    let revision = store.read()?.revision(&rev_id)?;
+    let launcher = revision.mcp.and_then(|_| std::env::current_exe().ok());
+    let facts = MergeFacts {
+        home: &paths.home,
+        codex_dir: &paths.codex_dir,
+        master_host: master_host(paths),
+        current: &current,
+        previous_canonical,
+        launcher: launcher.as_deref(),
+    };
     let mut w = store.write()?;
-    let revision = w.revision(&rev_id)?;
     let merged = overlay::merge(&mut w, &revision, &overlay, &facts)?;
     w.commit()?;
     Ok((revision, merged))
@@ -116,6 +124,7 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     }
     let unchanged = plan.is_empty() && last.as_ref().is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
     if unchanged {
+        write_mcp_manifest(paths, store, &revision)?;
         report.result = "unchanged";
         clear_hold_if(store, target)?;
         return Ok(report);
@@ -147,6 +156,7 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
         Target::Revision(_) => w.set_meta(meta::HOLD, &store_number(store, fetched)?.to_le_bytes())?,
     }
     w.commit()?;
+    write_mcp_manifest(paths, store, &revision)?;
     report.result = "applied";
     report.drift = drift;
     report.backup_dir = backup_dir;
@@ -182,4 +192,26 @@ pub fn local_drift(paths: &Paths, store: &Store) -> Result<Vec<String>, Follower
 fn only_replaced(paths: &Paths, drift: Vec<String>) -> Vec<String> {
     let local = Overlay::load(&paths.state_dir).map(|o| o.local).unwrap_or_default();
     drift.into_iter().filter(|p| local.policy(p) == crate::overlay::Policy::Replace).collect()
+}
+
+/// Writes the applied revision's MCP manifest (and the ids of copied sources) where
+/// `codexport mcp run` reads it without opening the store; 0600, as it holds env secrets.
+fn write_mcp_manifest(paths: &Paths, store: &Store, revision: &Revision) -> Result<(), FollowerError> {
+    use crate::mcp::manifest::{MANIFEST_FILE, SOURCES_DIR};
+    let path = crate::mcp::run::applied_path(paths);
+    let Some(tree_id) = revision.mcp else {
+        let _ = std::fs::remove_file(&path);
+        return Ok(());
+    };
+    let r = store.read()?;
+    let tree = r.tree(&tree_id)?;
+    let Some(entry) = tree.get(MANIFEST_FILE) else { return Ok(()) };
+    let manifest = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| FollowerError::Stream(format!("MCP manifest of revision {}: {e}", revision.number)))?;
+    let sources = match tree.get(SOURCES_DIR) {
+        Some(s) => r.tree(&s.id)?.entries().iter().map(|e| (e.name.to_string(), e.id)).collect(),
+        None => std::collections::BTreeMap::new(),
+    };
+    let applied = crate::mcp::run::Applied { manifest, sources };
+    let bytes = serde_json::to_vec_pretty(&applied).expect("manifests serialise");
+    crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|e| FollowerError::Io { path, source: e })
 }

@@ -26,6 +26,8 @@ pub struct ConfigContext {
     /// follower added itself.
     pub current: Option<String>,
     pub previous_master: Option<String>,
+    /// When set, every canonical command server runs through `<launcher> mcp run <name>`.
+    pub launcher: Option<String>,
 }
 
 /// The merged text and the `${names}` that no variable defines.
@@ -45,9 +47,12 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
 
     if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
-        for (_, server) in servers.iter_mut() {
+        for (name, server) in servers.iter_mut() {
             if let Some(t) = server.as_table_like_mut() {
                 fix_server(t, ctx, &vars, &mut unknown);
+                if let Some(launcher) = ctx.launcher.as_deref().filter(|_| !t.contains_key("url")) {
+                    point_at_launcher(t, launcher, name.get());
+                }
             }
         }
     }
@@ -71,6 +76,17 @@ fn localise(s: &str, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unkno
         }
     }
     expand(&out, vars, unknown)
+}
+
+/// Maps paths under the master's codex dir and home to this machine's.
+pub fn rewrite_paths(s: &str, from_home: &str, from_codex: &str, to_home: &str, to_codex: &str) -> String {
+    let mut out = s.to_owned();
+    for (from, to) in [(from_codex, to_codex), (from_home, to_home)] {
+        if !from.is_empty() {
+            out = replace_path_prefix(&out, from, to);
+        }
+    }
+    out
 }
 
 /// Replaces `from` where it is a whole path prefix (followed by `/`, `\`, a quote, or the end).
@@ -178,6 +194,27 @@ fn fix_server(t: &mut dyn toml_edit::TableLike, ctx: &ConfigContext, vars: &BTre
             }
         }
     }
+}
+
+/// Makes a command server start through `codexport mcp run <name>`, which restores its
+/// environment, maps paths and hydrates its artifact; other keys (timeouts, enabled, tool
+/// filters) stay.
+fn point_at_launcher(t: &mut dyn toml_edit::TableLike, launcher: &str, name: &str) {
+    let set = |t: &mut dyn toml_edit::TableLike, key: &str, v: Value| match t.get_mut(key) {
+        Some(Item::Value(old)) => {
+            let decor = old.decor().clone();
+            *old = v;
+            *old.decor_mut() = decor;
+        }
+        _ => {
+            t.insert(key, Item::Value(v));
+        }
+    };
+    set(t, "command", Value::from(launcher));
+    set(t, "args", Value::Array(["mcp", "run", name].into_iter().collect()));
+    // The launcher restores env and cwd from the manifest.
+    t.remove("env");
+    t.remove("cwd");
 }
 
 /// The URL with a loopback host replaced by `host`, or `None` if it is not loopback.

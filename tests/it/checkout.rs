@@ -47,10 +47,14 @@ fn first_apply_writes_the_merged_setup_and_nothing_else() {
     assert!(config.contains("# master config"), "comments kept: {config}");
     assert!(config.contains(&format!("[projects.\"{fh}/src\"]")), "{config}");
     assert!(!config.contains(&mh), "no master path left: {config}");
-    assert!(config.contains(&format!("{fh}/mcp/node_modules")), "{config}");
     let doc: toml_edit::DocumentMut = config.parse().unwrap();
     assert!(doc["mcp_servers"]["web"].get("env").is_none());
-    assert_eq!(doc["mcp_servers"]["fs"]["env"]["TOKEN"].as_str(), Some("secret"));
+    // Command servers start through the launcher, which restores env from the manifest.
+    assert_eq!(doc["mcp_servers"]["fs"]["args"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>(), ["mcp", "run", "fs"]);
+    assert!(doc["mcp_servers"]["fs"]["command"].as_str().unwrap().ends_with("codexport"));
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(f.state().join("mcp/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["manifest"]["servers"]["fs"]["env"]["TOKEN"], "secret");
+    assert_eq!(fs::metadata(f.state().join("mcp/manifest.json")).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(!f.codex().join("sessions/2026/11/x.jsonl").exists(), "master runtime state never travels");
     let status = f.json(&["status"]);
     assert_eq!(status["applied"]["number"], 1);

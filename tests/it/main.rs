@@ -1,5 +1,6 @@
 //! The single integration-test binary: real files, real processes, temporary homes.
 
+mod bench_cmd;
 mod checkout;
 mod cli;
 mod mitm;
