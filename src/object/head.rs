@@ -1,7 +1,7 @@
 //! The signed head: which revision is current, signed by the master's ed25519 key.
 
 use super::{DecodeError, ObjectId, codec, id::hex};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::fmt;
 
 const MAGIC: &[u8; 4] = b"CXHD";
@@ -85,7 +85,7 @@ impl SignedHead {
     fn verify(&self) -> Result<(), DecodeError> {
         let key = VerifyingKey::from_bytes(&self.body.master_key)
             .map_err(|_| DecodeError::BadSignature)?;
-        key.verify(
+        key.verify_strict(
             &self.body.signing_input(),
             &Signature::from_bytes(&self.signature),
         )
