@@ -49,7 +49,7 @@ pub enum CheckoutError {
     #[diagnostic(
         code(codexport::checkout::pending),
         help(
-            "finish it first (checkout::recover, which codexport runs before every apply), then run the command again"
+            "run `codexport apply`, which finishes the interrupted apply first, then run the command again"
         )
     )]
     JournalPending { path: PathBuf },
@@ -229,16 +229,18 @@ pub fn execute(
     // A staging dir without a journal is the leftover of an apply that never committed.
     remove_staging(&staging)?;
     fs::create_dir(&staging).map_err(|e| CheckoutError::io(&staging, e))?;
-    let staged = stage(src, &staging, plan, &mut steps)?;
-    let backup_dir = backup(codex_dir, state_dir, &drifted)?;
-
-    steps.step()?;
-    barrier(&staging, &staged)?;
-    if let Some(dir) = &backup_dir {
-        let files: Vec<PathBuf> = drifted.iter().map(|p| p.to_path(dir)).collect();
-        barrier(dir, &files)?;
-    }
-    journal::sync_dir(codex_dir)?;
+    let prepared = prepare(src, codex_dir, state_dir, plan, &drifted, &mut steps);
+    let backup_dir = match prepared {
+        Ok(dir) => dir,
+        // A real failure before the commit cleans up after itself (an injected crash must
+        // not: it stands for a crash).
+        Err(e) => {
+            if !matches!(e, CheckoutError::InjectedCrash { .. }) {
+                let _ = remove_staging(&staging);
+            }
+            return Err(e);
+        }
+    };
 
     steps.step()?;
     let journal = Journal {
@@ -253,7 +255,7 @@ pub fn execute(
     journal::commit(state_dir, &journal)?;
 
     let done = roll_forward(&journal, codex_dir, &mut steps)?;
-    finish(&journal, codex_dir, state_dir, &done.touched, &mut steps)?;
+    finish(codex_dir, state_dir, &done.touched, &mut steps)?;
     Ok(ExecReport {
         written: done.written,
         deleted: done.deleted,
@@ -261,6 +263,30 @@ pub fn execute(
         backup_dir,
         steps: steps.next,
     })
+}
+
+/// The uncommitted half of an apply: stages every put, backs up the drifted files and makes
+/// both durable. Returns the backup dir, if anything was backed up.
+fn prepare(
+    src: &impl ObjectSource,
+    codex_dir: &Path,
+    state_dir: &Path,
+    plan: &Plan,
+    drifted: &[RelPath],
+    steps: &mut Steps,
+) -> Result<Option<PathBuf>, CheckoutError> {
+    let staging = codex_dir.join(STAGING_NAME);
+    let staged = stage(src, &staging, plan, steps)?;
+    let backup_dir = backup(codex_dir, state_dir, drifted)?;
+    steps.step()?;
+    barrier(&staging, &staged)?;
+    if let Some(dir) = &backup_dir {
+        let files: Vec<PathBuf> = drifted.iter().map(|p| p.to_path(dir)).collect();
+        barrier(dir, &files)?;
+    }
+    // The staging dir's own entry.
+    journal::sync_dir(codex_dir)?;
+    Ok(backup_dir)
 }
 
 /// Finishes an apply interrupted after its journal committed (rolls forward), or cleans up
@@ -289,7 +315,7 @@ fn recover_with(
         });
     }
     let done = roll_forward(&journal, codex_dir, steps)?;
-    finish(&journal, codex_dir, state_dir, &done.touched, steps)?;
+    finish(codex_dir, state_dir, &done.touched, steps)?;
     Ok(Some(journal.record))
 }
 
@@ -703,6 +729,9 @@ fn roll_forward(
 ) -> Result<Done, CheckoutError> {
     let mut done = Done::default();
     let mut known = HashSet::new();
+    // Derived, not read from the journal: whatever the journal says, codexport only ever
+    // renames from and removes its own staging dir inside the codex dir.
+    let staging = codex_dir.join(STAGING_NAME);
 
     for op in &journal.ops {
         let Op::Delete { path, .. } = op else {
@@ -747,7 +776,7 @@ fn roll_forward(
     for (i, op) in journal.ops.iter().enumerate() {
         let Op::Put { path, .. } = op else { continue };
         steps.step()?;
-        let staged = journal::staged_path(&journal.staging, i);
+        let staged = journal::staged_path(&staging, i);
         if lstat(&staged)?.is_none() {
             continue;
         }
@@ -774,7 +803,6 @@ fn roll_forward(
 /// Makes the renames durable, then removes the journal (the apply is finished) and the
 /// staging dir.
 fn finish(
-    journal: &Journal,
     codex_dir: &Path,
     state_dir: &Path,
     touched: &BTreeSet<PathBuf>,
@@ -788,7 +816,7 @@ fn finish(
     }
     steps.step()?;
     journal::remove(state_dir)?;
-    remove_staging(&journal.staging)
+    remove_staging(&codex_dir.join(STAGING_NAME))
 }
 
 /// Removes a staging dir (never following a symlink in its place), if there is one.

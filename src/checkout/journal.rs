@@ -22,7 +22,8 @@ pub struct Journal {
     pub version: u32,
     /// The codex dir the apply writes into; recovery refuses another one.
     pub codex_dir: PathBuf,
-    /// Where the staged files are: the file of the put at `ops[i]` is named `i`.
+    /// Where the staged files are: the file of the put at `ops[i]` is named `i`. Recorded for
+    /// people reading the journal; recovery always uses `<codex dir>/.codexport-staging`.
     pub staging: PathBuf,
     /// The plan's ops: deletes first, then puts.
     pub ops: Vec<Op>,

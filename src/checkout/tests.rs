@@ -787,3 +787,39 @@ fn a_crash_during_recovery_is_recovered_too() {
         assert_clean(&codex, &state);
     }
 }
+
+#[test]
+fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
+    let fx = fx();
+    let t1 = tree_of(&fx.store, &[("a".to_string(), file("1"))].into());
+    fx.apply(None, t1).unwrap();
+    // A tree naming a blob the store lacks: staging fails on it.
+    let missing = ObjectId([7; 32]);
+    let entries = vec![
+        TreeEntry {
+            name: EntryName::new("a").unwrap(),
+            kind: EntryKind::File,
+            id: missing,
+            size: 1,
+        },
+        TreeEntry {
+            name: EntryName::new("b").unwrap(),
+            kind: EntryKind::File,
+            id: missing,
+            size: 1,
+        },
+    ];
+    let mut w = fx.store.write().unwrap();
+    let t2 = w.put_tree(&Tree::new(entries).unwrap()).unwrap();
+    w.commit().unwrap();
+    let err = fx.apply(Some(t1), t2).unwrap_err();
+    assert!(
+        matches!(err, CheckoutError::Store(StoreError::MissingObject { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        read_disk(&fx.codex).0,
+        [("a".to_string(), file("1"))].into()
+    );
+    fx.assert_clean();
+}

@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod checkout;
 mod cli;
+mod mcp;
 mod mitm;
 mod snapshot;
 mod sync;

@@ -155,8 +155,16 @@ pub struct Master {
 impl Master {
     /// Starts the real binary; `watch` turns the file watcher on.
     pub fn start(home: &Home, watch: bool) -> Self {
+        Self::start_with_path(home, watch, None)
+    }
+
+    /// Starts with a given `PATH` (the master resolves MCP commands on it).
+    pub fn start_with_path(home: &Home, watch: bool, path: Option<&str>) -> Self {
         use std::io::BufRead;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
         cmd.arg("--home").arg(&home.home).args(["master", "serve", "--host", "127.0.0.1", "--port", "0"]);
         if !watch {
             cmd.arg("--no-watch");
