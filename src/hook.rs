@@ -333,6 +333,3 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
     };
     Ok(UninstallReport { removed, hook_toml_removed })
 }
-
-#[cfg(test)]
-mod tests;

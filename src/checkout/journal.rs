@@ -110,15 +110,3 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckoutError> {
         .and_then(|f| f.sync_all())
         .map_err(|e| CheckoutError::io(dir, e))
 }
-
-/// Paths are read back from the journal (and other codexport state) through the same
-/// validation as any other path, so a damaged file cannot name `..` or an absolute path.
-///
-/// This impl belongs beside `RelPath` in `object/name.rs`; it lives here because the journal
-/// is its first user and that file is owned elsewhere. Move it there when convenient.
-impl<'de> serde::Deserialize<'de> for RelPath {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        RelPath::new(&s).map_err(serde::de::Error::custom)
-    }
-}

@@ -227,10 +227,10 @@ fn is_node_script(file: &Path) -> bool {
 
 /// A command installed by `uv tool install` (under `~/.local/share/uv/tools/<tool>`).
 fn uv_tool(real: &Path, home: &Path, bin: &str) -> Option<(Artifact, Option<PathBuf>, String)> {
-    let tools = home.join(".local/share/uv/tools");
-    let rel = real.strip_prefix(&tools).ok()?;
-    let tool = rel.components().next()?.as_os_str().to_str()?.to_owned();
-    let tool_dir = tools.join(&tool);
+    let tools_root = home.join(".local/share/uv/tools");
+    let inside = real.strip_prefix(&tools_root).ok()?;
+    let tool = inside.components().next()?.as_os_str().to_str()?.to_owned();
+    let tool_dir = tools_root.join(&tool);
     let (name, version, url) = dist_info(&tool_dir, &tool)?;
     if let Some(dir) = url.as_deref().and_then(|u| u.strip_prefix("file://")).map(PathBuf::from) {
         if dir.join("pyproject.toml").is_file() {

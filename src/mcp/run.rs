@@ -103,8 +103,7 @@ pub fn run(paths: &Paths, name: &str) -> Result<std::convert::Infallible, McpErr
     if let Some(cwd) = &s.cwd {
         cmd.current_dir(map(cwd, &applied, paths));
     }
-    use std::os::unix::process::CommandExt;
-    let err = cmd.exec();
+    let err = std::os::unix::process::CommandExt::exec(&mut cmd);
     Err(McpError::Exec { program: prog.display().to_string(), source: err })
 }
 

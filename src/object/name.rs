@@ -133,6 +133,14 @@ impl RelPath {
     }
 }
 
+/// Paths read back (from the journal, from JSON) are validated like any other input.
+impl<'de> serde::Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RelPath::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -299,9 +299,8 @@ pub fn codex_cli() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/codex-cli");
     let bin = dir.join("node_modules/.bin/codex");
     if !bin.exists() {
-        let _lock = fs::File::create(dir.with_extension("lock")).ok().map(|f| {
+        let _lock = fs::File::create(dir.with_extension("lock")).ok().inspect(|f| {
             let _ = f.lock();
-            f
         });
         if !bin.exists() {
             fs::create_dir_all(&dir).ok()?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const TINY: &str = r#"const readline = require('readline');
+pub(crate) const TINY: &str = r"const readline = require('readline');
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', (line) => {
   const msg = JSON.parse(line);
@@ -17,7 +17,7 @@ rl.on('line', (line) => {
   if (msg.method === 'tools/list') result = { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] };
   process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }) + '\n');
 });
-"#;
+";
 
 fn npm_install(dir: &Path, package: &str) -> bool {
     std::fs::create_dir_all(dir).unwrap();
@@ -25,7 +25,8 @@ fn npm_install(dir: &Path, package: &str) -> bool {
 }
 
 /// Speaks MCP over the stdio of `codexport mcp run NAME`: initialize, then tools/list.
-fn initialize_and_list(follower: &Home, name: &str, path_env: Option<&str>) -> Result<(serde_json::Value, serde_json::Value), String> {
+#[allow(clippy::zombie_processes)] // the child is killed and waited for on every path below
+pub(crate) fn initialize_and_list(follower: &Home, name: &str, path_env: Option<&str>) -> Result<(serde_json::Value, serde_json::Value), String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
     cmd.arg("--home").arg(&follower.home).args(["mcp", "run", name]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(p) = path_env {
