@@ -7,8 +7,9 @@
 //!
 //! - codexport (this package's binary): `master serve --no-watch` in the background; cold
 //!   `follower join` (a fresh follower each run), no-change `sync`, and one-file-change `sync`
-//!   (one file appended to and `master rebuild`, untimed, before each). Bytes on the wire come
-//!   from the sync report.
+//!   (one file appended to and `master rebuild`, untimed, before each); then the same with
+//!   `--apply` (the revision also written into the follower's codex dir, as rsync does). Bytes
+//!   on the wire come from the sync report.
 //! - rsync: an rsync daemon on loopback serving the codex dir; `rsync -a --delete --stats`
 //!   cold (into a fresh folder each run), no-change, one-file-change. Bytes on the wire are
 //!   the client's "Total bytes sent" + "Total bytes received".
@@ -344,28 +345,13 @@ struct CodexportExtra {
     server_rss_kib: Option<u64>,
 }
 
-fn bench_codexport(
-    tmp: &Path,
-    codex: &Path,
-    phase: &Phase<'_>,
-    rows: &mut Vec<Row>,
-) -> CodexportExtra {
-    let master = codex
-        .parent()
-        .expect("the codex dir is inside the master home");
-    run(&codexport_cmd(master, &["master", "init"]), None);
+/// Starts `master serve --no-watch` for `master` on a loopback port; returns it and the port.
+fn start_server(master: &Path) -> (Daemon, String) {
     let mut child = Command::new(EXE)
         .arg("--home")
         .arg(master)
-        .args([
-            "master",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-watch",
-        ])
+        .args(["master", "serve", "--host", "127.0.0.1"])
+        .args(["--port", "0", "--no-watch"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -382,11 +368,21 @@ fn bench_codexport(
         .and_then(|a| a.rsplit(':').next())
         .unwrap_or_else(|| panic!("no address in {address:?}"))
         .to_owned();
+    (server, port)
+}
 
-    let follower = |i: usize| tmp.join(format!("follower-{i}"));
-    rows.push(phase.measure(
+/// Cold joins into fresh follower homes named `prefix-N`; returns the row and the last home.
+fn cold_joins(
+    phase: &Phase<'_>,
+    operation: &'static str,
+    (tmp, master, port): (&Path, &Path, &str),
+    prefix: &str,
+    extra: &[&str],
+) -> (Row, PathBuf) {
+    let follower = |i: usize| tmp.join(format!("{prefix}-{i}"));
+    let row = phase.measure(
         "codexport",
-        "cold (follower join)",
+        operation,
         |i| {
             if i > 0 {
                 fs::remove_dir_all(follower(i - 1)).expect("remove the previous follower");
@@ -394,7 +390,7 @@ fn bench_codexport(
             let out = run(
                 &codexport_cmd(
                     master,
-                    &["master", "link", "--host", "127.0.0.1", "--port", &port],
+                    &["master", "link", "--host", "127.0.0.1", "--port", port],
                 ),
                 None,
             );
@@ -402,47 +398,111 @@ fn bench_codexport(
                 .as_str()
                 .expect("a link")
                 .to_owned();
-            codexport_cmd(&follower(i), &["follower", "join", &link])
+            let mut c = codexport_cmd(&follower(i), &["follower", "join", &link]);
+            c.args.extend(extra.iter().map(OsString::from));
+            c
         },
         |_, _| {},
         Some(|s| json(s)["sync"]["wire_bytes"].as_u64().unwrap_or(0)),
-    ));
-    let home = follower(phase.runs);
-    let sync_wire: fn(&str) -> u64 = |s| json(s)["wire_bytes"].as_u64().unwrap_or(0);
-    rows.push(phase.measure(
-        "codexport",
-        "no-change sync",
-        |_| codexport_cmd(&home, &["sync"]),
-        |_, t| assert_eq!(json(&t.stdout)["result"], "current"),
-        Some(sync_wire),
-    ));
-    let (mut rebuilds, mut ideals) = (Vec::new(), Vec::new());
+    );
+    (row, follower(phase.runs))
+}
+
+fn sync_wire(stdout: &str) -> u64 {
+    json(stdout)["wire_bytes"].as_u64().unwrap_or(0)
+}
+
+/// One-file-change syncs of `home` (`sync` plus `extra`): before each, one file is appended
+/// to and `master rebuild` runs (untimed, collected in `rebuilds`). Returns the row and the
+/// median of the one-file ideal (file + trees on its path).
+fn one_file_syncs(
+    phase: &Phase<'_>,
+    operation: &'static str,
+    (master, codex, home): (&Path, &Path, &Path),
+    (seed, extra): (u64, &[&str]),
+    rebuilds: &mut Vec<Duration>,
+) -> (Row, u64) {
+    let mut ideals = Vec::new();
     let changed = std::cell::RefCell::new(PathBuf::new());
-    rows.push(phase.measure(
+    let mut args = vec!["sync"];
+    args.extend_from_slice(extra);
+    let row = phase.measure(
         "codexport",
-        "one-file-change sync",
+        operation,
         |i| {
             *changed.borrow_mut() =
-                library::touch_one(codex, i as u64 + 1).expect("touch one file");
+                library::touch_one(codex, seed + i as u64).expect("touch one file");
             let r = run(&codexport_cmd(master, &["master", "rebuild"]), None);
             if i > 0 {
                 rebuilds.push(r.elapsed);
             }
-            codexport_cmd(&home, &["sync"])
+            codexport_cmd(home, &args)
         },
         |i, t| {
             assert_eq!(json(&t.stdout)["result"], "fetched");
             if i > 0 {
-                ideals.push(ideal_bytes(&home, codex, &changed.borrow()));
+                ideals.push(ideal_bytes(home, codex, &changed.borrow()));
             }
         },
         Some(sync_wire),
-    ));
+    );
+    ideals.sort_unstable();
+    (row, ideals[ideals.len() / 2])
+}
+
+fn bench_codexport(
+    tmp: &Path,
+    codex: &Path,
+    phase: &Phase<'_>,
+    rows: &mut Vec<Row>,
+) -> CodexportExtra {
+    let master = codex
+        .parent()
+        .expect("the codex dir is inside the master home");
+    run(&codexport_cmd(master, &["master", "init"]), None);
+    let (server, port) = start_server(master);
+    let at = (tmp, master, port.as_str());
+
+    let (row, home) = cold_joins(phase, "cold (follower join)", at, "follower", &[]);
+    rows.push(row);
+    let (row, applied) = cold_joins(phase, "cold (join --apply)", at, "applied", &["--apply"]);
+    rows.push(row);
+    for (operation, home, extra) in [
+        ("no-change sync", &home, &[][..]),
+        ("no-change sync --apply", &applied, &["--apply"][..]),
+    ] {
+        let mut args = vec!["sync"];
+        args.extend_from_slice(extra);
+        rows.push(phase.measure(
+            "codexport",
+            operation,
+            |_| codexport_cmd(home, &args),
+            |_, t| assert_eq!(json(&t.stdout)["result"], "current"),
+            Some(sync_wire),
+        ));
+    }
+    let mut rebuilds = Vec::new();
+    let (row, ideal_bytes) = one_file_syncs(
+        phase,
+        "one-file-change sync",
+        (master, codex, &home),
+        (1, &[]),
+        &mut rebuilds,
+    );
+    rows.push(row);
+    // The applied follower missed the changes above: its warm-up run catches up.
+    let (row, _) = one_file_syncs(
+        phase,
+        "one-file-change sync --apply",
+        (master, codex, &applied),
+        (51, &["--apply"]),
+        &mut rebuilds,
+    );
+    rows.push(row);
     let server_rss_kib = peak_rss_kib(server.0.id());
     drop(server);
-    ideals.sort_unstable();
     CodexportExtra {
-        ideal_bytes: ideals[ideals.len() / 2],
+        ideal_bytes,
         rebuild_ms: median_ms(rebuilds),
         server_rss_kib,
     }
@@ -666,12 +726,12 @@ fn check(label: &str, value: f64, ok: bool, target: &str) -> String {
 
 fn print_report(rows: &[Row], extra: &CodexportExtra, git_commit_ms: Option<f64>) -> Vec<String> {
     println!(
-        "{:<10} {:<24} {:>10} {:>12} {:>16}",
+        "{:<10} {:<30} {:>10} {:>12} {:>16}",
         "tool", "operation", "median ms", "wire bytes", "client peak RSS"
     );
     for r in rows {
         println!(
-            "{:<10} {:<24} {:>10.1} {:>12} {:>16}",
+            "{:<10} {:<30} {:>10.1} {:>12} {:>16}",
             r.tool,
             r.operation,
             r.median_ms,
@@ -687,6 +747,9 @@ fn print_report(rows: &[Row], extra: &CodexportExtra, git_commit_ms: Option<f64>
     let ratio_wire = one_wire / extra.ideal_bytes.max(1) as f64;
     let no_change = ms_of("codexport", "no-change sync");
     let ratio_cold = ms_of("codexport", "cold (follower join)") / ms_of("rsync", "cold");
+    let ratio_one_applied =
+        ms_of("codexport", "one-file-change sync --apply") / ms_of("rsync", "one-file-change");
+    let ratio_cold_applied = ms_of("codexport", "cold (join --apply)") / ms_of("rsync", "cold");
     let notes = vec![
         format!(
             "server peak RSS (codexport master serve): {}",
@@ -723,6 +786,18 @@ fn print_report(rows: &[Row], extra: &CodexportExtra, git_commit_ms: Option<f64>
             "codexport cold / rsync cold",
             ratio_cold,
             ratio_cold <= 1.0,
+            "≤ 1",
+        ),
+        check(
+            "  the same, both writing the files (sync --apply / rsync one-file)",
+            ratio_one_applied,
+            ratio_one_applied <= 0.2,
+            "≤ 0.2",
+        ),
+        check(
+            "  the same, both writing the files (join --apply / rsync cold)",
+            ratio_cold_applied,
+            ratio_cold_applied <= 1.0,
             "≤ 1",
         ),
     ];

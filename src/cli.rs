@@ -4,6 +4,8 @@
 mod bench_cmd;
 mod demo;
 mod history;
+mod hook_cmd;
+mod service_cmd;
 mod master_cmd;
 mod checkout_cmd;
 mod mcp_cmd;
@@ -137,6 +139,57 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// The Codex session-start hook that syncs this follower (install, uninstall, run).
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Print a shell completion script (e.g. `codexport completions bash > /etc/bash_completion.d/codexport`).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Make Codex run `codexport hook run` when a session starts (hooks.json, the feature
+    /// flag, and Codex's trust in the hook).
+    Install {
+        /// The hook's deadline for one sync, in milliseconds.
+        #[arg(long, default_value_t = crate::hook::DEFAULT_TIMEOUT_MS)]
+        timeout_ms: u64,
+    },
+    /// Remove codexport's hook (other hooks stay).
+    Uninstall,
+    /// What Codex runs: a best-effort `sync --apply`; prints nothing, always exits 0, logs to
+    /// ~/.codexport/logs/hook.log.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Run {
+        /// One deadline for the whole run, in milliseconds.
+        #[arg(long, default_value = "3000", value_parser = hook_cmd::lenient_ms)]
+        timeout_ms: u64,
+        /// Anything else is ignored: the hook never fails on its arguments.
+        #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        ignored: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Install and start `master serve` as a user service (systemd, launchd or a Scheduled Task).
+    Install {
+        #[arg(long, default_value_t = crate::transport::DEFAULT_PORT)]
+        port: u16,
+        /// Print the files and commands and change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Stop and remove the service.
+    Uninstall {
+        /// Print the commands and change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Whether the service is installed and running.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +234,9 @@ pub enum MasterCommand {
         #[command(subcommand)]
         action: Option<FollowersAction>,
     },
+    /// Run `master serve` as a per-user service that starts at login.
+    #[command(subcommand)]
+    Service(ServiceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +296,10 @@ pub enum BenchCommand {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    if let Command::Hook(HookCommand::Run { timeout_ms, .. }) = cli.command {
+        // Codex hands a SessionStart hook's stdout to the model: print nothing, ever.
+        return hook_cmd::run(&cli.global, timeout_ms);
+    }
     let global = cli.global.clone();
     match dispatch(cli) {
         Ok(out) => {
@@ -289,5 +349,10 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
         }
         Command::Bench(BenchCommand::Sync { files, runs }) => bench_cmd::sync(&cli.global, files, runs),
         Command::Demo { keep } => demo::run(keep),
+        Command::Hook(HookCommand::Install { timeout_ms }) => hook_cmd::install(&paths, timeout_ms),
+        Command::Hook(HookCommand::Uninstall) => hook_cmd::uninstall(&paths),
+        Command::Hook(HookCommand::Run { timeout_ms, .. }) => Ok(hook_cmd::run_output(&cli.global, timeout_ms)),
+        Command::Master(MasterCommand::Service(cmd)) => service_cmd::service(&paths, &cmd),
+        Command::Completions { shell } => Ok(service_cmd::completions(shell)),
     }
 }

@@ -60,23 +60,48 @@ pub const HOOK_TOML: &str = "hook.toml";
 #[non_exhaustive]
 pub enum HookError {
     #[error("~/.codex/hooks.json is not a valid hooks file: {what}")]
-    #[diagnostic(code(codexport::usage::bad_hooks_json), help("fix the file (it must be a JSON object like {{\"hooks\":{{\"SessionStart\":[…]}}}}); nothing was written"))]
+    #[diagnostic(
+        code(codexport::usage::bad_hooks_json),
+        help(
+            "fix the file (it must be a JSON object like {{\"hooks\":{{\"SessionStart\":[…]}}}}); nothing was written"
+        )
+    )]
     BadHooksJson { what: String },
     #[error("{} is not valid TOML: {what}", path.display())]
-    #[diagnostic(code(codexport::usage::bad_codex_config), help("fix the file; nothing was written"))]
+    #[diagnostic(
+        code(codexport::usage::bad_codex_config),
+        help("fix the file; nothing was written")
+    )]
     BadConfig { path: PathBuf, what: String },
     #[error("{} is malformed: {what}", path.display())]
-    #[diagnostic(code(codexport::usage::bad_hook_toml), help("run `codexport hook install` again to rewrite it"))]
+    #[diagnostic(
+        code(codexport::usage::bad_hook_toml),
+        help("run `codexport hook install` again to rewrite it")
+    )]
     BadHookToml { path: PathBuf, what: String },
     #[error("this machine is the master; the session-start hook belongs on followers")]
-    #[diagnostic(code(codexport::usage::hook_on_master), help("the master's ~/.codex is the source of every revision; run `codexport hook install` on each follower instead"))]
+    #[diagnostic(
+        code(codexport::usage::hook_on_master),
+        help(
+            "the master's ~/.codex is the source of every revision; run `codexport hook install` on each follower instead"
+        )
+    )]
     IsMaster,
     #[error("codex app-server did not list the hooks: {what}")]
-    #[diagnostic(code(codexport::hook::app_server), help("open Codex once and accept the codexport hook under /hooks"))]
+    #[diagnostic(
+        code(codexport::hook::app_server),
+        help("open Codex once and accept the codexport hook under /hooks")
+    )]
     AppServer { what: String },
     #[error("I/O error on {}: {source}", path.display())]
-    #[diagnostic(code(codexport::hook::io), help("check permissions of ~/.codex and ~/.codexport"))]
-    Io { path: PathBuf, source: std::io::Error },
+    #[diagnostic(
+        code(codexport::hook::io),
+        help("check permissions of ~/.codex and ~/.codexport")
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Follower(#[from] FollowerError),
@@ -86,7 +111,10 @@ pub enum HookError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HookError + '_ {
-    move |source| HookError::Io { path: path.to_owned(), source }
+    move |source| HookError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// codexport's handler: the shell command and Codex's timeout for it, in seconds.
@@ -100,13 +128,19 @@ impl HookEntry {
     /// The entry for `exe` with a `timeout_ms` deadline; `extra` are further arguments
     /// (already quoted), such as `--home "…"`.
     pub fn new(exe: &Path, timeout_ms: u64, extra: &str) -> Self {
-        let mut command = format!("{} hook run --timeout-ms {timeout_ms}", shell_quote(&exe.display().to_string()));
+        let mut command = format!(
+            "{} hook run --timeout-ms {timeout_ms}",
+            shell_quote(&exe.display().to_string())
+        );
         if !extra.is_empty() {
             command.push(' ');
             command.push_str(extra);
         }
         // Codex's timeout leaves a second beyond our own deadline for start-up and logging.
-        Self { command, timeout: timeout_ms.div_ceil(1000) + 1 }
+        Self {
+            command,
+            timeout: timeout_ms.div_ceil(1000) + 1,
+        }
     }
 }
 
@@ -132,11 +166,26 @@ pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, HookError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(HookError::Io { path, source: e }),
     };
-    let bad = |what: String| HookError::BadHookToml { path: path.clone(), what };
-    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| bad(e.to_string()))?;
-    let command = doc.get("command").and_then(toml_edit::Item::as_str).ok_or_else(|| bad("missing command".into()))?;
-    let timeout = doc.get("timeout").and_then(toml_edit::Item::as_integer).and_then(|t| u64::try_from(t).ok()).ok_or_else(|| bad("missing timeout".into()))?;
-    Ok(Some(HookEntry { command: command.to_owned(), timeout }))
+    let bad = |what: String| HookError::BadHookToml {
+        path: path.clone(),
+        what,
+    };
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| bad(e.to_string()))?;
+    let command = doc
+        .get("command")
+        .and_then(toml_edit::Item::as_str)
+        .ok_or_else(|| bad("missing command".into()))?;
+    let timeout = doc
+        .get("timeout")
+        .and_then(toml_edit::Item::as_integer)
+        .and_then(|t| u64::try_from(t).ok())
+        .ok_or_else(|| bad("missing timeout".into()))?;
+    Ok(Some(HookEntry {
+        command: command.to_owned(),
+        timeout,
+    }))
 }
 
 fn hook_toml(entry: &HookEntry, timeout_ms: u64) -> String {
@@ -154,7 +203,10 @@ fn hook_toml(entry: &HookEntry, timeout_ms: u64) -> String {
 /// `…:session_start:0:0`). Every other key, event, group and handler keeps its place.
 /// Idempotent. Returns `existing` unchanged when there is nothing to do; otherwise the
 /// document pretty-printed (two-space indents, final newline).
-pub fn merge_hooks_json(existing: Option<&[u8]>, ours: Option<&HookEntry>) -> Result<Vec<u8>, HookError> {
+pub fn merge_hooks_json(
+    existing: Option<&[u8]>,
+    ours: Option<&HookEntry>,
+) -> Result<Vec<u8>, HookError> {
     let (doc, changed, _) = json::edit(existing, ours)?;
     Ok(match existing {
         Some(bytes) if !changed => bytes.to_vec(),
@@ -175,7 +227,10 @@ pub struct TrustMove {
 /// ours)` has run: handlers after our inserted group shift by one, removed codexport
 /// handlers lose theirs (or keep it, at `session_start:0:0`, when one is exactly `ours`).
 /// Only entries that change are listed. Apply them with [`move_trust_state`].
-pub fn trust_key_moves(existing: Option<&[u8]>, ours: Option<&HookEntry>) -> Result<Vec<TrustMove>, HookError> {
+pub fn trust_key_moves(
+    existing: Option<&[u8]>,
+    ours: Option<&HookEntry>,
+) -> Result<Vec<TrustMove>, HookError> {
     let (_, _, placements) = json::edit(existing, ours)?;
     let mut kept_ours = false;
     let mut moves = Vec::new();
@@ -200,7 +255,11 @@ pub fn trust_key_moves(existing: Option<&[u8]>, ours: Option<&HookEntry>) -> Res
 /// The absolute path of `hooks.json` as Codex names it in trust keys.
 pub fn hooks_json_path(paths: &Paths) -> PathBuf {
     let p = paths.codex_dir.join("hooks.json");
-    if p.is_absolute() { p } else { std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p) }
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
 }
 
 /// What `hook install` did.
@@ -219,10 +278,16 @@ pub struct InstallReport {
 fn location_args(paths: &Paths) -> String {
     let mut extra = Vec::new();
     if paths.home != Paths::default_home() {
-        extra.push(format!("--home {}", shell_quote(&paths.home.display().to_string())));
+        extra.push(format!(
+            "--home {}",
+            shell_quote(&paths.home.display().to_string())
+        ));
     }
     if paths.codex_dir != paths.home.join(".codex") {
-        extra.push(format!("--codex-dir {}", shell_quote(&paths.codex_dir.display().to_string())));
+        extra.push(format!(
+            "--codex-dir {}",
+            shell_quote(&paths.codex_dir.display().to_string())
+        ));
     }
     extra.join(" ")
 }
@@ -231,7 +296,10 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, HookError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(HookError::Io { path: path.to_owned(), source: e }),
+        Err(e) => Err(HookError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
@@ -259,15 +327,27 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     let config_text = config::read(&config_path)?;
     let mut doc = config::parse(&config_text, &config_path)?;
     config::set_hooks_feature(&mut doc, &config_path)?;
-    move_trust_state(&mut doc, &hooks_json_path(paths).display().to_string(), &moves);
+    move_trust_state(
+        &mut doc,
+        &hooks_json_path(paths).display().to_string(),
+        &moves,
+    );
 
     // Everything is validated; now write.
     let toml_path = paths.state_dir.join(HOOK_TOML);
-    crate::fsutil::write_atomic(&toml_path, hook_toml(&entry, timeout_ms).as_bytes(), 0o644).map_err(io(&toml_path))?;
+    crate::fsutil::write_atomic(&toml_path, hook_toml(&entry, timeout_ms).as_bytes(), 0o644)
+        .map_err(io(&toml_path))?;
     if current.as_deref() != Some(hooks.as_slice()) {
         write_keeping_mode(&hooks_path, &hooks)?;
     }
-    let mut report = InstallReport { entry, hooks_json: hooks_path.display().to_string(), trust: "no_codex", trust_key: None, trust_error: None, codex: None };
+    let mut report = InstallReport {
+        entry,
+        hooks_json: hooks_path.display().to_string(),
+        trust: "no_codex",
+        trust_key: None,
+        trust_error: None,
+        codex: None,
+    };
     if let Some(codex) = find_codex() {
         report.codex = Some(codex.display().to_string());
         // Codex must see the new files to hash them; write config.toml first (feature on).
@@ -318,7 +398,11 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
         if config_path.exists() && !moves.is_empty() {
             let text = config::read(&config_path)?;
             let mut doc = config::parse(&text, &config_path)?;
-            move_trust_state(&mut doc, &hooks_json_path(paths).display().to_string(), &moves);
+            move_trust_state(
+                &mut doc,
+                &hooks_json_path(paths).display().to_string(),
+                &moves,
+            );
             write_config(&config_path, &text, &doc)?;
         }
         if hooks != current {
@@ -329,7 +413,15 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
     let hook_toml_removed = match std::fs::remove_file(&toml_path) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(HookError::Io { path: toml_path, source: e }),
+        Err(e) => {
+            return Err(HookError::Io {
+                path: toml_path,
+                source: e,
+            });
+        }
     };
-    Ok(UninstallReport { removed, hook_toml_removed })
+    Ok(UninstallReport {
+        removed,
+        hook_toml_removed,
+    })
 }

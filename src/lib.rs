@@ -20,4 +20,6 @@ pub mod progress;
 pub mod watch;
 pub mod checkout;
 pub mod overlay;
+pub mod hook;
+pub mod service;
 pub mod mcp;

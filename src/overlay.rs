@@ -10,11 +10,10 @@ pub mod local;
 
 pub use local::{LocalConfig, Policy};
 
-use crate::object::{EntryKind, EntryName, ObjectId, ObjectKind, RelPath, Revision, Tree, TreeEntry};
-use crate::store::diff::walk_files;
+use crate::object::{EntryKind, EntryName, ObjectId, ObjectKind, RelPath, Revision};
+use crate::store::edit::{Edit, edit, lookup};
 use crate::store::{ObjectSource, StoreError, Writer};
 use miette::Diagnostic;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -134,27 +133,29 @@ pub struct Merged {
     pub unknown_variables: Vec<String>,
 }
 
-type FileMap = BTreeMap<RelPath, (EntryKind, ObjectId, u64)>;
-
 const CONFIG: &str = "config.toml";
 
-/// Merges a revision with the overlay and stores the merged tree.
+/// Merges a revision with the overlay and stores the merged tree. Only the trees along
+/// edited paths are rewritten, so the cost follows the overlay, not the library.
 pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: &MergeFacts<'_>) -> Result<Merged, OverlayError> {
-    let mut files: FileMap = walk_files(w, revision.root)?.into_iter().map(|(p, e)| (p, (e.kind, e.id, e.size))).collect();
+    let mut root = revision.root;
     let mut unknown_variables = Vec::new();
-    let previous = |w: &Writer<'_>, path: &str| -> Result<Option<Vec<u8>>, OverlayError> {
-        let Some(root) = facts.previous_canonical else { return Ok(None) };
-        let found = walk_files(w, root)?.into_iter().find(|(p, _)| p.as_str() == path);
-        Ok(match found {
-            Some((_, e)) => Some(w.blob(&e.id)?),
-            None => None,
-        })
+    let previous = |w: &Writer<'_>, path: &RelPath| -> Result<Option<Vec<u8>>, OverlayError> {
+        let Some(prev_root) = facts.previous_canonical else { return Ok(None) };
+        match lookup(w, prev_root, path)? {
+            Some(e) if e.kind != EntryKind::Tree => Ok(Some(w.blob(&e.id)?)),
+            _ => Ok(None),
+        }
     };
 
     // config.toml
     let config_path = RelPath::new(CONFIG).expect("valid path");
-    if let Some((kind, id, _)) = files.get(&config_path).copied() {
-        let master = String::from_utf8_lossy(&w.blob(&id)?).into_owned();
+    let config_entry = lookup(w, root, &config_path)?.filter(|e| e.kind != EntryKind::Tree);
+    if config_entry.is_some() || overlay.local_mcps.is_some() {
+        let master = match &config_entry {
+            Some(e) => String::from_utf8_lossy(&w.blob(&e.id)?).into_owned(),
+            None => String::new(),
+        };
         let mut ctx = config::ConfigContext {
             master_home: revision.home.clone(),
             master_codex_dir: revision.codex_dir.clone(),
@@ -168,83 +169,63 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
             previous_master: None,
             launcher: facts.launcher.map(|p| p.display().to_string()),
         };
-        if let Some(prev) = previous(w, CONFIG)? {
+        if let Some(prev) = previous(w, &config_path)? {
             let prev_ctx = config::ConfigContext { current: None, local_mcps: None, launcher: None, ..ctx.clone() };
             ctx.previous_master = config::merge_config(&String::from_utf8_lossy(&prev), &prev_ctx).ok().map(|m| m.text);
         }
         let merged = config::merge_config(&master, &ctx)?;
         unknown_variables = merged.unknown_variables;
-        put(w, &mut files, config_path, kind, &merged.text.into_bytes())?;
-    } else if overlay.local_mcps.is_some() {
-        let ctx = config::ConfigContext {
-            home: facts.home.display().to_string(),
-            codex_dir: facts.codex_dir.display().to_string(),
-            path_variables: overlay.local.path_variables.clone(),
-            local_mcps: overlay.local_mcps.clone(),
-            ..config::ConfigContext::default()
-        };
-        let merged = config::merge_config("", &ctx)?;
-        put(w, &mut files, config_path, EntryKind::File, &merged.text.into_bytes())?;
+        let kind = config_entry.map_or(EntryKind::File, |e| e.kind);
+        root = put(w, root, &config_path, kind, merged.text.as_bytes())?;
     }
 
     // Co-owned files, by policy.
-    let policy_paths: Vec<(RelPath, Policy)> = files.keys().map(|p| (p.clone(), overlay.local.policy(p.as_str()))).filter(|(_, pol)| *pol != Policy::Replace).collect();
-    for (path, policy) in policy_paths {
+    let mut co_owned: Vec<(&str, Policy)> = local::DEFAULT_POLICIES.to_vec();
+    co_owned.extend(overlay.local.policies.iter().map(|(p, pol)| (p.as_str(), *pol)));
+    for (path, _) in co_owned {
+        let policy = overlay.local.policy(path);
+        let Ok(path) = RelPath::new(path) else { continue };
+        let Some(entry) = lookup(w, root, &path)?.filter(|e| e.kind != EntryKind::Tree) else { continue };
         let Some(current) = (facts.current)(&path) else { continue };
-        let (kind, id, _) = files[&path];
-        let master = w.blob(&id)?;
         let content = match policy {
             Policy::Replace => continue,
             Policy::KeepLocal => current,
-            Policy::AppendLocal => append_local(&master, &current, previous(w, path.as_str())?.as_deref()),
+            Policy::AppendLocal => append_local(&w.blob(&entry.id)?, &current, previous(w, &path)?.as_deref()),
         };
-        put(w, &mut files, path, kind, &content)?;
+        root = put(w, root, &path, entry.kind, &content)?;
     }
 
     // Local skills land where Codex reads skills.
-    let mut clashes = std::collections::BTreeSet::new();
-    let skill_names: std::collections::BTreeSet<String> = overlay.skills.iter().filter_map(|f| f.path.first().map(str::to_owned)).collect();
-    for name in &skill_names {
-        let prefix = format!("skills/{name}");
-        let canonical: Vec<RelPath> = files.keys().filter(|p| p.as_str() == prefix || p.as_str().starts_with(&format!("{prefix}/"))).cloned().collect();
-        if canonical.is_empty() {
+    let skill_names: std::collections::BTreeSet<&str> = overlay.skills.iter().filter_map(|f| f.path.first()).collect();
+    let mut clashes = Vec::new();
+    for name in skill_names {
+        let Ok(dir) = RelPath::new(&format!("skills/{name}")) else { continue };
+        if lookup(w, root, &dir)?.is_none() {
             continue;
         }
-        if overlay.local.allow_skill_overrides.contains(name) {
-            for p in canonical {
-                files.remove(&p);
-            }
+        if overlay.local.allow_skill_overrides.iter().any(|n| n == name) {
+            root = edit(w, root, &dir, Edit::Remove)?;
         } else {
-            clashes.insert(name.clone());
+            clashes.push(name.to_owned());
         }
     }
     if !clashes.is_empty() {
-        return Err(OverlayError::SkillConflict { names: clashes.into_iter().collect() });
+        return Err(OverlayError::SkillConflict { names: clashes });
     }
     for f in &overlay.skills {
         let path = RelPath::new(&format!("skills/{}", f.path)).map_err(|e| OverlayError::BadOverlayFile { path: PathBuf::from(f.path.as_str()), what: e.to_string() })?;
-        put(w, &mut files, path, f.kind, &f.bytes)?;
+        root = put(w, root, &path, f.kind, &f.bytes)?;
     }
-    // Overrides replace canonical files at the same path.
+    // Overrides replace canonical files (or directories) at the same path.
     for f in &overlay.overrides {
-        // A file cannot sit where the merged tree has a directory, or below a file.
-        remove_conflicting(&mut files, &f.path);
-        put(w, &mut files, f.path.clone(), f.kind, &f.bytes)?;
+        root = put(w, root, &f.path, f.kind, &f.bytes)?;
     }
-
-    let tree = build(w, &files)?;
-    Ok(Merged { tree, unknown_variables })
+    Ok(Merged { tree: root, unknown_variables })
 }
 
-fn put(w: &mut Writer<'_>, files: &mut FileMap, path: RelPath, kind: EntryKind, bytes: &[u8]) -> Result<(), StoreError> {
+fn put(w: &mut Writer<'_>, root: ObjectId, path: &RelPath, kind: EntryKind, bytes: &[u8]) -> Result<ObjectId, StoreError> {
     let id = w.put(ObjectKind::Blob, bytes)?;
-    files.insert(path, (kind, id, bytes.len() as u64));
-    Ok(())
-}
-
-fn remove_conflicting(files: &mut FileMap, path: &RelPath) {
-    let below = format!("{}/", path.as_str());
-    files.retain(|p, _| !p.as_str().starts_with(&below) && !path.as_str().starts_with(&format!("{}/", p.as_str())));
+    edit(w, root, path, Edit::Put { kind, id, size: bytes.len() as u64 })
 }
 
 /// The master's lines, then the lines the follower added (present now, absent from the
@@ -266,35 +247,6 @@ pub fn append_local(master: &[u8], current: &[u8], previous_master: Option<&[u8]
         }
     }
     out.into_bytes()
-}
-
-/// Builds and stores the nested trees of a flat file map; returns the root id.
-fn build(w: &mut Writer<'_>, files: &FileMap) -> Result<ObjectId, StoreError> {
-    #[derive(Default)]
-    struct Dir {
-        files: Vec<TreeEntry>,
-        dirs: BTreeMap<String, Dir>,
-    }
-    fn store(w: &mut Writer<'_>, dir: Dir) -> Result<(ObjectId, u64), StoreError> {
-        let mut entries = dir.files;
-        for (name, sub) in dir.dirs {
-            let (id, size) = store(w, sub)?;
-            entries.push(TreeEntry { name: EntryName::new(name).expect("came from a valid path"), kind: EntryKind::Tree, id, size });
-        }
-        let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt { what: format!("merged tree: {e}") })?;
-        Ok((w.put_tree(&tree)?, tree.size()))
-    }
-    let mut root = Dir::default();
-    for (path, (kind, id, size)) in files {
-        let parts: Vec<&str> = path.components().collect();
-        let (last, parents) = parts.split_last().expect("file paths are not empty");
-        let mut dir = &mut root;
-        for p in parents {
-            dir = dir.dirs.entry((*p).to_owned()).or_default();
-        }
-        dir.files.push(TreeEntry { name: EntryName::new(*last).expect("came from a valid path"), kind: *kind, id: *id, size: *size });
-    }
-    Ok(store(w, root)?.0)
 }
 
 #[cfg(test)]

@@ -23,20 +23,48 @@ pub const TASK_NAME: &str = "CodexportMaster";
 #[non_exhaustive]
 pub enum ServiceError {
     #[error("this machine is not a master")]
-    #[diagnostic(code(codexport::usage::not_master), help("run `codexport master init` first; the service runs `codexport master serve`"))]
+    #[diagnostic(
+        code(codexport::usage::not_master),
+        help("run `codexport master init` first; the service runs `codexport master serve`")
+    )]
     NotMaster,
     #[error("running codexport as a service is not supported on {os}")]
-    #[diagnostic(code(codexport::usage::unsupported_platform), help("run `codexport master serve` under your own process supervisor"))]
+    #[diagnostic(
+        code(codexport::usage::unsupported_platform),
+        help("run `codexport master serve` under your own process supervisor")
+    )]
     Unsupported { os: String },
     #[error("`{tool}` is not available on this machine, so the service was not started{done}")]
-    #[diagnostic(code(codexport::service::missing_tool), help("run these yourself where {tool} works (e.g. in your login session): {rest}"))]
-    MissingTool { tool: String, done: String, rest: String },
+    #[diagnostic(
+        code(codexport::service::missing_tool),
+        help("run these yourself where {tool} works (e.g. in your login session): {rest}")
+    )]
+    MissingTool {
+        tool: String,
+        done: String,
+        rest: String,
+    },
     #[error("`{command}` failed ({status}): {stderr}")]
-    #[diagnostic(code(codexport::service::command_failed), help("fix the cause and run the command again; `codexport master service install --dry-run` lists every step"))]
-    CommandFailed { command: String, status: String, stderr: String },
+    #[diagnostic(
+        code(codexport::service::command_failed),
+        help(
+            "fix the cause and run the command again; `codexport master service install --dry-run` lists every step"
+        )
+    )]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
     #[error("I/O error on {}: {source}", path.display())]
-    #[diagnostic(code(codexport::service::io), help("check permissions of the service directory"))]
-    Io { path: PathBuf, source: std::io::Error },
+    #[diagnostic(
+        code(codexport::service::io),
+        help("check permissions of the service directory")
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where the service runs: a systemd user manager, launchd, or the Windows Task Scheduler.
@@ -72,17 +100,32 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     pub fn new(exe: PathBuf, paths: &Paths, port: u16) -> Self {
-        let codex_dir = (paths.codex_dir != paths.home.join(".codex")).then(|| paths.codex_dir.clone());
-        Self { exe, home: paths.home.clone(), codex_dir, port }
+        let codex_dir =
+            (paths.codex_dir != paths.home.join(".codex")).then(|| paths.codex_dir.clone());
+        Self {
+            exe,
+            home: paths.home.clone(),
+            codex_dir,
+            port,
+        }
     }
 
     /// The program and its arguments.
     pub fn argv(&self) -> Vec<String> {
-        let mut argv = vec![self.exe.display().to_string(), "--home".into(), self.home.display().to_string()];
+        let mut argv = vec![
+            self.exe.display().to_string(),
+            "--home".into(),
+            self.home.display().to_string(),
+        ];
         if let Some(dir) = &self.codex_dir {
             argv.extend(["--codex-dir".into(), dir.display().to_string()]);
         }
-        argv.extend(["master".into(), "serve".into(), "--port".into(), self.port.to_string()]);
+        argv.extend([
+            "master".into(),
+            "serve".into(),
+            "--port".into(),
+            self.port.to_string(),
+        ]);
         argv
     }
 }
@@ -107,7 +150,17 @@ pub fn systemd_quote(arg: &str) -> String {
 
 /// The systemd user unit (`~/.config/systemd/user/codexport-master.service`).
 pub fn systemd_unit(spec: &ServiceSpec) -> String {
-    let exec: Vec<String> = spec.argv().iter().map(|a| if a.starts_with('-') || is_plain(a) { a.clone() } else { systemd_quote(a) }).collect();
+    let exec: Vec<String> = spec
+        .argv()
+        .iter()
+        .map(|a| {
+            if a.starts_with('-') || is_plain(a) {
+                a.clone()
+            } else {
+                systemd_quote(a)
+            }
+        })
+        .collect();
     format!(
         "# Written by `codexport master service install`; `codexport master service uninstall` removes it.\n\
          [Unit]\n\
@@ -131,7 +184,10 @@ fn is_plain(a: &str) -> bool {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The launchd agent (`~/Library/LaunchAgents/dev.codexport.master.plist`); its output goes
@@ -160,25 +216,49 @@ pub fn launchd_plist(spec: &ServiceSpec, log_dir: &Path) -> String {
 
 /// The command line a Scheduled Task runs (`/TR`): every path double-quoted.
 pub fn windows_task_command(spec: &ServiceSpec) -> String {
-    spec.argv().iter().map(|a| if a.starts_with('-') || is_plain(a) { a.clone() } else { format!("\"{a}\"") }).collect::<Vec<_>>().join(" ")
+    spec.argv()
+        .iter()
+        .map(|a| {
+            if a.starts_with('-') || is_plain(a) {
+                a.clone()
+            } else {
+                format!("\"{a}\"")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One step of installing or removing the service.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "step", rename_all = "lowercase")]
 pub enum Step {
-    Write { path: PathBuf, content: String },
-    Remove { path: PathBuf },
+    Write {
+        path: PathBuf,
+        content: String,
+    },
+    Remove {
+        path: PathBuf,
+    },
     /// A command; `may_fail` steps (stopping what may not run) go on when they fail.
-    Run { argv: Vec<String>, may_fail: bool },
+    Run {
+        argv: Vec<String>,
+        may_fail: bool,
+    },
 }
 
 impl Step {
     fn run(argv: &[&str]) -> Self {
-        Step::Run { argv: argv.iter().map(|&s| s.to_owned()).collect(), may_fail: false }
+        Step::Run {
+            argv: argv.iter().map(|&s| s.to_owned()).collect(),
+            may_fail: false,
+        }
     }
     fn try_run(argv: &[&str]) -> Self {
-        Step::Run { argv: argv.iter().map(|&s| s.to_owned()).collect(), may_fail: true }
+        Step::Run {
+            argv: argv.iter().map(|&s| s.to_owned()).collect(),
+            may_fail: true,
+        }
     }
 }
 
@@ -195,7 +275,8 @@ pub fn unit_path(home: &Path) -> PathBuf {
 }
 
 pub fn plist_path(home: &Path) -> PathBuf {
-    home.join("Library/LaunchAgents").join(format!("{LAUNCHD_LABEL}.plist"))
+    home.join("Library/LaunchAgents")
+        .join(format!("{LAUNCHD_LABEL}.plist"))
 }
 
 /// Installing and starting the service.
@@ -242,16 +323,28 @@ pub fn uninstall_plan(platform: Platform, home: &Path) -> Plan {
     let steps = match platform {
         Platform::Systemd => vec![
             Step::try_run(&["systemctl", "--user", "disable", "--now", UNIT_NAME]),
-            Step::Remove { path: unit_path(home) },
+            Step::Remove {
+                path: unit_path(home),
+            },
             Step::run(&["systemctl", "--user", "daemon-reload"]),
         ],
         Platform::Launchd => {
             let plist = plist_path(home);
-            vec![Step::try_run(&["launchctl", "unload", "-w", &plist.display().to_string()]), Step::Remove { path: plist }]
+            vec![
+                Step::try_run(&["launchctl", "unload", "-w", &plist.display().to_string()]),
+                Step::Remove { path: plist },
+            ]
         }
-        Platform::Windows => vec![Step::try_run(&["schtasks", "/End", "/TN", TASK_NAME]), Step::run(&["schtasks", "/Delete", "/TN", TASK_NAME, "/F"])],
+        Platform::Windows => vec![
+            Step::try_run(&["schtasks", "/End", "/TN", TASK_NAME]),
+            Step::run(&["schtasks", "/Delete", "/TN", TASK_NAME, "/F"]),
+        ],
     };
-    Plan { platform, steps, notes: Vec::new() }
+    Plan {
+        platform,
+        steps,
+        notes: Vec::new(),
+    }
 }
 
 /// A step as a person would type it.
@@ -265,7 +358,16 @@ pub fn describe(step: &Step) -> String {
 
 fn shell_words(argv: &[String]) -> String {
     argv.iter()
-        .map(|a| if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) { a.clone() } else { format!("'{}'", a.replace('\'', "'\\''")) })
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -276,30 +378,62 @@ pub fn execute(plan: &Plan) -> Result<Vec<String>, ServiceError> {
     for (i, step) in plan.steps.iter().enumerate() {
         match step {
             Step::Write { path, content } => {
-                crate::fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|e| ServiceError::Io { path: path.clone(), source: e })?;
+                crate::fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|e| {
+                    ServiceError::Io {
+                        path: path.clone(),
+                        source: e,
+                    }
+                })?;
                 done.push(describe(step));
             }
             Step::Remove { path } => match std::fs::remove_file(path) {
                 Ok(()) => done.push(describe(step)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => done.push(format!("{} (was not there)", describe(step))),
-                Err(e) => return Err(ServiceError::Io { path: path.clone(), source: e }),
-            },
-            Step::Run { argv, may_fail } => match Command::new(&argv[0]).args(&argv[1..]).output() {
-                Ok(out) if out.status.success() || *may_fail => done.push(describe(step)),
-                Ok(out) => {
-                    return Err(ServiceError::CommandFailed {
-                        command: describe(step),
-                        status: out.status.to_string(),
-                        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    done.push(format!("{} (was not there)", describe(step)));
+                }
+                Err(e) => {
+                    return Err(ServiceError::Io {
+                        path: path.clone(),
+                        source: e,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let done_text = if done.is_empty() { String::new() } else { format!(" (done: {})", done.join("; ")) };
-                    let rest = plan.steps[i..].iter().map(describe).collect::<Vec<_>>().join("; ");
-                    return Err(ServiceError::MissingTool { tool: argv[0].clone(), done: done_text, rest });
-                }
-                Err(e) => return Err(ServiceError::CommandFailed { command: describe(step), status: "not started".into(), stderr: e.to_string() }),
             },
+            Step::Run { argv, may_fail } => {
+                match Command::new(&argv[0]).args(&argv[1..]).output() {
+                    Ok(out) if out.status.success() || *may_fail => done.push(describe(step)),
+                    Ok(out) => {
+                        return Err(ServiceError::CommandFailed {
+                            command: describe(step),
+                            status: out.status.to_string(),
+                            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let done_text = if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (done: {})", done.join("; "))
+                        };
+                        let rest = plan.steps[i..]
+                            .iter()
+                            .map(describe)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        return Err(ServiceError::MissingTool {
+                            tool: argv[0].clone(),
+                            done: done_text,
+                            rest,
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ServiceError::CommandFailed {
+                            command: describe(step),
+                            status: "not started".into(),
+                            stderr: e.to_string(),
+                        });
+                    }
+                }
+            }
         }
     }
     Ok(done)
@@ -322,7 +456,10 @@ fn ask(argv: &[&str]) -> Result<(bool, String), String> {
         Ok(out) => {
             let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            Ok((out.status.success(), if text.is_empty() { err } else { text }))
+            Ok((
+                out.status.success(),
+                if text.is_empty() { err } else { text },
+            ))
         }
         Err(e) => Err(format!("{} is not available: {e}", argv[0])),
     }
@@ -333,11 +470,19 @@ pub fn status(platform: Platform, home: &Path) -> Status {
     match platform {
         Platform::Systemd => {
             let path = unit_path(home);
-            let state = match (ask(&["systemctl", "--user", "is-active", UNIT_NAME]), ask(&["systemctl", "--user", "is-enabled", UNIT_NAME])) {
+            let state = match (
+                ask(&["systemctl", "--user", "is-active", UNIT_NAME]),
+                ask(&["systemctl", "--user", "is-enabled", UNIT_NAME]),
+            ) {
                 (Ok((_, active)), Ok((_, enabled))) => format!("{active}, {enabled}"),
                 (Err(e), _) | (_, Err(e)) => e,
             };
-            Status { platform, installed: path.exists(), location: path.display().to_string(), state }
+            Status {
+                platform,
+                installed: path.exists(),
+                location: path.display().to_string(),
+                state,
+            }
         }
         Platform::Launchd => {
             let path = plist_path(home);
@@ -346,14 +491,24 @@ pub fn status(platform: Platform, home: &Path) -> Status {
                 Ok((false, _)) => "not loaded".into(),
                 Err(e) => e,
             };
-            Status { platform, installed: path.exists(), location: path.display().to_string(), state }
+            Status {
+                platform,
+                installed: path.exists(),
+                location: path.display().to_string(),
+                state,
+            }
         }
         Platform::Windows => {
             let (installed, state) = match ask(&["schtasks", "/Query", "/TN", TASK_NAME]) {
                 Ok((ok, text)) => (ok, text.lines().last().unwrap_or("").trim().to_owned()),
                 Err(e) => (false, e),
             };
-            Status { platform, installed, location: TASK_NAME.into(), state }
+            Status {
+                platform,
+                installed,
+                location: TASK_NAME.into(),
+                state,
+            }
         }
     }
 }

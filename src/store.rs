@@ -6,6 +6,7 @@
 
 pub mod applies;
 pub mod diff;
+pub mod edit;
 pub mod fsck;
 pub mod log;
 pub mod pack;

@@ -10,12 +10,19 @@ pub(super) fn read(path: &Path) -> Result<String, HookError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(HookError::Io { path: path.to_owned(), source: e }),
+        Err(e) => Err(HookError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<DocumentMut, HookError> {
-    text.parse().map_err(|e: toml_edit::TomlError| HookError::BadConfig { path: path.to_owned(), what: e.to_string() })
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| HookError::BadConfig {
+            path: path.to_owned(),
+            what: e.to_string(),
+        })
 }
 
 /// Sets `features.hooks = true` (and the old alias `codex_hooks`, if present, too).
@@ -23,7 +30,12 @@ pub(super) fn set_hooks_feature(doc: &mut DocumentMut, path: &Path) -> Result<()
     if !doc.contains_key("features") {
         doc.insert("features", Item::Table(Table::new()));
     }
-    let features = doc["features"].as_table_like_mut().ok_or_else(|| HookError::BadConfig { path: path.to_owned(), what: "`features` is not a table".into() })?;
+    let features = doc["features"]
+        .as_table_like_mut()
+        .ok_or_else(|| HookError::BadConfig {
+            path: path.to_owned(),
+            what: "`features` is not a table".into(),
+        })?;
     let is_true = |item: Option<&Item>| item.and_then(Item::as_bool) == Some(true);
     if !is_true(features.get("hooks")) {
         features.insert("hooks", toml_edit::value(true));
@@ -42,7 +54,11 @@ pub fn enable_hooks_feature(config_text: &str) -> Result<String, HookError> {
     let before = doc.to_string();
     set_hooks_feature(&mut doc, path)?;
     let after = doc.to_string();
-    Ok(if after == before { config_text.to_owned() } else { after })
+    Ok(if after == before {
+        config_text.to_owned()
+    } else {
+        after
+    })
 }
 
 /// The `[hooks.state]` table, created (implicitly, so no empty `[hooks]` header appears) when
@@ -65,7 +81,9 @@ fn state_table(doc: &mut DocumentMut, create: bool) -> Option<&mut Table> {
 
 /// Records Codex's trust in one handler: `[hooks.state."<key>"] trusted_hash = "<hash>"`.
 pub(super) fn set_trust(doc: &mut DocumentMut, key: &str, hash: &str) {
-    let Some(state) = state_table(doc, true) else { return };
+    let Some(state) = state_table(doc, true) else {
+        return;
+    };
     match state.get_mut(key).and_then(Item::as_table_like_mut) {
         Some(t) => {
             if t.get("trusted_hash").and_then(Item::as_str) != Some(hash) {
@@ -88,7 +106,9 @@ pub fn move_trust_state(doc: &mut DocumentMut, hooks_json: &str, moves: &[TrustM
     if moves.is_empty() {
         return;
     }
-    let Some(state) = state_table(doc, false) else { return };
+    let Some(state) = state_table(doc, false) else {
+        return;
+    };
     let mut taken = Vec::new();
     for m in moves {
         if let Some(item) = state.remove(&format!("{hooks_json}:{}", m.from)) {

@@ -145,12 +145,21 @@ pub(crate) struct Placement {
 }
 
 fn parse(bytes: &[u8]) -> Result<Json, HookError> {
-    let doc: Json = serde_json::from_slice(bytes).map_err(|e| HookError::BadHooksJson { what: e.to_string() })?;
+    let doc: Json = serde_json::from_slice(bytes).map_err(|e| HookError::BadHooksJson {
+        what: e.to_string(),
+    })?;
     if !matches!(doc, Json::Object(_)) {
-        return Err(HookError::BadHooksJson { what: "the top level is not a JSON object".into() });
+        return Err(HookError::BadHooksJson {
+            what: "the top level is not a JSON object".into(),
+        });
     }
-    if doc.get("hooks").is_some_and(|h| !matches!(h, Json::Object(_))) {
-        return Err(HookError::BadHooksJson { what: "\"hooks\" is not an object".into() });
+    if doc
+        .get("hooks")
+        .is_some_and(|h| !matches!(h, Json::Object(_)))
+    {
+        return Err(HookError::BadHooksJson {
+            what: "\"hooks\" is not an object".into(),
+        });
     }
     Ok(doc)
 }
@@ -160,23 +169,32 @@ fn handler_matches(handler: &Json, ours: &HookEntry, matcher: Option<&str>) -> b
         Some(Json::Number(n)) => n.as_u64(),
         _ => None,
     };
-    matcher == Some(MATCHER) && handler.get("command").and_then(Json::as_str) == Some(ours.command.as_str()) && timeout == Some(ours.timeout)
+    matcher == Some(MATCHER)
+        && handler.get("command").and_then(Json::as_str) == Some(ours.command.as_str())
+        && timeout == Some(ours.timeout)
 }
 
 /// Removes codexport handlers everywhere, dropping groups (and events) they leave empty;
 /// records where every handler went.
 fn strip(doc: &mut Json, ours: Option<&HookEntry>, placements: &mut Vec<Placement>) -> bool {
     let mut changed = false;
-    let Some(Json::Object(events)) = doc.get_mut("hooks") else { return false };
+    let Some(Json::Object(events)) = doc.get_mut("hooks") else {
+        return false;
+    };
     events.retain_mut(|(event, groups)| {
-        let Json::Array(groups) = groups else { return true };
+        let Json::Array(groups) = groups else {
+            return true;
+        };
         let before = groups.len();
         let mut old_group = 0;
         let mut kept_groups = 0;
         groups.retain_mut(|group| {
             let gi = old_group;
             old_group += 1;
-            let matcher = group.get("matcher").and_then(Json::as_str).map(str::to_owned);
+            let matcher = group
+                .get("matcher")
+                .and_then(Json::as_str)
+                .map(str::to_owned);
             let Some(Json::Array(handlers)) = group.get_mut("hooks") else {
                 kept_groups += 1;
                 return true;
@@ -187,9 +205,14 @@ fn strip(doc: &mut Json, ours: Option<&HookEntry>, placements: &mut Vec<Placemen
             handlers.retain(|h| {
                 let cmd = h.get("command").and_then(Json::as_str).unwrap_or("");
                 let ours_now = is_codexport_command(cmd);
-                let same_as_ours = ours_now && ours.is_some_and(|o| handler_matches(h, o, matcher.as_deref()));
+                let same_as_ours =
+                    ours_now && ours.is_some_and(|o| handler_matches(h, o, matcher.as_deref()));
                 let new = (!ours_now).then_some((kept_groups, kept));
-                placements.push(Placement { old: (event.clone(), gi, hi), new, same_as_ours });
+                placements.push(Placement {
+                    old: (event.clone(), gi, hi),
+                    new,
+                    same_as_ours,
+                });
                 hi += 1;
                 kept += usize::from(!ours_now);
                 !ours_now
@@ -198,7 +221,10 @@ fn strip(doc: &mut Json, ours: Option<&HookEntry>, placements: &mut Vec<Placemen
             let keep = !(had > 0 && handlers.is_empty());
             if !keep {
                 // The group is gone: handlers recorded with its index have no place.
-                for p in placements.iter_mut().filter(|p| p.old.0 == *event && p.old.1 == gi) {
+                for p in placements
+                    .iter_mut()
+                    .filter(|p| p.old.0 == *event && p.old.1 == gi)
+                {
                     p.new = None;
                 }
             }
@@ -211,7 +237,11 @@ fn strip(doc: &mut Json, ours: Option<&HookEntry>, placements: &mut Vec<Placemen
 }
 
 /// The value under `key`, added at the end (with `default`) when missing.
-fn entry<'a>(obj: &'a mut Vec<(String, Json)>, key: &str, default: impl FnOnce() -> Json) -> &'a mut Json {
+fn entry<'a>(
+    obj: &'a mut Vec<(String, Json)>,
+    key: &str,
+    default: impl FnOnce() -> Json,
+) -> &'a mut Json {
     let i = match obj.iter().position(|(k, _)| k == key) {
         Some(i) => i,
         None => {
@@ -238,7 +268,10 @@ fn our_group(ours: &HookEntry) -> Json {
 }
 
 /// The edited document, whether anything changed, and where each old handler went.
-pub(crate) fn edit(existing: Option<&[u8]>, ours: Option<&HookEntry>) -> Result<(Json, bool, Vec<Placement>), HookError> {
+pub(crate) fn edit(
+    existing: Option<&[u8]>,
+    ours: Option<&HookEntry>,
+) -> Result<(Json, bool, Vec<Placement>), HookError> {
     let mut doc = match existing {
         Some(bytes) => parse(bytes)?,
         None => Json::Object(Vec::new()),
@@ -246,9 +279,15 @@ pub(crate) fn edit(existing: Option<&[u8]>, ours: Option<&HookEntry>) -> Result<
     let mut placements = Vec::new();
     let mut changed = strip(&mut doc, ours, &mut placements);
     if let Some(ours) = ours {
-        let bad = |what: &str| HookError::BadHooksJson { what: what.to_owned() };
-        let Json::Object(top) = &mut doc else { return Err(bad("the top level is not a JSON object")) };
-        let Json::Object(events) = entry(top, "hooks", || Json::Object(Vec::new())) else { return Err(bad("\"hooks\" is not an object")) };
+        let bad = |what: &str| HookError::BadHooksJson {
+            what: what.to_owned(),
+        };
+        let Json::Object(top) = &mut doc else {
+            return Err(bad("the top level is not a JSON object"));
+        };
+        let Json::Object(events) = entry(top, "hooks", || Json::Object(Vec::new())) else {
+            return Err(bad("\"hooks\" is not an object"));
+        };
         let Json::Array(groups) = entry(events, "SessionStart", || Json::Array(Vec::new())) else {
             return Err(bad("\"hooks\".\"SessionStart\" is not an array"));
         };

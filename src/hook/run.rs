@@ -33,7 +33,11 @@ pub fn run(paths: &Paths, timeout_ms: u64) -> RunOutcome {
         // Codex writes a few hundred bytes and closes the pipe; never wait past the deadline.
         let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
-    let outcome = RunOutcome { result, message, elapsed_ms: started.elapsed().as_millis() as u64 };
+    let outcome = RunOutcome {
+        result,
+        message,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
     log(paths, &outcome);
     outcome
 }
@@ -53,39 +57,65 @@ fn drain_stdin() -> Option<mpsc::Receiver<()>> {
 
 fn sync_within(paths: &Paths, deadline: Instant) -> (&'static str, String) {
     if paths.master_key().exists() {
-        return ("error", "this machine is the master; the hook syncs followers only".into());
+        return (
+            "error",
+            "this machine is the master; the hook syncs followers only".into(),
+        );
     }
     let left = deadline.saturating_duration_since(Instant::now());
     let (tx, rx) = mpsc::channel();
     let owned = paths.clone();
     std::thread::spawn(move || {
-        let opts = SyncOptions { timeout: left, progress: false, apply: true };
+        let opts = SyncOptions {
+            timeout: left,
+            progress: false,
+            apply: true,
+        };
         let _ = tx.send(follower::sync(&owned, &opts));
     });
     match rx.recv_timeout(left + GRACE) {
         Ok(Ok(report)) => describe(&report),
         Ok(Err(e)) => {
-            let code = miette::Diagnostic::code(&e).map(|c| format!(" [{c}]")).unwrap_or_default();
+            let code = miette::Diagnostic::code(&e)
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default();
             ("error", format!("{e}{code}"))
         }
-        Err(mpsc::RecvTimeoutError::Timeout) => ("error", format!("gave up after the {} ms deadline", left.as_millis())),
-        Err(mpsc::RecvTimeoutError::Disconnected) => ("error", "the sync stopped unexpectedly (see stderr)".into()),
+        Err(mpsc::RecvTimeoutError::Timeout) => (
+            "error",
+            format!("gave up after the {} ms deadline", left.as_millis()),
+        ),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            ("error", "the sync stopped unexpectedly (see stderr)".into())
+        }
     }
 }
 
 fn describe(r: &SyncReport) -> (&'static str, String) {
     if let Some(held) = r.held_at {
-        return ("held", format!("held at revision {held} by a rollback; the master's newest is {} (run `codexport apply` to return)", r.number));
+        return (
+            "held",
+            format!(
+                "held at revision {held} by a rollback; the master's newest is {} (run `codexport apply` to return)",
+                r.number
+            ),
+        );
     }
     match &r.apply {
         Some(a) if a.result == "applied" => {
-            let mut msg = format!("revision {} from {}: {} added, {} updated, {} deleted", a.number, r.master_url, a.added, a.updated, a.deleted);
+            let mut msg = format!(
+                "revision {} from {}: {} added, {} updated, {} deleted",
+                a.number, r.master_url, a.added, a.updated, a.deleted
+            );
             if !a.drift.is_empty() {
                 msg.push_str(&format!("; local edits backed up: {}", a.drift.join(", ")));
             }
             ("applied", msg)
         }
-        _ => ("current", format!("revision {} from {}", r.number, r.master_url)),
+        _ => (
+            "current",
+            format!("revision {} from {}", r.number, r.master_url),
+        ),
     }
 }
 
@@ -101,8 +131,15 @@ fn log(paths: &Paths, outcome: &RunOutcome) {
     }
     let time = crate::cli::output::time(crate::snapshot::now_ms()).replace(' ', "T");
     let message = outcome.message.replace(['\n', '\r'], " ");
-    let line = format!("{time}Z {} {}ms {message}\n", outcome.result, outcome.elapsed_ms);
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+    let line = format!(
+        "{time}Z {} {}ms {message}\n",
+        outcome.result, outcome.elapsed_ms
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
         let _ = f.write_all(line.as_bytes());
     }
 }
@@ -118,9 +155,16 @@ mod tests {
         let logs = paths.state_dir.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         std::fs::write(logs.join("hook.log"), vec![b'x'; LOG_LIMIT as usize + 1]).unwrap();
-        let outcome = RunOutcome { result: "error", message: "two\nlines".into(), elapsed_ms: 7 };
+        let outcome = RunOutcome {
+            result: "error",
+            message: "two\nlines".into(),
+            elapsed_ms: 7,
+        };
         log(&paths, &outcome);
-        assert_eq!(std::fs::metadata(logs.join("hook.log.1")).unwrap().len(), LOG_LIMIT + 1);
+        assert_eq!(
+            std::fs::metadata(logs.join("hook.log.1")).unwrap().len(),
+            LOG_LIMIT + 1
+        );
         let line = std::fs::read_to_string(logs.join("hook.log")).unwrap();
         assert!(line.ends_with("Z error 7ms two lines\n"), "{line}");
         assert_eq!(line.lines().count(), 1);

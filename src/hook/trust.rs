@@ -19,7 +19,9 @@ pub fn find_codex() -> Option<PathBuf> {
         return Some(PathBuf::from(bin));
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("codex")).find(|p| is_executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("codex"))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -44,7 +46,11 @@ pub struct ListedHook {
 
 /// Runs `codex app-server` with `CODEX_HOME` (and `HOME`) set to this home's and returns the
 /// hooks it lists for `cwd` = the home, within `wait`.
-pub fn list_hooks(codex: &Path, paths: &Paths, wait: Duration) -> Result<Vec<ListedHook>, HookError> {
+pub fn list_hooks(
+    codex: &Path,
+    paths: &Paths,
+    wait: Duration,
+) -> Result<Vec<ListedHook>, HookError> {
     let started = Instant::now();
     let fail = |what: String| HookError::AppServer { what };
     let mut child = Command::new(codex)
@@ -75,7 +81,12 @@ pub fn list_hooks(codex: &Path, paths: &Paths, wait: Duration) -> Result<Vec<Lis
         serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "hooks/list", "params": {"cwds": [cwd]}}),
     ];
     let mut stdin = child.stdin.take();
-    let sent = stdin.as_mut().map(|s| requests.iter().try_for_each(|r| writeln!(s, "{r}")).and_then(|()| s.flush()));
+    let sent = stdin.as_mut().map(|s| {
+        requests
+            .iter()
+            .try_for_each(|r| writeln!(s, "{r}"))
+            .and_then(|()| s.flush())
+    });
     let answer = match sent {
         Some(Ok(())) => wait_for_answer(&rx, started + wait),
         Some(Err(e)) => Err(format!("writing to it failed: {e}")),
@@ -97,20 +108,36 @@ pub fn list_hooks(codex: &Path, paths: &Paths, wait: Duration) -> Result<Vec<Lis
 }
 
 /// The JSON-RPC answer with id 2, or why there is none by `deadline`.
-fn wait_for_answer(rx: &mpsc::Receiver<String>, deadline: Instant) -> Result<serde_json::Value, String> {
+fn wait_for_answer(
+    rx: &mpsc::Receiver<String>,
+    deadline: Instant,
+) -> Result<serde_json::Value, String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
             Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => return Err("no answer to hooks/list within 10 s".into()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("it exited without answering hooks/list".into()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err("no answer to hooks/list within 10 s".into());
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("it exited without answering hooks/list".into());
+            }
         };
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if msg["id"] != 1 && msg["id"] != 2 {
             continue;
         }
         if let Some(err) = msg.get("error") {
-            return Err(format!("{} failed: {err}", if msg["id"] == 1 { "initialize" } else { "hooks/list" }));
+            return Err(format!(
+                "{} failed: {err}",
+                if msg["id"] == 1 {
+                    "initialize"
+                } else {
+                    "hooks/list"
+                }
+            ));
         }
         if msg["id"] == 2 {
             return Ok(msg);
@@ -119,13 +146,23 @@ fn wait_for_answer(rx: &mpsc::Receiver<String>, deadline: Instant) -> Result<ser
 }
 
 /// Our handler's trust key and current hash, as the real Codex computes them.
-pub(super) fn trusted_key(codex: &Path, paths: &Paths, entry: &HookEntry, wait: Duration) -> Result<(String, String), HookError> {
+pub(super) fn trusted_key(
+    codex: &Path,
+    paths: &Paths,
+    entry: &HookEntry,
+    wait: Duration,
+) -> Result<(String, String), HookError> {
     let hooks = list_hooks(codex, paths, wait)?;
     let ours = hooks
         .iter()
         .filter(|h| h.command.as_deref() == Some(entry.command.as_str()))
         .find(|h| h.key.contains(":session_start:"))
         .ok_or_else(|| HookError::AppServer { what: format!("the codexport hook is not among the {} hooks it lists (are hooks disabled in config.toml?)", hooks.len()) })?;
-    let hash = ours.current_hash.clone().ok_or_else(|| HookError::AppServer { what: "the codexport hook has no currentHash".into() })?;
+    let hash = ours
+        .current_hash
+        .clone()
+        .ok_or_else(|| HookError::AppServer {
+            what: "the codexport hook has no currentHash".into(),
+        })?;
     Ok((ours.key.clone(), hash))
 }

@@ -1,0 +1,223 @@
+//! MCP launcher overhead: how much later a server answers `initialize` when Codex starts it
+//! through `codexport mcp run <name>` (once hydrated) than when it starts it directly.
+//!
+//! Sets up a master home exporting one tiny node MCP server (a local package with no
+//! dependencies, copied to followers as a node-source artifact) and a follower joined with
+//! `--apply` through a real `master serve` on 127.0.0.1, hydrates the server on the follower
+//! with `mcp repair`, then prints the medians of `CODEXPORT_BENCH_RUNS` runs (default 20,
+//! after one warm-up each) of the time from spawn to the `initialize` answer of:
+//!
+//! - `node index.js` (the baseline: the server started directly),
+//! - `codexport mcp run tiny` on the follower (reads the applied manifest, sees the artifact
+//!   is ready, execs node on the hydrated copy),
+//! - `codexport --version` (process start alone, for reference),
+//!
+//! and checks the target `launcher ≤ 1.1 × direct + 10 ms`. `CODEXPORT_BENCH_JSON=1` adds
+//! the table as one JSON line. Run with `cargo bench --bench mcp`; needs `node` on PATH.
+
+use codexport::bench::{Table, median_of, median_with_setup};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const TINY: &str = r"const readline = require('readline');
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const msg = JSON.parse(line);
+  if (msg.id === undefined) return;
+  let result = {};
+  if (msg.method === 'initialize') result = { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'tiny', version: '1' } };
+  if (msg.method === 'tools/list') result = { tools: [{ name: 'hello', description: 'says hello', inputSchema: { type: 'object' } }] };
+  process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }) + '\n');
+});
+";
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// The real binary with `--home` set.
+fn codexport(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+    cmd.arg("--home")
+        .arg(home)
+        .env_remove("CODEXPORT_HOME")
+        .env_remove("CODEXPORT_EXPORT_ENV")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs to completion; panics with stderr on failure, returns stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run codexport");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A master home exporting `tiny`, and a follower that applied it and hydrated the server.
+/// Returns the follower's home and the master's `index.js`.
+fn set_up(tmp: &Path) -> (PathBuf, PathBuf) {
+    let (master, follower) = (tmp.join("master"), tmp.join("follower"));
+    let tiny = master.join("srv/tiny");
+    std::fs::create_dir_all(&tiny).expect("master home");
+    std::fs::create_dir_all(master.join(".codex")).expect("master codex dir");
+    std::fs::create_dir_all(&follower).expect("follower home");
+    std::fs::write(
+        tiny.join("package.json"),
+        r#"{"name":"tiny-mcp","version":"1.0.0","main":"index.js"}"#,
+    )
+    .expect("package.json");
+    let index = tiny.join("index.js");
+    std::fs::write(&index, TINY).expect("index.js");
+    let config = format!(
+        "[mcp_servers.tiny]\ncommand = \"node\"\nargs = [\"{}\"]\n",
+        index.display()
+    );
+    std::fs::write(master.join(".codex/config.toml"), config).expect("config.toml");
+    // Past the filesystem clock's tick, so nothing is recorded as racily clean.
+    std::thread::sleep(Duration::from_millis(50));
+    run_ok(codexport(&master).args(["master", "init"]));
+
+    let mut serve = codexport(&master)
+        .args([
+            "master",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-watch",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start master serve");
+    let mut banner = String::new();
+    BufReader::new(serve.stdout.take().expect("piped stdout"))
+        .read_line(&mut banner)
+        .expect("serve address");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let port = url.rsplit(':').next().expect("a port").to_owned();
+    let link = run_ok(codexport(&master).args([
+        "--json",
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ]));
+    let link: serde_json::Value = serde_json::from_str(&link).expect("link JSON");
+    let join = link["link"].as_str().expect("a link");
+    run_ok(codexport(&follower).args(["follower", "join", "--apply", join]));
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    let ready = run_ok(codexport(&follower).args(["mcp", "repair", "tiny"]));
+    assert!(ready.contains("tiny: ready"), "mcp repair: {ready}");
+    (follower, index)
+}
+
+/// A started server that answered `initialize`; killed when dropped (outside the clock).
+struct Answered(Child);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `cmd`, sends `initialize` and waits for the first line of stdout: the answer.
+fn initialize(cmd: &mut Command) -> Answered {
+    let mut child = Answered(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the server"),
+    );
+    let mut stdin = child.0.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{INITIALIZE}").expect("send initialize");
+    child.0.stdin = Some(stdin);
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.as_mut().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the answer");
+    assert!(
+        line.starts_with(r#"{"jsonrpc":"2.0","id":1,"result":{"#),
+        "not an initialize answer: {line:?}"
+    );
+    child
+}
+
+fn main() {
+    let runs = env_usize("CODEXPORT_BENCH_RUNS", 20);
+    let tmp = tempfile::Builder::new()
+        .prefix("codexport-bench-mcp-")
+        .tempdir()
+        .expect("temp dir");
+    let (follower, index) = set_up(tmp.path());
+
+    let direct = median_with_setup(
+        runs,
+        || Command::new("node"),
+        |mut cmd| initialize(cmd.arg(&index)),
+    );
+    let launcher = median_with_setup(
+        runs,
+        || codexport(&follower),
+        |mut cmd| initialize(cmd.args(["mcp", "run", "tiny"])),
+    );
+    let start = median_of(runs, || {
+        run_ok(Command::new(env!("CARGO_BIN_EXE_codexport")).arg("--version"));
+    });
+
+    let mut table = Table::new();
+    table
+        .row("direct: node index.js", direct, None)
+        .row(
+            "launcher: codexport mcp run tiny",
+            launcher,
+            Some("direct: node index.js"),
+        )
+        .row("codexport --version", start, Some("direct: node index.js"));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let limit = ms(direct) * 1.1 + 10.0;
+    let ok = ms(launcher) <= limit;
+    table
+        .note("runs", format!("median of {runs} after one warm-up"))
+        .note(
+            "launcher overhead",
+            format!("{:+.2} ms", ms(launcher) - ms(direct)),
+        )
+        .note(
+            "launcher ≤ 1.1 × direct + 10 ms",
+            format!(
+                "{:.2} ms ≤ {limit:.2} ms: {}",
+                ms(launcher),
+                if ok { "pass" } else { "FAIL" }
+            ),
+        );
+    table.print();
+    if std::env::var_os("CODEXPORT_BENCH_JSON").is_some() {
+        println!("{}", table.to_json());
+    }
+}
