@@ -37,13 +37,7 @@ pub fn export(w: &mut Writer<'_>, config: &str, ctx: &ExportContext<'_>) -> Resu
         export_env: BTreeMap::new(),
         servers: BTreeMap::new(),
     };
-    if let Some(names) = (ctx.env)("CODEXPORT_EXPORT_ENV") {
-        for name in names.split([',', ' ', ':']).filter(|n| !n.is_empty()) {
-            if let Some(v) = (ctx.env)(name) {
-                manifest.export_env.insert(name.to_owned(), v);
-            }
-        }
-    }
+    manifest.export_env = exported_env(w, ctx)?;
     let mut sources = Vec::new();
     for (name, item) in servers.iter() {
         let Some(table) = item.as_table_like() else { continue };
@@ -71,6 +65,35 @@ pub fn export(w: &mut Writer<'_>, config: &str, ctx: &ExportContext<'_>) -> Resu
     }
     let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt { what: format!("mcp tree: {e}") })?;
     Ok(Some(w.put_tree(&tree)?))
+}
+
+/// The variables to export. `CODEXPORT_EXPORT_ENV` (comma, space or colon separated) names
+/// them; when it is unset, the names the previous revision exported are kept. A named
+/// variable missing from this process's environment keeps its previous value, so a rebuild
+/// from a shell or service without it (the watcher, `master serve` at start) does not
+/// silently drop a secret followers need. `CODEXPORT_EXPORT_ENV=""` stops exporting.
+fn exported_env(w: &Writer<'_>, ctx: &ExportContext<'_>) -> Result<BTreeMap<String, String>, StoreError> {
+    let previous = previous_export_env(w)?;
+    let names: Vec<String> = match (ctx.env)("CODEXPORT_EXPORT_ENV") {
+        Some(list) => list.split([',', ' ', ':']).filter(|n| !n.is_empty()).map(str::to_owned).collect(),
+        None => previous.keys().cloned().collect(),
+    };
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let value = (ctx.env)(&name).or_else(|| previous.get(&name).cloned())?;
+            Some((name, value))
+        })
+        .collect())
+}
+
+/// `export_env` of the master's current revision, if it has a manifest.
+fn previous_export_env(w: &Writer<'_>) -> Result<BTreeMap<String, String>, StoreError> {
+    use crate::store::ObjectSource;
+    let Some(head) = w.get_ref(crate::store::refs::MASTER_HEAD)? else { return Ok(BTreeMap::new()) };
+    let Some(mcp) = w.revision(&head)?.mcp else { return Ok(BTreeMap::new()) };
+    let Some(entry) = w.tree(&mcp)?.get(MANIFEST_FILE).cloned() else { return Ok(BTreeMap::new()) };
+    Ok(serde_json::from_slice::<Manifest>(&w.blob(&entry.id)?).map(|m| m.export_env).unwrap_or_default())
 }
 
 /// Converts a TOML item to JSON (dates become strings).

@@ -3,8 +3,19 @@
 mod bench_cmd;
 mod checkout;
 mod cli;
+mod faults;
+mod hook;
 mod mcp;
+mod mcp_more;
 mod mitm;
 mod snapshot;
 mod sync;
 mod util;
+
+/// Points a follower at another master URL (a restarted master or a proxy).
+pub(crate) fn sync_point_at(follower: &util::Home, url: &str) {
+    let path = follower.state().join("follower.toml");
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    doc["master_url"] = toml_edit::value(url);
+    std::fs::write(path, doc.to_string()).unwrap();
+}
