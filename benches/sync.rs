@@ -3,7 +3,8 @@
 //! Generates the default skill library (10,000 files, ≈ 40 MB; `CODEXPORT_BENCH_FILES`
 //! overrides the count) as the master's codex dir in a temporary directory and measures,
 //! as the median of `CODEXPORT_BENCH_RUNS` runs (default 5) after one warm-up, the wall time
-//! of whole client processes on loopback:
+//! of whole client processes on loopback. Cold fetches, which take seconds and write
+//! thousands of files, run `CODEXPORT_BENCH_COLD_RUNS` times (default 3) without a warm-up.
 //!
 //! - codexport (this package's binary): `master serve --no-watch` in the background; cold
 //!   `follower join` (a fresh follower each run), no-change `sync`, and one-file-change `sync`
@@ -241,11 +242,15 @@ struct Row {
     client_peak_rss_kib: Option<u64>,
 }
 
-/// Runs `step` once as a warm-up (for peak RSS, under /usr/bin/time if there is one), then
-/// `runs` times; `setup` runs untimed before each. `wire` reads bytes from a timed run.
+/// Runs `step`'s command once as a warm-up (for peak RSS, under /usr/bin/time if there is
+/// one), then `runs` times, numbered 1..=runs (the warm-up is 0); `after` sees each result.
+/// `wire` reads bytes from a timed run's stdout.
 struct Phase<'a> {
     runs: usize,
     rss_dir: Option<&'a Path>,
+    /// Cold runs take seconds and write thousands of files: they skip the warm-up, and the
+    /// first timed run is the one under /usr/bin/time (whose own cost is negligible there).
+    warm_up: bool,
 }
 
 impl Phase<'_> {
@@ -259,14 +264,16 @@ impl Phase<'_> {
     ) -> Row {
         let mut timed = Vec::new();
         let mut rss = None;
-        for i in 0..=self.runs {
+        let first = usize::from(!self.warm_up);
+        for i in first..=self.runs {
             let c = step(i);
-            let rss_file = self.rss_dir.filter(|_| i == 0).map(|d| d.join("rss"));
+            let rss_file = self.rss_dir.filter(|_| i == first).map(|d| d.join("rss"));
             let t = run(&c, rss_file.as_deref());
             after(i, &t);
-            if i == 0 {
+            if i == first {
                 rss = t.rss_kib;
-            } else {
+            }
+            if i > 0 {
                 timed.push(t);
             }
         }
@@ -285,6 +292,13 @@ impl Phase<'_> {
             wire_bytes,
             client_peak_rss_kib: rss,
         }
+    }
+}
+
+/// Removes a previous cold run's copy (untimed), if there is one.
+fn remove_if_exists(dir: &Path) {
+    if dir.exists() {
+        fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("remove {}: {e}", dir.display()));
     }
 }
 
@@ -385,7 +399,7 @@ fn cold_joins(
         operation,
         |i| {
             if i > 0 {
-                fs::remove_dir_all(follower(i - 1)).expect("remove the previous follower");
+                remove_if_exists(&follower(i - 1));
             }
             let out = run(
                 &codexport_cmd(
@@ -453,7 +467,7 @@ fn one_file_syncs(
 fn bench_codexport(
     tmp: &Path,
     codex: &Path,
-    phase: &Phase<'_>,
+    (phase, cold): (&Phase<'_>, &Phase<'_>),
     rows: &mut Vec<Row>,
 ) -> CodexportExtra {
     let master = codex
@@ -463,9 +477,9 @@ fn bench_codexport(
     let (server, port) = start_server(master);
     let at = (tmp, master, port.as_str());
 
-    let (row, home) = cold_joins(phase, "cold (follower join)", at, "follower", &[]);
+    let (row, home) = cold_joins(cold, "cold (follower join)", at, "follower", &[]);
     rows.push(row);
-    let (row, applied) = cold_joins(phase, "cold (join --apply)", at, "applied", &["--apply"]);
+    let (row, applied) = cold_joins(cold, "cold (join --apply)", at, "applied", &["--apply"]);
     rows.push(row);
     for (operation, home, extra) in [
         ("no-change sync", &home, &[][..]),
@@ -526,7 +540,12 @@ fn rsync_wire(stdout: &str) -> u64 {
     field("Total bytes sent:") + field("Total bytes received:")
 }
 
-fn bench_rsync(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) {
+fn bench_rsync(
+    tmp: &Path,
+    codex: &Path,
+    (phase, cold): (&Phase<'_>, &Phase<'_>),
+    rows: &mut Vec<Row>,
+) {
     let dir = tmp.join("rsync");
     fs::create_dir_all(&dir).expect("rsync dir");
     let meta = fs::metadata(tmp).expect("temp dir");
@@ -573,19 +592,19 @@ fn bench_rsync(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>)
         c.args.push(to);
         c
     };
-    rows.push(phase.measure(
+    rows.push(cold.measure(
         "rsync",
         "cold",
         |i| {
             if i > 0 {
-                fs::remove_dir_all(dest(i - 1)).expect("remove the previous copy");
+                remove_if_exists(&dest(i - 1));
             }
             client(dest(i))
         },
         |_, _| {},
         Some(rsync_wire),
     ));
-    let last = dest(phase.runs);
+    let last = dest(cold.runs);
     rows.push(phase.measure(
         "rsync",
         "no-change",
@@ -613,7 +632,12 @@ fn git(args: &[&dyn AsRefOs]) -> Cmd {
 }
 
 /// Returns the median master-side `git add -A` + `git commit` time per one-file change.
-fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -> f64 {
+fn bench_git(
+    tmp: &Path,
+    codex: &Path,
+    (phase, cold): (&Phase<'_>, &Phase<'_>),
+    rows: &mut Vec<Row>,
+) -> f64 {
     let served = tmp.join("git");
     let bare = served.join("master.git");
     run(&git(&[&"init", &"-q", &"--bare", &bare]), None);
@@ -661,12 +685,12 @@ fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -
         (bare.display().to_string(), true)
     };
     let clone = |i: usize| served.join(format!("clone-{i}.git"));
-    rows.push(phase.measure(
+    rows.push(cold.measure(
         "git",
         "cold (clone --mirror)",
         |i| {
             if i > 0 {
-                fs::remove_dir_all(clone(i - 1)).expect("remove the previous clone");
+                remove_if_exists(&clone(i - 1));
             }
             let mut c = git(&[&"clone", &"-q", &"--mirror", &url.as_str(), &clone(i)]);
             if no_local {
@@ -677,7 +701,7 @@ fn bench_git(tmp: &Path, codex: &Path, phase: &Phase<'_>, rows: &mut Vec<Row>) -
         |_, _| {},
         None,
     ));
-    let fetch = format!("--git-dir={}", clone(phase.runs).display());
+    let fetch = format!("--git-dir={}", clone(cold.runs).display());
     rows.push(phase.measure(
         "git",
         "no-change fetch",
@@ -811,6 +835,7 @@ fn print_report(rows: &[Row], extra: &CodexportExtra, git_commit_ms: Option<f64>
 fn main() {
     let files = env_usize("CODEXPORT_BENCH_FILES", LibrarySpec::default().files);
     let runs = env_usize("CODEXPORT_BENCH_RUNS", 5).max(1);
+    let cold_runs = env_usize("CODEXPORT_BENCH_COLD_RUNS", 3).max(1);
     let tmp = tempfile::Builder::new()
         .prefix("codexport-bench-sync-")
         .tempdir()
@@ -828,7 +853,7 @@ fn main() {
     // Past the filesystem clock's tick, so the first snapshot does not see racily clean files.
     std::thread::sleep(Duration::from_millis(50));
     println!(
-        "library: {} files, {} skills, {:.1} MB; median of {runs} runs after one warm-up; whole client processes on loopback",
+        "library: {} files, {} skills, {:.1} MB; medians of {runs} runs after one warm-up ({cold_runs} runs, no warm-up, for cold fetches); whole client processes on loopback",
         lib.files,
         lib.skills,
         lib.bytes as f64 / 1e6
@@ -839,26 +864,34 @@ fn main() {
     }
     let rss_dir = tmp.path().join("rss");
     fs::create_dir_all(&rss_dir).expect("rss dir");
+    let rss_dir = have_time.then_some(rss_dir.as_path());
     let phase = Phase {
         runs,
-        rss_dir: have_time.then_some(rss_dir.as_path()),
+        rss_dir,
+        warm_up: true,
     };
+    let cold = Phase {
+        runs: cold_runs,
+        rss_dir,
+        warm_up: false,
+    };
+    let phases = (&phase, &cold);
     let (have_rsync, have_git) = (ensure_tool("rsync"), ensure_tool("git"));
     println!();
 
     let mut rows = Vec::new();
-    let extra = bench_codexport(tmp.path(), &codex, &phase, &mut rows);
+    let extra = bench_codexport(tmp.path(), &codex, phases, &mut rows);
     if have_rsync {
-        bench_rsync(tmp.path(), &codex, &phase, &mut rows);
+        bench_rsync(tmp.path(), &codex, phases, &mut rows);
     }
-    let git_commit_ms = have_git.then(|| bench_git(tmp.path(), &codex, &phase, &mut rows));
+    let git_commit_ms = have_git.then(|| bench_git(tmp.path(), &codex, phases, &mut rows));
     let notes = print_report(&rows, &extra, git_commit_ms);
     println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
     if std::env::var_os("CODEXPORT_BENCH_JSON").is_some() {
         println!(
             "{}",
             serde_json::json!({
-                "files": lib.files, "bytes": lib.bytes, "runs": runs, "rows": rows, "notes": notes,
+                "files": lib.files, "bytes": lib.bytes, "runs": runs, "cold_runs": cold_runs, "rows": rows, "notes": notes,
                 "one_file_ideal_bytes": extra.ideal_bytes, "server_peak_rss_kib": extra.server_rss_kib,
                 "master_rebuild_ms": extra.rebuild_ms, "git_add_commit_ms": git_commit_ms,
             })

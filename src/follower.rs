@@ -23,8 +23,6 @@ pub mod meta {
     pub const ACCEPTED: &str = "follower/accepted";
     /// The last accepted signed head, encoded.
     pub const HEAD: &str = "follower/head";
-    /// JSON: time, result and error of the last sync.
-    pub const LAST_SYNC: &str = "follower/last_sync";
     /// u64 LE: after `rollback`, the fetched revision number the follower is held below;
     /// empty when not held.
     pub const HOLD: &str = "follower/hold";

@@ -405,6 +405,8 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
             );
             write_config(&config_path, &text, &doc)?;
         }
+        // A file left as `{"hooks": {}}` stays: it may be the master's, and one that only
+        // codexport wrote leaves the merged tree, so the next apply deletes it.
         if hooks != current {
             write_keeping_mode(&hooks_path, &hooks)?;
         }

@@ -4,6 +4,7 @@
 //! Owns every byte under `~/.codexport/store*`. It never reads or writes `~/.codex`. redb
 //! admits one process at a time; a second one gets [`StoreError::Busy`].
 
+mod access_tables;
 pub mod applies;
 pub mod diff;
 pub mod edit;
@@ -209,7 +210,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Creates missing tables and checks the format. An existing, complete store is only
+    /// read: opening must not cost a durable commit (the session-start hook opens it).
     fn init_tables(&self) -> Result<(), StoreError> {
+        if self.tables_ready()? {
+            return Ok(());
+        }
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -242,6 +248,23 @@ impl Store {
         Ok(())
     }
 
+    /// Whether every table exists and the format is one this codexport reads.
+    fn tables_ready(&self) -> Result<bool, StoreError> {
+        use redb::TableHandle;
+        let r = self.db.begin_read()?;
+        let names: std::collections::HashSet<String> = r.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let wanted = [META.name(), OBJECTS.name(), REFS.name(), REVLOG.name(), STATCACHE.name(), TOKENS.name(), FOLLOWERS.name(), PARTIAL.name(), applies::APPLIES.name()];
+        if !wanted.iter().all(|n| names.contains(*n)) {
+            return Ok(false);
+        }
+        let found = r.open_table(META)?.get(meta::FORMAT)?.map(|v| v.value().first().copied().unwrap_or(0));
+        match found {
+            Some(v) if v > FORMAT_VERSION => Err(StoreError::UpgradeRequired { path: self.path.clone(), found: v, supported: FORMAT_VERSION }),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -261,6 +284,15 @@ impl Store {
             followers: txn.open_table(FOLLOWERS)?,
             packs: &self.packs,
         })
+    }
+
+    /// A write transaction that is not flushed to disk at commit (a later durable commit
+    /// persists it): for bookkeeping such as the last sync's result, which must not cost an
+    /// fsync on every session start.
+    pub fn write_lazy(&self) -> Result<Writer<'_>, StoreError> {
+        let mut w = self.write()?;
+        w.txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Corrupt { what: format!("durability: {e}") })?;
+        Ok(w)
     }
 
     /// A write transaction; nothing is visible to readers until [`Writer::commit`].
@@ -460,26 +492,6 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The encoded record of a join token, by the token's hash.
-    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tokens.get(*hash)?.map(|v| v.value().to_vec()))
-    }
-
-    /// The encoded record of a follower, by name.
-    pub fn follower(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.followers.get(name)?.map(|v| v.value().to_vec()))
-    }
-
-    /// Every follower's encoded record, by name.
-    pub fn followers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.followers.iter()? {
-            let (k, v) = item?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
-        }
-        Ok(out)
-    }
-
     /// Every object id with its location.
     pub fn objects(&self) -> Result<Vec<(ObjectId, Location)>, StoreError> {
         let mut out = Vec::new();
@@ -618,60 +630,6 @@ impl Writer<'_> {
                 table.insert(*path, entry.encode().as_slice())?;
             }
         }
-        Ok(())
-    }
-
-    /// The encoded record of a join token, by the token's hash.
-    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .txn
-            .open_table(TOKENS)?
-            .get(*hash)?
-            .map(|v| v.value().to_vec()))
-    }
-
-    /// The hash of every join token.
-    pub fn token_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        let table = self.txn.open_table(TOKENS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            out.push(item?.0.value());
-        }
-        Ok(out)
-    }
-
-    pub fn put_token(&mut self, hash: &[u8; 32], record: &[u8]) -> Result<(), StoreError> {
-        self.txn.open_table(TOKENS)?.insert(*hash, record)?;
-        Ok(())
-    }
-
-    pub fn remove_token(&mut self, hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.txn.open_table(TOKENS)?.remove(*hash)?;
-        Ok(())
-    }
-
-    /// The encoded record of a follower, by name.
-    pub fn follower(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .txn
-            .open_table(FOLLOWERS)?
-            .get(name)?
-            .map(|v| v.value().to_vec()))
-    }
-
-    /// Every follower's encoded record, by name.
-    pub fn followers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let table = self.txn.open_table(FOLLOWERS)?;
-        let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
-        }
-        Ok(out)
-    }
-
-    pub fn put_follower(&mut self, name: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.txn.open_table(FOLLOWERS)?.insert(name, record)?;
         Ok(())
     }
 

@@ -21,10 +21,15 @@
 //!
 //! The caller holds the state dir's [`crate::fsutil::StateLock`] around these calls.
 
+pub use super::steps::CRASH_ENV;
+pub use super::survey::drift;
+
+use super::backup::backup;
 use super::journal::{self, Journal};
 use super::plan::{Op, Plan};
-use crate::object::{EntryKind, ObjectId, RelPath};
-use crate::store::diff::walk_files;
+use super::steps::Steps;
+use super::survey::{Parents, lstat, parents, survey};
+use crate::object::{EntryKind, RelPath};
 use crate::store::{ObjectSource, StoreError};
 use miette::Diagnostic;
 use std::collections::{BTreeSet, HashSet};
@@ -32,14 +37,12 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Name of the staging dir inside the codex dir; no plan may write below it.
 pub const STAGING_NAME: &str = ".codexport-staging";
-/// Test hook for real-process crash tests: abort the process right before this step.
-pub const CRASH_ENV: &str = "CODEXPORT_CRASH_BEFORE_STEP";
 
 /// Why an apply (or its recovery) stopped.
 #[derive(Debug, Error, Diagnostic)]
@@ -170,35 +173,6 @@ pub struct ExecReport {
     pub steps: usize,
 }
 
-/// Counts steps and stops at the injected crash point, if any.
-struct Steps {
-    next: usize,
-    crash: Option<usize>,
-    abort: Option<usize>,
-}
-
-impl Steps {
-    fn new(crash: Option<usize>, abort: Option<usize>) -> Self {
-        Self {
-            next: 0,
-            crash,
-            abort,
-        }
-    }
-
-    /// Called right before each step.
-    fn step(&mut self) -> Result<(), CheckoutError> {
-        if self.abort == Some(self.next) {
-            std::process::abort();
-        }
-        if self.crash == Some(self.next) {
-            return Err(CheckoutError::InjectedCrash { step: self.next });
-        }
-        self.next += 1;
-        Ok(())
-    }
-}
-
 /// Executes `plan` into `codex_dir`, reading new content from `src`. See the module docs for
 /// the steps; `record` is kept in the journal and handed back by [`recover`].
 pub fn execute(
@@ -319,134 +293,12 @@ fn recover_with(
     Ok(Some(journal.record))
 }
 
-/// Managed files (paths of `tree`, files only) whose content on disk differs from the tree
-/// (edited, deleted or replaced locally).
-pub fn drift(
-    src: &impl ObjectSource,
-    codex_dir: &Path,
-    tree: ObjectId,
-) -> Result<Vec<RelPath>, CheckoutError> {
-    let mut known = HashSet::new();
-    let mut out = Vec::new();
-    for (path, entry) in walk_files(src, tree)? {
-        let same = match parents(codex_dir, &path, &mut known)? {
-            Parents::Dirs => found(&path.to_path(codex_dir))? == Found::Blob(entry.kind, entry.id),
-            // A symlinked or missing directory, or a file where a directory was: replaced.
-            Parents::Symlink(_) | Parents::Missing | Parents::Blocked(..) => false,
-        };
-        if !same {
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
 fn same_dir(a: &Path, b: &Path) -> bool {
     a == b
         || match (fs::canonicalize(a), fs::canonicalize(b)) {
             (Ok(x), Ok(y)) => x == y,
             _ => false,
         }
-}
-
-/// What is at a path, without following a final symlink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Found {
-    Missing,
-    /// A file or symlink, named as the tree would name it.
-    Blob(EntryKind, ObjectId),
-    Dir,
-    Special,
-}
-
-/// `lstat`, with a missing path (or a file where a parent directory should be) as `None`.
-fn lstat(path: &Path) -> Result<Option<fs::Metadata>, CheckoutError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(CheckoutError::io(path, e)),
-    }
-}
-
-fn found(path: &Path) -> Result<Found, CheckoutError> {
-    let Some(meta) = lstat(path)? else {
-        return Ok(Found::Missing);
-    };
-    let io_err = |e| CheckoutError::io(path, e);
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = fs::read_link(path).map_err(io_err)?;
-        Ok(Found::Blob(
-            EntryKind::Symlink,
-            blake3::hash(target.as_os_str().as_bytes()).into(),
-        ))
-    } else if ft.is_file() {
-        // The owner's exec bit, as the snapshot records it.
-        let kind = if meta.mode() & 0o100 != 0 {
-            EntryKind::Executable
-        } else {
-            EntryKind::File
-        };
-        let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_reader(File::open(path).map_err(io_err)?)
-            .map_err(io_err)?;
-        Ok(Found::Blob(kind, hasher.finalize().into()))
-    } else if ft.is_dir() {
-        Ok(Found::Dir)
-    } else {
-        Ok(Found::Special)
-    }
-}
-
-/// What the directories above a target are.
-enum Parents {
-    /// All real directories.
-    Dirs,
-    /// One is missing (so is the target).
-    Missing,
-    /// One is a symlink: writing below it could escape the codex dir.
-    Symlink(PathBuf),
-    /// One is a file (or special file): its relative path and its absolute path.
-    Blocked(String, PathBuf),
-}
-
-/// Checks the directories between `codex_dir` and `rel` with `lstat`, remembering (in
-/// `known`, by relative path) those found to be real directories.
-fn parents(
-    codex_dir: &Path,
-    rel: &RelPath,
-    known: &mut HashSet<String>,
-) -> Result<Parents, CheckoutError> {
-    let parts: Vec<&str> = rel.components().collect();
-    let mut prefix = String::new();
-    let mut abs = codex_dir.to_path_buf();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(part);
-        abs.push(part);
-        if known.contains(&prefix) {
-            continue;
-        }
-        match lstat(&abs)? {
-            None => return Ok(Parents::Missing),
-            Some(m) if m.file_type().is_symlink() => return Ok(Parents::Symlink(abs)),
-            Some(m) if m.is_dir() => {
-                known.insert(prefix.clone());
-            }
-            Some(_) => return Ok(Parents::Blocked(prefix, abs)),
-        }
-    }
-    Ok(Parents::Dirs)
 }
 
 /// Like [`parents`], but creates missing directories; anything but a real directory in the
@@ -495,105 +347,6 @@ fn ensure_parents(
     Ok(())
 }
 
-/// A file as a tree names it.
-type Blob = (EntryKind, ObjectId);
-
-/// The (kind, id) an op expects before it runs, and the one it leaves.
-fn expected(op: &Op) -> (Option<Blob>, Option<Blob>) {
-    match op {
-        Op::Put { kind, id, old, .. } => (*old, Some((*kind, *id))),
-        Op::Delete { old, .. } => (Some(*old), None),
-    }
-}
-
-/// Inspects every target before anything is written: returns the drifted paths, and refuses
-/// (with nothing touched) a plan that could only fail halfway.
-fn survey(codex_dir: &Path, plan: &Plan) -> Result<Vec<RelPath>, CheckoutError> {
-    let deletes: HashSet<&str> = plan
-        .ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Delete { path, .. } => Some(path.as_str()),
-            Op::Put { .. } => None,
-        })
-        .collect();
-    let stale: HashSet<&str> = plan.stale_dirs.iter().map(RelPath::as_str).collect();
-    let mut known = HashSet::new();
-    let mut drifted = Vec::new();
-    for op in &plan.ops {
-        let rel = op.path();
-        if rel.is_root() || rel.first() == Some(STAGING_NAME) {
-            return Err(CheckoutError::Reserved {
-                path: rel.to_string(),
-            });
-        }
-        let is_put = matches!(op, Op::Put { .. });
-        match parents(codex_dir, rel, &mut known)? {
-            Parents::Dirs => {}
-            Parents::Missing => continue,
-            Parents::Symlink(path) => return Err(CheckoutError::Escape { path }),
-            // A file where a directory of a put must go is fine only if a delete removes it.
-            Parents::Blocked(prefix, path) => {
-                if is_put && !deletes.contains(prefix.as_str()) {
-                    return Err(CheckoutError::InTheWay { path });
-                }
-                continue;
-            }
-        }
-        let abs = rel.to_path(codex_dir);
-        let (old, new) = expected(op);
-        match found(&abs)? {
-            Found::Missing => {}
-            Found::Blob(kind, id) => {
-                let here = Some((kind, id));
-                if here != old && here != new {
-                    drifted.push(rel.clone());
-                }
-            }
-            // A delete never removes a directory; a put may replace only one that the
-            // deletes and stale-directory removals empty.
-            Found::Dir => {
-                if is_put && !vacated(&abs, rel.as_str(), &deletes, &stale)? {
-                    return Err(CheckoutError::DirNotEmpty { path: abs });
-                }
-            }
-            Found::Special => {
-                if is_put {
-                    return Err(CheckoutError::Special { path: abs });
-                }
-            }
-        }
-    }
-    Ok(drifted)
-}
-
-/// Whether the directory `abs` (relative path `rel`) is empty once the plan's deletes and
-/// stale-directory removals have run.
-fn vacated(
-    abs: &Path,
-    rel: &str,
-    deletes: &HashSet<&str>,
-    stale: &HashSet<&str>,
-) -> Result<bool, CheckoutError> {
-    let io_err = |e| CheckoutError::io(abs, e);
-    for entry in fs::read_dir(abs).map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            return Ok(false);
-        };
-        let child = format!("{rel}/{name}");
-        if entry.file_type().map_err(io_err)?.is_dir() {
-            if !stale.contains(child.as_str()) || !vacated(&entry.path(), &child, deletes, stale)? {
-                return Ok(false);
-            }
-        } else if !deletes.contains(child.as_str()) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Copies the new content of every put into the staging dir; returns the staged paths.
 fn stage(
     src: &impl ObjectSource,
@@ -631,50 +384,6 @@ fn stage(
         staged.push(dst);
     }
     Ok(staged)
-}
-
-/// Copies drifted files (symlinks as symlinks) to a fresh `<state dir>/backups/<UTC time>`.
-fn backup(
-    codex_dir: &Path,
-    state_dir: &Path,
-    drifted: &[RelPath],
-) -> Result<Option<PathBuf>, CheckoutError> {
-    if drifted.is_empty() {
-        return Ok(None);
-    }
-    let parent = state_dir.join("backups");
-    fs::create_dir_all(&parent).map_err(|e| CheckoutError::io(&parent, e))?;
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let stamp = utc_stamp(secs);
-    let mut root = parent.join(&stamp);
-    let mut n = 1;
-    loop {
-        match fs::create_dir(&root) {
-            Ok(()) => break,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                root = parent.join(format!("{stamp}-{n}"));
-                n += 1;
-            }
-            Err(e) => return Err(CheckoutError::io(&root, e)),
-        }
-    }
-    for rel in drifted {
-        let from = rel.to_path(codex_dir);
-        let to = rel.to_path(&root);
-        if let Some(dir) = to.parent() {
-            fs::create_dir_all(dir).map_err(|e| CheckoutError::io(dir, e))?;
-        }
-        let meta = fs::symlink_metadata(&from).map_err(|e| CheckoutError::io(&from, e))?;
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&from).map_err(|e| CheckoutError::io(&from, e))?;
-            symlink(target, &to).map_err(|e| CheckoutError::io(&to, e))?;
-        } else {
-            fs::copy(&from, &to).map_err(|e| CheckoutError::io(&from, e))?;
-        }
-    }
-    Ok(Some(root))
 }
 
 /// Makes everything written below `dir` durable: one `syncfs` of its filesystem, falling back
@@ -831,32 +540,6 @@ fn remove_staging(staging: &Path) -> Result<(), CheckoutError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(CheckoutError::io(staging, e)),
     }
-}
-
-/// `YYYYmmddTHHMMSSZ` for seconds since the epoch.
-fn utc_stamp(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian, UTC).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ fn follower_status(
     let accepted = sync::accepted_number(reader)?;
     json["fetched"] = fetched.map(|id| id.to_string()).into();
     json["accepted_number"] = accepted.into();
-    if let Some(last) = reader.meta(meta::LAST_SYNC)?.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+    if let Some(last) = sync::last_result(paths) {
         let when = last["time_ms"].as_i64().map(time).unwrap_or_default();
         let what = last["error"].as_str().map_or_else(|| last["result"].as_str().unwrap_or("").to_owned(), |e| format!("error: {e}"));
         writeln!(human, "last sync    {when} UTC, {what}").ok();

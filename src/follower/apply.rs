@@ -125,6 +125,7 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     let unchanged = plan.is_empty() && last.as_ref().is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
     if unchanged {
         write_mcp_manifest(paths, store, &revision)?;
+        super::sync::Mirror::refresh(paths, store)?;
         report.result = "unchanged";
         clear_hold_if(store, target)?;
         return Ok(report);
@@ -157,6 +158,7 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     }
     w.commit()?;
     write_mcp_manifest(paths, store, &revision)?;
+    super::sync::Mirror::refresh(paths, store)?;
     report.result = "applied";
     report.drift = drift;
     report.backup_dir = backup_dir;

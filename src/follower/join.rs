@@ -82,6 +82,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
     let store = crate::store::Store::open_or_create(&paths.state_dir)?;
     if previous.as_ref().is_some_and(|p| p.fingerprint != fingerprint) {
         forget_master(&store)?;
+        let _ = std::fs::remove_file(super::sync::Mirror::path(paths));
     }
     drop(store);
     config::save_credential(paths, &credential)?;
@@ -96,7 +97,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
 fn forget_master(store: &crate::store::Store) -> Result<(), FollowerError> {
     let mut w = store.write()?;
     w.remove_ref(super::FETCHED)?;
-    for key in [super::meta::ACCEPTED, super::meta::HEAD, super::meta::LAST_SYNC] {
+    for key in [super::meta::ACCEPTED, super::meta::HEAD] {
         w.set_meta(key, &[])?;
     }
     while let Some(e) = w.last_log_entry()? {

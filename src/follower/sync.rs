@@ -61,13 +61,30 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
     let cfg = FollowerConfig::load(paths)?;
     let credential = config::load_credential(paths)?;
     let _lock = StateLock::acquire(&paths.state_dir, opts.timeout)?;
+    let client = Client::new(&cfg.master_url, Some(credential), opts.timeout.saturating_sub(started.elapsed()))?;
+    let result = sync_with_lock(paths, &cfg, &client, opts, started);
+    record_result(paths, &result);
+    result
+}
+
+fn sync_with_lock(paths: &Paths, cfg: &FollowerConfig, client: &Client, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
+    // Fast path (every Codex session start): nothing new and nothing to apply is decided
+    // from the signed head and a small state file, without opening the store.
+    let mirror = Mirror::load(paths);
+    let head = verified_head(cfg, client)?;
+    if let Some(m) = &mirror {
+        check_number(&head, m.accepted, m.fetched)?;
+        let current = m.fetched == Some(head.body.revision);
+        if current && (!opts.apply || m.applied == m.fetched) && !crate::checkout::journal::exists(&paths.state_dir).unwrap_or(true) {
+            return Ok(current_report(cfg, &head, started));
+        }
+    }
     let store = Store::open_waiting(&paths.state_dir, opts.timeout.saturating_sub(started.elapsed()))?;
     super::apply::recover_interrupted(paths, &store)?;
-    let client = Client::new(&cfg.master_url, Some(credential), opts.timeout.saturating_sub(started.elapsed()))?;
-    let mut result = sync_locked(&store, &cfg, &client, opts, started);
-    if let (Ok(report), true) = (&mut result, opts.apply) {
+    let mut report = sync_locked(&store, cfg, client, &head, opts, started)?;
+    if opts.apply {
         match super::apply::hold(&store)? {
-            Some(held) if report.number <= held => report.held_at = Some(held),
+            Some(hold_at) if report.number <= hold_at => report.held_at = Some(hold_at),
             _ => {
                 let applied = super::apply::apply_locked(paths, &store, super::apply::Target::Fetched, false, &crate::checkout::apply::ExecOptions::default())?;
                 report.apply = Some(applied);
@@ -75,24 +92,68 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
         }
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     }
-    record_result(&store, &result);
-    result
+    Mirror::refresh(paths, &store)?;
+    Ok(report)
 }
 
-fn record_result(store: &Store, result: &Result<SyncReport, FollowerError>) {
+fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> SyncReport {
+    SyncReport {
+        result: "current",
+        master_url: cfg.master_url.clone(),
+        number: head.body.number,
+        revision: head.body.revision.to_string(),
+        objects: 0,
+        object_bytes: 0,
+        wire_bytes: 0,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1e3,
+        apply: None,
+        held_at: None,
+    }
+}
+
+/// What the store says about the master, mirrored in `~/.codexport/follower-state.json`
+/// after every accepted fetch and apply, so a no-change sync need not open the store.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Mirror {
+    pub fetched: Option<ObjectId>,
+    pub accepted: Option<u64>,
+    pub applied: Option<ObjectId>,
+}
+
+impl Mirror {
+    pub fn path(paths: &Paths) -> std::path::PathBuf {
+        paths.state("follower-state.json")
+    }
+
+    pub fn load(paths: &Paths) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(Self::path(paths)).ok()?).ok()
+    }
+
+    /// Rewrites the mirror from the store (call after committing a change to it).
+    pub fn refresh(paths: &Paths, store: &Store) -> Result<(), FollowerError> {
+        let r = store.read()?;
+        let m = Mirror { fetched: r.get_ref(FETCHED)?, accepted: accepted_number(&r)?, applied: r.last_apply()?.map(|a| a.revision) };
+        let path = Self::path(paths);
+        crate::fsutil::write_atomic(&path, &serde_json::to_vec(&m).expect("mirrors serialise"), 0o644).map_err(|e| FollowerError::Io { path, source: e })
+    }
+}
+
+/// Records the last sync's time and result in `~/.codexport/last-sync.json` (for `status`).
+fn record_result(paths: &Paths, result: &Result<SyncReport, FollowerError>) {
     let json = match result {
         Ok(r) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": r.result, "number": r.number}),
         Err(e) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": "error", "error": e.to_string()}),
     };
-    if let Ok(mut w) = store.write() {
-        if w.set_meta(meta::LAST_SYNC, json.to_string().as_bytes()).is_ok() {
-            let _ = w.commit();
-        }
-    }
+    let _ = std::fs::write(paths.state("last-sync.json"), json.to_string());
 }
 
-/// Fetches and verifies the signed head against the pinned key, expiry and last number.
-pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
+/// The last sync's record, if any.
+pub fn last_result(paths: &Paths) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(paths.state("last-sync.json")).ok()?).ok()
+}
+
+/// Fetches the head and checks its signature, key and expiry.
+fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
     let bytes = client.head()?.ok_or(FollowerError::NoHead)?;
     let head = SignedHead::decode(&bytes).map_err(FollowerError::BadHead)?;
     if head.body.master_key != cfg.master_key {
@@ -103,16 +164,28 @@ pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Resul
         let t = |s: i64| crate::cli::output::time(s * 1000);
         return Err(FollowerError::HeadExpired { expired: t(head.body.expires_at), now: t(now) });
     }
-    let r = store.read()?;
-    let accepted = accepted_number(&r)?;
+    Ok(head)
+}
+
+/// Refuses a head numbered below the last accepted one, or another revision under it.
+fn check_number(head: &SignedHead, accepted: Option<u64>, fetched: Option<ObjectId>) -> Result<(), FollowerError> {
     if let Some(accepted) = accepted {
         if head.body.number < accepted {
             return Err(FollowerError::Replayed { got: head.body.number, accepted });
         }
-        if head.body.number == accepted && r.get_ref(FETCHED)? != Some(head.body.revision) {
+        if head.body.number == accepted && fetched != Some(head.body.revision) {
             return Err(FollowerError::Equivocation { number: accepted });
         }
     }
+    Ok(())
+}
+
+/// Fetches the signed head and verifies it against the pinned key, its expiry, and the last
+/// number the store accepted.
+pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
+    let head = verified_head(cfg, client)?;
+    let r = store.read()?;
+    check_number(&head, accepted_number(&r)?, r.get_ref(FETCHED)?)?;
     Ok(head)
 }
 
@@ -121,8 +194,12 @@ pub fn accepted_number(r: &crate::store::Reader<'_>) -> Result<Option<u64>, Foll
     Ok(r.meta(meta::ACCEPTED)?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
 }
 
-fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
-    let head = fetch_head(store, cfg, client)?;
+fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, head: &SignedHead, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
+    {
+        let r = store.read()?;
+        check_number(head, accepted_number(&r)?, r.get_ref(FETCHED)?)?;
+    }
+    let head = head.clone();
     let want = head.body.revision;
     let mut report = SyncReport {
         result: "current",

@@ -92,9 +92,18 @@ pub fn list_hooks(
         Some(Err(e)) => Err(format!("writing to it failed: {e}")),
         None => Err("no stdin".into()),
     };
+    // The app server exits when its stdin closes. Killing it outright would leave the real
+    // server behind when `codex` is npm's node wrapper, so wait a little first.
     drop(stdin);
-    let _ = child.kill();
-    let _ = child.wait();
+    let closing = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if closing.elapsed() > Duration::from_secs(3) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let answer = answer.map_err(fail)?;
     let mut hooks = Vec::new();
     for entry in answer["result"]["data"].as_array().into_iter().flatten() {

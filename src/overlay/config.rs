@@ -41,7 +41,7 @@ pub struct MergedConfig {
 const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
 
 pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
-    let mut doc: DocumentMut = master_text.parse().map_err(|e: toml_edit::TomlError| OverlayError::BadConfig { which: "the master's config.toml", what: e.to_string() })?;
+    let mut doc = parse_document(master_text).map_err(|what| OverlayError::BadConfig { which: "the master's config.toml", what })?;
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
@@ -59,6 +59,17 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     add_local_mcps(&mut doc, ctx, &vars, &mut unknown)?;
     keep_follower_entries(&mut doc, ctx);
     Ok(MergedConfig { text: doc.to_string(), unknown_variables: unknown.into_iter().collect() })
+}
+
+/// Parses TOML text into an editable document, never panicking. toml_edit 0.23 panics on
+/// some malformed input instead of returning an error (toml-rs/toml#1100: `==\n[.` hits
+/// "all items have spans", `={=<=u==` "setting a value should set a prefix"); such a panic
+/// is caught here and becomes a parse error, so a bad file is refused rather than fatal.
+pub(crate) fn parse_document(text: &str) -> Result<DocumentMut, String> {
+    match std::panic::catch_unwind(|| text.parse::<DocumentMut>()) {
+        Ok(parsed) => parsed.map_err(|e| e.to_string()),
+        Err(_) => Err("TOML parse error: the text is not valid TOML (the parser gave up on it)".to_owned()),
+    }
 }
 
 fn variables(ctx: &ConfigContext) -> BTreeMap<String, String> {
@@ -99,6 +110,12 @@ fn replace_path_prefix(s: &str, from: &str, to: &str) -> String {
         out.push_str(&rest[..i]);
         out.push_str(if boundary { to } else { from });
         rest = after;
+        // A Windows master path mapped to a Unix follower: the rest of that path uses `/`.
+        if boundary && from.contains('\\') && !to.contains('\\') {
+            let end = rest.find(['"', '\'', ' ', ';']).unwrap_or(rest.len());
+            out.push_str(&rest[..end].replace('\\', "/"));
+            rest = &rest[end..];
+        }
     }
     out.push_str(rest);
     out
@@ -231,7 +248,7 @@ fn loopback_to(url: &str, host: &str) -> Option<String> {
 
 fn add_local_mcps(doc: &mut DocumentMut, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> Result<(), OverlayError> {
     let Some(text) = &ctx.local_mcps else { return Ok(()) };
-    let local: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", what: e.to_string() })?;
+    let local = parse_document(text).map_err(|what| OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", what })?;
     let Some(local_servers) = local.get("mcp_servers").and_then(Item::as_table_like) else { return Ok(()) };
     if !doc.contains_key("mcp_servers") {
         let mut t = Table::new();
@@ -262,8 +279,8 @@ fn add_local_mcps(doc: &mut DocumentMut, ctx: &ConfigContext, vars: &BTreeMap<St
 /// Keeps `[projects.*]` and `[hooks.state.*]` entries that the follower's Codex wrote (in
 /// its current config but not in the master's last applied one).
 fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
-    let Some(current) = ctx.current.as_deref().and_then(|t| t.parse::<DocumentMut>().ok()) else { return };
-    let previous: Option<DocumentMut> = ctx.previous_master.as_deref().and_then(|t| t.parse().ok());
+    let Some(current) = ctx.current.as_deref().and_then(|t| parse_document(t).ok()) else { return };
+    let previous = ctx.previous_master.as_deref().and_then(|t| parse_document(t).ok());
     for path in FOLLOWER_OWNED {
         let Some(cur) = lookup(current.as_table(), path) else { continue };
         let prev = previous.as_ref().and_then(|p| lookup(p.as_table(), path));
@@ -362,7 +379,7 @@ env = { TOKEN = "x" }
         };
         let m = merge_config("[projects.'C:\\Users\\m\\src']\ntrust_level = \"trusted\"\n[mcp_servers.a]\ncommand = 'C:\\Users\\m\\.codex\\run.cmd'\n", &c).unwrap();
         assert!(m.text.contains("/Users/f/src"), "{}", m.text);
-        assert!(m.text.contains("/Users/f/.codex\\\\run.cmd") || m.text.contains("/Users/f/.codex\\run.cmd"), "{}", m.text);
+        assert!(m.text.contains("command = \"/Users/f/.codex/run.cmd\""), "separators follow the follower: {}", m.text);
     }
 
     #[test]
@@ -378,6 +395,23 @@ env = { TOKEN = "x" }
         assert!(doc["mcp_servers"]["fs"].get("startup_timeout_sec").is_none(), "the local table replaces the canonical one");
         assert_eq!(doc["mcp_servers"]["mine"]["command"].as_str(), Some("/Users/f/bin/mine"));
         assert_eq!(m.text.matches("[mcp_servers.fs]").count(), 1, "{}", m.text);
+    }
+
+    /// Found by the `config_merge` fuzz target: inputs on which toml_edit 0.23's parser
+    /// panics are refused as bad config, wherever they come from.
+    #[test]
+    fn parser_panics_are_parse_errors() {
+        for bad in ["==\n[.", "={=<=u=="] {
+            assert!(parse_document(bad).is_err(), "{bad:?}");
+            let err = merge_config(bad, &ctx()).unwrap_err();
+            assert!(matches!(err, OverlayError::BadConfig { which: "the master's config.toml", .. }), "{err}");
+            let c = ConfigContext { local_mcps: Some(bad.into()), ..ctx() };
+            let err = merge_config(MASTER, &c).unwrap_err();
+            assert!(matches!(err, OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", .. }), "{err}");
+            // A bad current or previous config only means no follower entries are kept.
+            let c = ConfigContext { current: Some(bad.into()), previous_master: Some(bad.into()), ..ctx() };
+            merge_config(MASTER, &c).unwrap();
+        }
     }
 
     #[test]

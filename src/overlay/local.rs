@@ -57,7 +57,7 @@ impl LocalConfig {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+        let doc = super::config::parse_document(text)?;
         let mut cfg = LocalConfig { keep_applies: DEFAULT_KEEP_APPLIES, ..Self::default() };
         for (key, item) in doc.iter() {
             match key {
@@ -131,5 +131,14 @@ mod tests {
         assert!(LocalConfig::parse("allowMcpOverrides = \"fs\"").unwrap_err().contains("list"));
         assert!(LocalConfig::parse("[policies]\nx = \"sometimes\"").unwrap_err().contains("keep-local"));
         assert!(LocalConfig::parse("typo = 1").unwrap_err().contains("unknown setting"));
+    }
+
+    /// Found by the `local_toml` fuzz target: toml_edit 0.23 panics on these; they must be
+    /// parse errors.
+    #[test]
+    fn parser_panics_are_parse_errors() {
+        for bad in ["==\n[.", "={=<=u=="] {
+            assert!(LocalConfig::parse(bad).unwrap_err().contains("TOML parse error"), "{bad:?}");
+        }
     }
 }

@@ -26,9 +26,11 @@ impl Writer<'_> {
 
     /// Forgets loose objects once a fetch completed (they are now reachable from a ref).
     pub fn clear_partial(&mut self) -> Result<u64, StoreError> {
-        let mut table = self.txn.open_table(PARTIAL)?;
-        let n = table.len()?;
-        table.retain(|_, ()| false)?;
+        let n = self.txn.open_table(PARTIAL)?.len()?;
+        // Dropping the table is one operation; deleting entry by entry cost time and memory
+        // proportional to the library.
+        self.txn.delete_table(PARTIAL)?;
+        self.txn.open_table(PARTIAL)?;
         Ok(n)
     }
 }

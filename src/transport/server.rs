@@ -357,6 +357,10 @@ pub async fn serve(opts: ServeOptions, listener: tokio::net::TcpListener, shutdo
             }
         })
     };
+    // Small answers (a head, a one-file fetch) must not wait behind the peer's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await?;
     flusher.abort();
     let st = state.clone();

@@ -1,9 +1,10 @@
 //! A man in the middle for sync tests: forwards to the real master and alters answers.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How the proxy alters traffic.
@@ -18,17 +19,31 @@ pub enum Mode {
     CorruptBlob,
     /// Cut the decompressed object stream after this many bytes.
     Truncate(usize),
+    /// Answer every fetch with 503 without asking the master (enroll without fetching).
+    RefuseFetch,
+    /// Answer every fetch with these bytes (a forged, already compressed stream).
+    ReplaceFetch(Vec<u8>),
+    /// Give the first blob of the stream this kind tag instead (its id and bytes unchanged).
+    RetagBlob(u8),
+    /// Answer every fetch with an endless stream of random blobs with correct ids.
+    Endless,
+    /// Send this many bytes of the master's (compressed) fetch answer, then drop the
+    /// connection.
+    CutAfter(usize),
 }
 
 pub struct Mitm {
     pub url: String,
     mode: Arc<Mutex<Mode>>,
+    served: Arc<AtomicU64>,
     _runtime: tokio::runtime::Runtime,
 }
 
 struct Ctx {
     upstream: String,
     mode: Arc<Mutex<Mode>>,
+    /// Bytes produced by forged streams (`Endless`).
+    served: Arc<AtomicU64>,
     http: reqwest::Client,
 }
 
@@ -36,20 +51,35 @@ impl Mitm {
     pub fn start(upstream: &str, mode: Mode) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let mode = Arc::new(Mutex::new(mode));
-        let ctx = Arc::new(Ctx { upstream: upstream.to_owned(), mode: mode.clone(), http: reqwest::Client::new() });
+        let served = Arc::new(AtomicU64::new(0));
+        let ctx = Arc::new(Ctx { upstream: upstream.to_owned(), mode: mode.clone(), served: served.clone(), http: reqwest::Client::new() });
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback(forward).with_state(ctx);
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, mode, _runtime: runtime }
+        Self { url, mode, served, _runtime: runtime }
     }
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
     }
+
+    /// Bytes an `Endless` stream produced so far (compressed; socket buffers included).
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
 }
 
 async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let mode = ctx.mode.lock().unwrap().clone();
+    if uri.path() == "/v1/fetch" {
+        match &mode {
+            Mode::RefuseFetch => return (StatusCode::SERVICE_UNAVAILABLE, "fetch refused by the test proxy").into_response(),
+            Mode::ReplaceFetch(b) => return stream_response(Body::from(b.clone())),
+            Mode::Endless => return stream_response(endless(ctx.served.clone())),
+            _ => {}
+        }
+    }
     let url = format!("{}{}", ctx.upstream, uri.path());
     let mut req = ctx.http.request(method, &url).body(body);
     for (k, v) in &headers {
@@ -64,29 +94,20 @@ async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers:
     let status = resp.status();
     let ctype = resp.headers().get("content-type").cloned();
     let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
-    let mode = ctx.mode.lock().unwrap().clone();
     if status.is_success() {
         match (&mode, uri.path()) {
             (Mode::FlipHead(i), "/v1/head") => bytes[*i] ^= 1,
             (Mode::ReplaceHead(h), "/v1/head") => bytes.clone_from(h),
-            (Mode::CorruptBlob, "/v1/fetch") => {
-                let mut plain = zstd::decode_all(&bytes[..]).unwrap();
-                // Frames start after the 5-byte header: [kind][len u32][id 32][bytes].
-                let mut at = 5;
-                while at < plain.len() && plain[at] != 0 {
-                    let len = u32::from_le_bytes(plain[at + 1..at + 5].try_into().unwrap()) as usize;
-                    if plain[at] == 1 && len > 0 {
-                        plain[at + 37] ^= 0x55;
-                        break;
-                    }
-                    at += 37 + len;
-                }
-                bytes = zstd::encode_all(&plain[..], 3).unwrap();
-            }
+            (Mode::CorruptBlob, "/v1/fetch") => bytes = alter_first_blob(&bytes, |frame| frame[37] ^= 0x55),
+            (Mode::RetagBlob(tag), "/v1/fetch") => bytes = alter_first_blob(&bytes, |frame| frame[0] = *tag),
             (Mode::Truncate(n), "/v1/fetch") => {
                 let mut plain = zstd::decode_all(&bytes[..]).unwrap();
                 plain.truncate(*n);
                 bytes = zstd::encode_all(&plain[..], 3).unwrap();
+            }
+            (Mode::CutAfter(n), "/v1/fetch") => {
+                bytes.truncate(*n);
+                return stream_response(cut(bytes));
             }
             _ => {}
         }
@@ -96,4 +117,72 @@ async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers:
         out.headers_mut().insert("content-type", ct);
     }
     out
+}
+
+/// A 200 answer with the object stream's content type.
+fn stream_response(body: Body) -> Response {
+    let mut out = (StatusCode::OK, body).into_response();
+    out.headers_mut().insert("content-type", "application/x-codexport-stream".parse().unwrap());
+    out
+}
+
+/// These bytes, then (once they had time to leave) a dropped connection.
+fn cut(bytes: Vec<u8>) -> Body {
+    use futures_util::StreamExt;
+    let sent = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
+    let dropped = futures_util::stream::once(async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Err(std::io::Error::other("connection cut by the test proxy"))
+    });
+    Body::from_stream(sent.chain(dropped))
+}
+
+/// Applies `f` to the first non-empty blob frame (`[kind][len u32][id 32][bytes]`) of a
+/// compressed stream and compresses it again.
+fn alter_first_blob(stream: &[u8], f: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let mut plain = zstd::decode_all(stream).unwrap();
+    // Frames start after the 5-byte header.
+    let mut at = 5;
+    while at < plain.len() && plain[at] != 0 {
+        let len = u32::from_le_bytes(plain[at + 1..at + 5].try_into().unwrap()) as usize;
+        if plain[at] == 1 && len > 0 {
+            f(&mut plain[at..at + 37 + len]);
+            break;
+        }
+        at += 37 + len;
+    }
+    zstd::encode_all(&plain[..], 3).unwrap()
+}
+
+/// The stream header, then blob frames of 0.5-4.5 KiB of random bytes under their true ids,
+/// forever; each chunk is its own zstd frame (concatenated frames are one valid stream).
+fn endless(served: Arc<AtomicU64>) -> Body {
+    let chunks = futures_util::stream::unfold((0x9E37_79B9_7F4A_7C15_u64, true), move |(mut seed, first)| {
+        let served = served.clone();
+        async move {
+            let mut plain = Vec::new();
+            if first {
+                plain.extend_from_slice(b"CXST\x01");
+            }
+            for _ in 0..16 {
+                let len = 512 + (xorshift(&mut seed) % 4096) as usize;
+                let data: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+                plain.push(1);
+                plain.extend_from_slice(&(len as u32).to_le_bytes());
+                plain.extend_from_slice(blake3::hash(&data).as_bytes());
+                plain.extend_from_slice(&data);
+            }
+            let chunk = zstd::encode_all(&plain[..], 1).unwrap();
+            served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (seed, false)))
+        }
+    });
+    Body::from_stream(chunks)
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
 }

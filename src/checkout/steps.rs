@@ -1,0 +1,35 @@
+//! The step counter of an apply, and the crash hooks tests use to stop it between steps.
+
+use super::apply::CheckoutError;
+
+/// Test hook for real-process crash tests: abort the process right before this step.
+pub const CRASH_ENV: &str = "CODEXPORT_CRASH_BEFORE_STEP";
+
+/// Counts steps and stops at the injected crash point, if any.
+pub(super) struct Steps {
+    pub(super) next: usize,
+    crash: Option<usize>,
+    abort: Option<usize>,
+}
+
+impl Steps {
+    pub(super) fn new(crash: Option<usize>, abort: Option<usize>) -> Self {
+        Self {
+            next: 0,
+            crash,
+            abort,
+        }
+    }
+
+    /// Called right before each step.
+    pub(super) fn step(&mut self) -> Result<(), CheckoutError> {
+        if self.abort == Some(self.next) {
+            std::process::abort();
+        }
+        if self.crash == Some(self.next) {
+            return Err(CheckoutError::InjectedCrash { step: self.next });
+        }
+        self.next += 1;
+        Ok(())
+    }
+}
