@@ -62,6 +62,8 @@ pub struct Overlay {
     pub local_mcps: Option<String>,
     pub skills: Vec<LocalFile>,
     pub overrides: Vec<LocalFile>,
+    /// codexport's session-start hook, when `hook install` ran on this follower.
+    pub hook: Option<crate::hook::HookEntry>,
 }
 
 impl Overlay {
@@ -73,7 +75,8 @@ impl Overlay {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(OverlayError::Io { path: mcps, source: e }),
         };
-        Ok(Self { local, local_mcps, skills: read_files(&state_dir.join("skills"))?, overrides: read_files(&state_dir.join("overrides"))? })
+        let hook = crate::hook::installed(state_dir).map_err(|e| OverlayError::BadOverlayFile { path: state_dir.join("hook.toml"), what: e.to_string() })?;
+        Ok(Self { local, local_mcps, skills: read_files(&state_dir.join("skills"))?, overrides: read_files(&state_dir.join("overrides"))?, hook })
     }
 }
 
@@ -134,6 +137,7 @@ pub struct Merged {
 }
 
 const CONFIG: &str = "config.toml";
+const HOOKS: &str = "hooks.json";
 
 /// Merges a revision with the overlay and stores the merged tree. Only the trees along
 /// edited paths are rewritten, so the cost follows the overlay, not the library.
@@ -147,6 +151,22 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
             _ => Ok(None),
         }
     };
+
+    // hooks.json: the master's hooks without the master's own codexport hook, and this
+    // follower's hook (if installed) first, so its trust key stays `session_start:0:0`.
+    let hooks_path = RelPath::new(HOOKS).expect("valid path");
+    let master_hooks = match lookup(w, root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree) {
+        Some(e) => Some(w.blob(&e.id)?),
+        None => None,
+    };
+    let hook_error = |e: crate::hook::HookError| OverlayError::BadOverlayFile { path: PathBuf::from(HOOKS), what: e.to_string() };
+    let trust_moves = crate::hook::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref()).map_err(hook_error)?;
+    if master_hooks.is_some() || overlay.hook.is_some() {
+        let merged = crate::hook::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref()).map_err(hook_error)?;
+        if master_hooks.as_deref() != Some(merged.as_slice()) {
+            root = put(w, root, &hooks_path, EntryKind::File, &merged)?;
+        }
+    }
 
     // config.toml
     let config_path = RelPath::new(CONFIG).expect("valid path");
@@ -168,15 +188,21 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
             current: (facts.current)(&config_path).map(|b| String::from_utf8_lossy(&b).into_owned()),
             previous_master: None,
             launcher: facts.launcher.map(|p| p.display().to_string()),
+            hooks_json_path: facts.codex_dir.join(HOOKS).display().to_string(),
+            trust_moves,
         };
         if let Some(prev) = previous(w, &config_path)? {
-            let prev_ctx = config::ConfigContext { current: None, local_mcps: None, launcher: None, ..ctx.clone() };
+            let prev_ctx = config::ConfigContext { current: None, local_mcps: None, launcher: None, trust_moves: Vec::new(), ..ctx.clone() };
             ctx.previous_master = config::merge_config(&String::from_utf8_lossy(&prev), &prev_ctx).ok().map(|m| m.text);
         }
         let merged = config::merge_config(&master, &ctx)?;
         unknown_variables = merged.unknown_variables;
+        let text = match overlay.hook {
+            Some(_) => crate::hook::enable_hooks_feature(&merged.text).map_err(hook_error)?,
+            None => merged.text,
+        };
         let kind = config_entry.map_or(EntryKind::File, |e| e.kind);
-        root = put(w, root, &config_path, kind, merged.text.as_bytes())?;
+        root = put(w, root, &config_path, kind, text.as_bytes())?;
     }
 
     // Co-owned files, by policy.

@@ -96,6 +96,9 @@ pub struct ServiceSpec {
     /// Only when it is not `<home>/.codex`.
     pub codex_dir: Option<PathBuf>,
     pub port: u16,
+    /// `PATH` of the installing shell: the master resolves MCP server commands (npm shims,
+    /// uv tools) on it, so the service must see the same one.
+    pub path: Option<String>,
 }
 
 impl ServiceSpec {
@@ -107,6 +110,7 @@ impl ServiceSpec {
             home: paths.home.clone(),
             codex_dir,
             port,
+            path: std::env::var("PATH").ok(),
         }
     }
 
@@ -168,12 +172,13 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
          \n\
          [Service]\n\
          Type=simple\n\
-         ExecStart={}\n\
+         {}ExecStart={}\n\
          Restart=on-failure\n\
          RestartSec=5\n\
          \n\
          [Install]\n\
          WantedBy=default.target\n",
+        spec.path.as_ref().map_or_else(String::new, |p| format!("Environment={}\n", systemd_quote(&format!("PATH={p}")))),
         exec.join(" ")
     )
 }
@@ -198,12 +203,15 @@ pub fn launchd_plist(spec: &ServiceSpec, log_dir: &Path) -> String {
         writeln!(args, "    <string>{}</string>", xml_escape(&a)).ok();
     }
     let log = |name: &str| xml_escape(&log_dir.join(name).display().to_string());
+    let env = spec.path.as_ref().map_or_else(String::new, |p| {
+        format!("  <key>EnvironmentVariables</key>\n  <dict>\n    <key>PATH</key>\n    <string>{}</string>\n  </dict>\n", xml_escape(p))
+    });
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
          <plist version=\"1.0\">\n\
          <dict>\n  <key>Label</key>\n  <string>{LAUNCHD_LABEL}</string>\n\
-         \x20 <key>ProgramArguments</key>\n  <array>\n{args}  </array>\n\
+         \x20 <key>ProgramArguments</key>\n  <array>\n{args}  </array>\n{env}\
          \x20 <key>RunAtLoad</key>\n  <true/>\n\
          \x20 <key>KeepAlive</key>\n  <true/>\n\
          \x20 <key>StandardOutPath</key>\n  <string>{}</string>\n\

@@ -4,7 +4,7 @@
 
 use super::OverlayError;
 use std::collections::{BTreeMap, BTreeSet};
-use toml_edit::{DocumentMut, Item, Table, Value};
+use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
 /// Everything the config merge depends on.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,10 @@ pub struct ConfigContext {
     pub previous_master: Option<String>,
     /// When set, every canonical command server runs through `<launcher> mcp run <name>`.
     pub launcher: Option<String>,
+    /// The follower's hooks.json path and the hook trust keys that move because codexport's
+    /// session-start group goes first in the merged hooks.json.
+    pub hooks_json_path: String,
+    pub trust_moves: Vec<crate::hook::TrustMove>,
 }
 
 /// The merged text and the `${names}` that no variable defines.
@@ -45,6 +49,7 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+    crate::hook::move_trust_state(&mut doc, &ctx.hooks_json_path, &ctx.trust_moves);
 
     if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
         for (name, server) in servers.iter_mut() {
@@ -284,7 +289,7 @@ fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
     for path in FOLLOWER_OWNED {
         let Some(cur) = lookup(current.as_table(), path) else { continue };
         let prev = previous.as_ref().and_then(|p| lookup(p.as_table(), path));
-        for (key, item) in cur {
+        for (key, item) in cur.iter() {
             let from_master = prev.is_some_and(|p| p.contains_key(key));
             let present = lookup(doc.as_table(), path).is_some_and(|t| t.contains_key(key));
             if from_master || present {
@@ -296,21 +301,24 @@ fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
     }
 }
 
-fn lookup<'a>(mut table: &'a Table, path: &[&str]) -> Option<&'a Table> {
+/// The table (standard, dotted or inline) at `path`.
+fn lookup<'a>(mut table: &'a dyn TableLike, path: &[&str]) -> Option<&'a dyn TableLike> {
     for part in path {
-        table = table.get(part)?.as_table()?;
+        table = table.get(part)?.as_table_like()?;
     }
     Some(table)
 }
 
-fn ensure_table<'a>(mut table: &'a mut Table, path: &[&str]) -> &'a mut Table {
+/// The table at `path`, created where missing. An existing inline table is kept (and added
+/// to), never replaced: `projects = { … }` in the master's file must not lose its entries.
+fn ensure_table<'a>(mut table: &'a mut dyn TableLike, path: &[&str]) -> &'a mut dyn TableLike {
     for part in path {
-        if !table.get(part).is_some_and(Item::is_table) {
+        if !table.get(part).is_some_and(Item::is_table_like) {
             let mut t = Table::new();
             t.set_implicit(true);
             table.insert(part, Item::Table(t));
         }
-        table = table[*part].as_table_mut().expect("just ensured a table");
+        table = table.get_mut(part).and_then(Item::as_table_like_mut).expect("just ensured a table");
     }
     table
 }
@@ -412,6 +420,23 @@ env = { TOKEN = "x" }
             let c = ConfigContext { current: Some(bad.into()), previous_master: Some(bad.into()), ..ctx() };
             merge_config(MASTER, &c).unwrap();
         }
+    }
+
+    /// Found while seeding the `config_merge` fuzz target: with the master's projects (or
+    /// hooks) written as inline tables, keeping the follower's own trust entries replaced
+    /// the master's whole table.
+    #[test]
+    fn follower_entries_join_inline_tables() {
+        let master = "projects = { \"/srv/shared\" = { trust_level = \"trusted\" } }\nhooks = { enabled = true, state = { a = { trusted_hash = \"x\" } } }\n";
+        let mut c = ctx();
+        c.current = Some("[projects.\"/Users/f/mine\"]\ntrust_level = \"trusted\"\n[hooks.state.b]\ntrusted_hash = \"y\"\n".into());
+        let m = merge_config(master, &c).unwrap();
+        let doc: DocumentMut = m.text.parse().unwrap();
+        assert_eq!(doc["projects"]["/srv/shared"]["trust_level"].as_str(), Some("trusted"), "{}", m.text);
+        assert_eq!(doc["projects"]["/Users/f/mine"]["trust_level"].as_str(), Some("trusted"), "{}", m.text);
+        assert_eq!(doc["hooks"]["enabled"].as_bool(), Some(true), "{}", m.text);
+        assert_eq!(doc["hooks"]["state"]["a"]["trusted_hash"].as_str(), Some("x"), "{}", m.text);
+        assert_eq!(doc["hooks"]["state"]["b"]["trusted_hash"].as_str(), Some("y"), "{}", m.text);
     }
 
     #[test]
