@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod checkout;
 mod cli;
+mod diskfull;
 mod faults;
 mod hook;
 mod mcp;
