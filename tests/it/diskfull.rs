@@ -34,7 +34,7 @@ fn big_master() -> (Home, Master) {
         // Distinct, incompressible content so the store really needs the space.
         let mut bytes = [0u8; 10_000];
         blake3::Hasher::new().update(&u32::to_le_bytes(i)).finalize_xof().fill(&mut bytes);
-        let body: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let body = codexport::object::id::hex(&bytes);
         m.write(&format!("skills/big/f{i:03}.md"), body);
     }
     settle();
