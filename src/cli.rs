@@ -2,16 +2,16 @@
 //! an [`output::Output`]; printing and exit codes are decided in one place.
 
 mod bench_cmd;
+mod checkout_cmd;
 mod demo;
 mod history;
 mod hook_cmd;
-mod service_cmd;
 mod master_cmd;
-mod checkout_cmd;
 mod mcp_cmd;
 mod net;
 pub mod output;
 pub mod rev;
+mod service_cmd;
 mod state;
 
 use crate::paths::Paths;
@@ -143,9 +143,7 @@ pub enum Command {
     #[command(subcommand)]
     Hook(HookCommand),
     /// Print a shell completion script (e.g. `codexport completions bash > /etc/bash_completion.d/codexport`).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,17 +320,46 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
     match cli.command {
         Command::Master(MasterCommand::Init) => master_cmd::init(&paths),
         Command::Master(MasterCommand::Rebuild) => master_cmd::rebuild(&paths),
-        Command::Master(MasterCommand::Serve { host, port, no_watch }) => net::serve(&paths, host, port, !no_watch),
-        Command::Master(MasterCommand::Link { host, port, expires_hours }) => net::link(&paths, host, port, expires_hours),
+        Command::Master(MasterCommand::Serve {
+            host,
+            port,
+            no_watch,
+        }) => net::serve(&paths, host, port, !no_watch),
+        Command::Master(MasterCommand::Link {
+            host,
+            port,
+            expires_hours,
+        }) => net::link(&paths, host, port, expires_hours),
         Command::Master(MasterCommand::Followers { action: None }) => net::followers(&paths),
-        Command::Master(MasterCommand::Followers { action: Some(FollowersAction::Revoke { name }) }) => net::revoke(&paths, &name),
-        Command::Follower(FollowerCommand::Join { link, master, fingerprint, token, reset_trust, apply, timeout_ms }) => net::join(
+        Command::Master(MasterCommand::Followers {
+            action: Some(FollowersAction::Revoke { name }),
+        }) => net::revoke(&paths, &name),
+        Command::Follower(FollowerCommand::Join {
+            link,
+            master,
+            fingerprint,
+            token,
+            reset_trust,
+            apply,
+            timeout_ms,
+        }) => net::join(
             &paths,
-            crate::follower::join::JoinOptions { link, master, fingerprint, token, reset_trust, timeout: std::time::Duration::from_millis(timeout_ms), progress: false, apply },
+            crate::follower::join::JoinOptions {
+                link,
+                master,
+                fingerprint,
+                token,
+                reset_trust,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+                progress: false,
+                apply,
+            },
             cli.global.quiet,
             cli.global.json,
         ),
-        Command::Sync { apply, timeout_ms } => net::sync(&paths, apply, timeout_ms, cli.global.quiet, cli.global.json),
+        Command::Sync { apply, timeout_ms } => {
+            net::sync(&paths, apply, timeout_ms, cli.global.quiet, cli.global.json)
+        }
         Command::Apply { dry_run } => checkout_cmd::apply(&paths, dry_run),
         Command::Diff { rev, patch } => checkout_cmd::diff(&paths, rev.as_deref(), patch),
         Command::Rollback { rev } => checkout_cmd::rollback(&paths, &rev),
@@ -347,11 +374,15 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
             master_cmd::gen_library(&dir, files, seed)
         }
-        Command::Bench(BenchCommand::Sync { files, runs }) => bench_cmd::sync(&cli.global, files, runs),
+        Command::Bench(BenchCommand::Sync { files, runs }) => {
+            bench_cmd::sync(&cli.global, files, runs)
+        }
         Command::Demo { keep } => demo::run(keep),
         Command::Hook(HookCommand::Install { timeout_ms }) => hook_cmd::install(&paths, timeout_ms),
         Command::Hook(HookCommand::Uninstall) => hook_cmd::uninstall(&paths),
-        Command::Hook(HookCommand::Run { timeout_ms, .. }) => Ok(hook_cmd::run_output(&cli.global, timeout_ms)),
+        Command::Hook(HookCommand::Run { timeout_ms, .. }) => {
+            Ok(hook_cmd::run_output(&cli.global, timeout_ms))
+        }
         Command::Master(MasterCommand::Service(cmd)) => service_cmd::service(&paths, &cmd),
         Command::Completions { shell } => Ok(service_cmd::completions(shell)),
     }

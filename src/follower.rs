@@ -37,52 +37,123 @@ pub const FETCHED: &str = "follower/fetched";
 #[non_exhaustive]
 pub enum FollowerError {
     #[error("This machine is not enrolled.")]
-    #[diagnostic(code(codexport::usage::not_enrolled), help("Run `codexport follower join <link>` first (get a link on the master with `codexport master link`)."))]
+    #[diagnostic(
+        code(codexport::usage::not_enrolled),
+        help(
+            "Run `codexport follower join <link>` first (get a link on the master with `codexport master link`)."
+        )
+    )]
     NotEnrolled,
     #[error("follower join needs {what}")]
-    #[diagnostic(code(codexport::usage::join_args), help("pass the link printed by `codexport master link`, or --master URL --fingerprint FP --token T"))]
+    #[diagnostic(
+        code(codexport::usage::join_args),
+        help(
+            "pass the link printed by `codexport master link`, or --master URL --fingerprint FP --token T"
+        )
+    )]
     MissingJoinArg { what: &'static str },
     #[error("this machine is a master; a master does not follow another")]
-    #[diagnostic(code(codexport::usage::is_master), help("run follower commands on another machine, or use a different --home"))]
+    #[diagnostic(
+        code(codexport::usage::is_master),
+        help("run follower commands on another machine, or use a different --home")
+    )]
     IsMaster,
     #[error("Master fingerprint mismatch. Expected {expected}, got {got}.")]
-    #[diagnostic(code(codexport::trust::fingerprint), help("the server is not the master this machine trusts; nothing was stored. If the master's key really changed, run `codexport follower join <new link> --reset-trust`"))]
+    #[diagnostic(
+        code(codexport::trust::fingerprint),
+        help(
+            "the server is not the master this machine trusts; nothing was stored. If the master's key really changed, run `codexport follower join <new link> --reset-trust`"
+        )
+    )]
     FingerprintMismatch { expected: String, got: String },
     #[error("already enrolled with the master {url} (fingerprint {fingerprint})")]
-    #[diagnostic(code(codexport::trust::enrolled), help("to trust a different master on purpose, add --reset-trust"))]
+    #[diagnostic(
+        code(codexport::trust::enrolled),
+        help("to trust a different master on purpose, add --reset-trust")
+    )]
     AlreadyEnrolled { url: String, fingerprint: String },
     #[error("the master's head is not validly signed: {0}")]
-    #[diagnostic(code(codexport::trust::signature), help("someone altered the head in transit or the server is not the master; nothing was accepted"))]
+    #[diagnostic(
+        code(codexport::trust::signature),
+        help(
+            "someone altered the head in transit or the server is not the master; nothing was accepted"
+        )
+    )]
     BadHead(crate::object::DecodeError),
     #[error("the master's head expired at {expired} (now {now})")]
-    #[diagnostic(code(codexport::trust::expired), help("a stale head can pin followers to old content; make sure `codexport master serve` runs on the master (it re-signs heads), or run `codexport master rebuild` there"))]
+    #[diagnostic(
+        code(codexport::trust::expired),
+        help(
+            "a stale head can pin followers to old content; make sure `codexport master serve` runs on the master (it re-signs heads), or run `codexport master rebuild` there"
+        )
+    )]
     HeadExpired { expired: String, now: String },
-    #[error("refused a replayed older head: revision {got} is older than revision {accepted} already accepted")]
-    #[diagnostic(code(codexport::trust::replay), help("the master (or someone in between) served an old head; to go back on purpose use `codexport rollback <rev>`"))]
+    #[error(
+        "refused a replayed older head: revision {got} is older than revision {accepted} already accepted"
+    )]
+    #[diagnostic(
+        code(codexport::trust::replay),
+        help(
+            "the master (or someone in between) served an old head; to go back on purpose use `codexport rollback <rev>`"
+        )
+    )]
     Replayed { got: u64, accepted: u64 },
     #[error("the master signed two different revisions with number {number}")]
-    #[diagnostic(code(codexport::trust::equivocation), help("the master's store was reset or forked; check the master, then re-enroll with --reset-trust if intended"))]
+    #[diagnostic(
+        code(codexport::trust::equivocation),
+        help(
+            "the master's store was reset or forked; check the master, then re-enroll with --reset-trust if intended"
+        )
+    )]
     Equivocation { number: u64 },
     #[error("object {id} does not match its id (corrupted in transit or by the server)")]
-    #[diagnostic(code(codexport::trust::object), help("nothing was moved; run `codexport sync` again, and check the master with `codexport fsck`"))]
+    #[diagnostic(
+        code(codexport::trust::object),
+        help(
+            "nothing was moved; run `codexport sync` again, and check the master with `codexport fsck`"
+        )
+    )]
     CorruptObject { id: String },
     #[error("the object stream was refused: {0}")]
-    #[diagnostic(code(codexport::sync::stream), help("objects verified so far are kept; run `codexport sync` again to fetch only the rest"))]
+    #[diagnostic(
+        code(codexport::sync::stream),
+        help(
+            "objects verified so far are kept; run `codexport sync` again to fetch only the rest"
+        )
+    )]
     Stream(String),
     #[error("revision {id} is incomplete after the fetch: {what}")]
-    #[diagnostic(code(codexport::sync::incomplete), help("run `codexport sync` again; if it persists, run `codexport fsck` on the master"))]
+    #[diagnostic(
+        code(codexport::sync::incomplete),
+        help("run `codexport sync` again; if it persists, run `codexport fsck` on the master")
+    )]
     Incomplete { id: String, what: String },
     #[error("the master has no revision yet")]
-    #[diagnostic(code(codexport::sync::empty), help("run `codexport master init` on the master"))]
+    #[diagnostic(
+        code(codexport::sync::empty),
+        help("run `codexport master init` on the master")
+    )]
     NoHead,
     #[error("{} is malformed: {what}", path.display())]
-    #[diagnostic(code(codexport::usage::follower_config), help("fix the file, or enroll again with `codexport follower join <link>`"))]
+    #[diagnostic(
+        code(codexport::usage::follower_config),
+        help("fix the file, or enroll again with `codexport follower join <link>`")
+    )]
     BadConfig { path: PathBuf, what: String },
     #[error("I/O error on {}: {source}", path.display())]
-    #[diagnostic(code(codexport::follower::io), help("check permissions and free space of the codexport state directory"))]
-    Io { path: PathBuf, source: std::io::Error },
+    #[diagnostic(
+        code(codexport::follower::io),
+        help("check permissions and free space of the codexport state directory")
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("nothing has been fetched yet")]
-    #[diagnostic(code(codexport::usage::nothing_fetched), help("run `codexport sync` first"))]
+    #[diagnostic(
+        code(codexport::usage::nothing_fetched),
+        help("run `codexport sync` first")
+    )]
     NothingFetched,
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -9,10 +9,15 @@ use std::time::{Duration, Instant};
 /// Replaces `path` with `bytes` atomically (temp file in the same directory, sync, rename),
 /// with the given permission bits.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent directory"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("path has no parent directory"))?;
     fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".codexport-").tempfile_in(dir)?;
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".codexport-")
+        .tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -29,10 +34,16 @@ pub struct StateLock {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LockError {
     #[error("another codexport sync or apply is running (lock {path})")]
-    #[diagnostic(code(codexport::busy), help("wait for it to finish and run the command again"))]
+    #[diagnostic(
+        code(codexport::busy),
+        help("wait for it to finish and run the command again")
+    )]
     Busy { path: String },
     #[error("cannot open the lock file {path}: {source}")]
-    #[diagnostic(code(codexport::lock::io), help("check permissions of the codexport state directory"))]
+    #[diagnostic(
+        code(codexport::lock::io),
+        help("check permissions of the codexport state directory")
+    )]
     Io { path: String, source: io::Error },
 }
 
@@ -40,15 +51,29 @@ impl StateLock {
     /// Takes the lock, waiting up to `wait` for another holder.
     pub fn acquire(state_dir: &Path, wait: Duration) -> Result<Self, LockError> {
         let path = state_dir.join("lock");
-        let io_err = |source| LockError::Io { path: path.display().to_string(), source };
+        let io_err = |source| LockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         fs::create_dir_all(state_dir).map_err(io_err)?;
-        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err)?;
         let started = Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Self { _file: file }),
-                Err(fs::TryLockError::WouldBlock) if started.elapsed() < wait => std::thread::sleep(Duration::from_millis(20)),
-                Err(fs::TryLockError::WouldBlock) => return Err(LockError::Busy { path: path.display().to_string() }),
+                Err(fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(LockError::Busy {
+                        path: path.display().to_string(),
+                    });
+                }
                 Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
             }
         }

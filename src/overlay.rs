@@ -21,30 +21,61 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum OverlayError {
     #[error("Local MCP conflicts with canonical names: {}.", names.join(", "))]
-    #[diagnostic(code(codexport::usage::mcp_conflict), help("Add allowMcpOverrides = [{}] to ~/.codexport/local.toml to let your local definition replace the master's, or rename it in ~/.codexport/mcps.local.toml. Nothing was written.", quoted(names)))]
+    #[diagnostic(
+        code(codexport::usage::mcp_conflict),
+        help(
+            "Add allowMcpOverrides = [{}] to ~/.codexport/local.toml to let your local definition replace the master's, or rename it in ~/.codexport/mcps.local.toml. Nothing was written.",
+            quoted(names)
+        )
+    )]
     McpConflict { names: Vec<String> },
     #[error("Local skills conflict with canonical skills: {}.", names.join(", "))]
-    #[diagnostic(code(codexport::usage::skill_conflict), help("Add allowSkillOverrides = [{}] to ~/.codexport/local.toml to let your local skill replace the master's, or rename it in ~/.codexport/skills. Nothing was written.", quoted(names)))]
+    #[diagnostic(
+        code(codexport::usage::skill_conflict),
+        help(
+            "Add allowSkillOverrides = [{}] to ~/.codexport/local.toml to let your local skill replace the master's, or rename it in ~/.codexport/skills. Nothing was written.",
+            quoted(names)
+        )
+    )]
     SkillConflict { names: Vec<String> },
     #[error("{which} is not valid TOML: {what}")]
-    #[diagnostic(code(codexport::usage::bad_toml), help("fix the file; nothing was written"))]
+    #[diagnostic(
+        code(codexport::usage::bad_toml),
+        help("fix the file; nothing was written")
+    )]
     BadConfig { which: &'static str, what: String },
     #[error("{} is invalid: {what}", path.display())]
-    #[diagnostic(code(codexport::usage::bad_local), help("fix ~/.codexport/local.toml; nothing was written"))]
+    #[diagnostic(
+        code(codexport::usage::bad_local),
+        help("fix ~/.codexport/local.toml; nothing was written")
+    )]
     BadLocal { path: PathBuf, what: String },
     #[error("{} cannot be used: {what}", path.display())]
-    #[diagnostic(code(codexport::usage::bad_overlay_file), help("rename or remove it; overlay file names follow the same rules as synced files"))]
+    #[diagnostic(
+        code(codexport::usage::bad_overlay_file),
+        help("rename or remove it; overlay file names follow the same rules as synced files")
+    )]
     BadOverlayFile { path: PathBuf, what: String },
     #[error("I/O error on {}: {source}", path.display())]
-    #[diagnostic(code(codexport::overlay::io), help("check permissions of ~/.codexport and ~/.codex"))]
-    Io { path: PathBuf, source: std::io::Error },
+    #[diagnostic(
+        code(codexport::overlay::io),
+        help("check permissions of ~/.codexport and ~/.codex")
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
 }
 
 fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A file of the overlay (under `skills/` or `overrides/` of the state dir).
@@ -73,10 +104,24 @@ impl Overlay {
         let local_mcps = match std::fs::read_to_string(&mcps) {
             Ok(t) => Some(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(OverlayError::Io { path: mcps, source: e }),
+            Err(e) => {
+                return Err(OverlayError::Io {
+                    path: mcps,
+                    source: e,
+                });
+            }
         };
-        let hook = crate::hook::installed(state_dir).map_err(|e| OverlayError::BadOverlayFile { path: state_dir.join("hook.toml"), what: e.to_string() })?;
-        Ok(Self { local, local_mcps, skills: read_files(&state_dir.join("skills"))?, overrides: read_files(&state_dir.join("overrides"))?, hook })
+        let hook = crate::hook::installed(state_dir).map_err(|e| OverlayError::BadOverlayFile {
+            path: state_dir.join("hook.toml"),
+            what: e.to_string(),
+        })?;
+        Ok(Self {
+            local,
+            local_mcps,
+            skills: read_files(&state_dir.join("skills"))?,
+            overrides: read_files(&state_dir.join("overrides"))?,
+            hook,
+        })
     }
 }
 
@@ -92,12 +137,24 @@ fn read_files(dir: &Path) -> Result<Vec<LocalFile>, OverlayError> {
 
 fn read_into(abs: &Path, rel: &RelPath, out: &mut Vec<LocalFile>) -> Result<(), OverlayError> {
     use std::os::unix::fs::PermissionsExt;
-    let io = |path: &Path, e| OverlayError::Io { path: path.to_owned(), source: e };
+    let io = |path: &Path, e| OverlayError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
     for entry in std::fs::read_dir(abs).map_err(|e| io(abs, e))? {
         let entry = entry.map_err(|e| io(abs, e))?;
         let p = entry.path();
-        let name = entry.file_name().into_string().map_err(|_| OverlayError::BadOverlayFile { path: p.clone(), what: "name is not UTF-8".into() })?;
-        let name = EntryName::new(name).map_err(|e| OverlayError::BadOverlayFile { path: p.clone(), what: e.to_string() })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| OverlayError::BadOverlayFile {
+                path: p.clone(),
+                what: "name is not UTF-8".into(),
+            })?;
+        let name = EntryName::new(name).map_err(|e| OverlayError::BadOverlayFile {
+            path: p.clone(),
+            what: e.to_string(),
+        })?;
         let child = rel.join(&name);
         let meta = std::fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
         if meta.is_dir() {
@@ -105,10 +162,22 @@ fn read_into(abs: &Path, rel: &RelPath, out: &mut Vec<LocalFile>) -> Result<(), 
         } else if meta.file_type().is_symlink() {
             use std::os::unix::ffi::OsStrExt;
             let target = std::fs::read_link(&p).map_err(|e| io(&p, e))?;
-            out.push(LocalFile { path: child, kind: EntryKind::Symlink, bytes: target.as_os_str().as_bytes().to_vec() });
+            out.push(LocalFile {
+                path: child,
+                kind: EntryKind::Symlink,
+                bytes: target.as_os_str().as_bytes().to_vec(),
+            });
         } else if meta.is_file() {
-            let kind = if meta.permissions().mode() & 0o100 != 0 { EntryKind::Executable } else { EntryKind::File };
-            out.push(LocalFile { path: child, kind, bytes: std::fs::read(&p).map_err(|e| io(&p, e))? });
+            let kind = if meta.permissions().mode() & 0o100 != 0 {
+                EntryKind::Executable
+            } else {
+                EntryKind::File
+            };
+            out.push(LocalFile {
+                path: child,
+                kind,
+                bytes: std::fs::read(&p).map_err(|e| io(&p, e))?,
+            });
         }
     }
     Ok(())
@@ -141,37 +210,90 @@ const HOOKS: &str = "hooks.json";
 
 /// Merges a revision with the overlay and stores the merged tree. Only the trees along
 /// edited paths are rewritten, so the cost follows the overlay, not the library.
-pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: &MergeFacts<'_>) -> Result<Merged, OverlayError> {
+pub fn merge(
+    w: &mut Writer<'_>,
+    revision: &Revision,
+    overlay: &Overlay,
+    facts: &MergeFacts<'_>,
+) -> Result<Merged, OverlayError> {
     let mut root = revision.root;
-    let mut unknown_variables = Vec::new();
-    let previous = |w: &Writer<'_>, path: &RelPath| -> Result<Option<Vec<u8>>, OverlayError> {
-        let Some(prev_root) = facts.previous_canonical else { return Ok(None) };
-        match lookup(w, prev_root, path)? {
-            Some(e) if e.kind != EntryKind::Tree => Ok(Some(w.blob(&e.id)?)),
-            _ => Ok(None),
-        }
-    };
+    let trust_moves = merge_hooks(w, &mut root, overlay)?;
+    let unknown_variables = merge_config_file(w, &mut root, revision, overlay, facts, trust_moves)?;
+    merge_co_owned(w, &mut root, overlay, facts)?;
+    add_local_skills(w, &mut root, overlay)?;
+    // Overrides replace canonical files (or directories) at the same path.
+    for f in &overlay.overrides {
+        root = put(w, root, &f.path, f.kind, &f.bytes)?;
+    }
+    Ok(Merged {
+        tree: root,
+        unknown_variables,
+    })
+}
 
-    // hooks.json: the master's hooks without the master's own codexport hook, and this
-    // follower's hook (if installed) first, so its trust key stays `session_start:0:0`.
+/// The previous canonical tree's content at `path`, if it had a file there.
+fn previous_blob(
+    w: &Writer<'_>,
+    facts: &MergeFacts<'_>,
+    path: &RelPath,
+) -> Result<Option<Vec<u8>>, OverlayError> {
+    let Some(prev_root) = facts.previous_canonical else {
+        return Ok(None);
+    };
+    match lookup(w, prev_root, path)? {
+        Some(e) if e.kind != EntryKind::Tree => Ok(Some(w.blob(&e.id)?)),
+        _ => Ok(None),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(hook_error)`
+fn hook_error(e: crate::hook::HookError) -> OverlayError {
+    OverlayError::BadOverlayFile {
+        path: PathBuf::from(HOOKS),
+        what: e.to_string(),
+    }
+}
+
+/// hooks.json: the master's hooks without the master's own codexport hook, and this
+/// follower's hook (if installed) first, so its trust key stays `session_start:0:0`.
+/// Returns the trust keys that move because of it.
+fn merge_hooks(
+    w: &mut Writer<'_>,
+    root: &mut ObjectId,
+    overlay: &Overlay,
+) -> Result<Vec<crate::hook::TrustMove>, OverlayError> {
     let hooks_path = RelPath::new(HOOKS).expect("valid path");
-    let master_hooks = match lookup(w, root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree) {
+    let master_hooks = match lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree) {
         Some(e) => Some(w.blob(&e.id)?),
         None => None,
     };
-    let hook_error = |e: crate::hook::HookError| OverlayError::BadOverlayFile { path: PathBuf::from(HOOKS), what: e.to_string() };
-    let trust_moves = crate::hook::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref()).map_err(hook_error)?;
+    let trust_moves = crate::hook::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref())
+        .map_err(hook_error)?;
     if master_hooks.is_some() || overlay.hook.is_some() {
-        let merged = crate::hook::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref()).map_err(hook_error)?;
+        let merged = crate::hook::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref())
+            .map_err(hook_error)?;
         if master_hooks.as_deref() != Some(merged.as_slice()) {
-            root = put(w, root, &hooks_path, EntryKind::File, &merged)?;
+            *root = put(w, *root, &hooks_path, EntryKind::File, &merged)?;
         }
     }
+    Ok(trust_moves)
+}
 
-    // config.toml
+/// config.toml through the config merge (see `config`); returns unknown `${names}`.
+fn merge_config_file(
+    w: &mut Writer<'_>,
+    root: &mut ObjectId,
+    revision: &Revision,
+    overlay: &Overlay,
+    facts: &MergeFacts<'_>,
+    trust_moves: Vec<crate::hook::TrustMove>,
+) -> Result<Vec<String>, OverlayError> {
     let config_path = RelPath::new(CONFIG).expect("valid path");
-    let config_entry = lookup(w, root, &config_path)?.filter(|e| e.kind != EntryKind::Tree);
-    if config_entry.is_some() || overlay.local_mcps.is_some() {
+    let config_entry = lookup(w, *root, &config_path)?.filter(|e| e.kind != EntryKind::Tree);
+    if config_entry.is_none() && overlay.local_mcps.is_none() {
+        return Ok(Vec::new());
+    }
+    {
         let master = match &config_entry {
             Some(e) => String::from_utf8_lossy(&w.blob(&e.id)?).into_owned(),
             None => String::new(),
@@ -185,52 +307,103 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
             master_host: facts.master_host.clone(),
             local_mcps: overlay.local_mcps.clone(),
             allow_mcp_overrides: overlay.local.allow_mcp_overrides.clone(),
-            current: (facts.current)(&config_path).map(|b| String::from_utf8_lossy(&b).into_owned()),
+            current: (facts.current)(&config_path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
             previous_master: None,
             launcher: facts.launcher.map(|p| p.display().to_string()),
             hooks_json_path: facts.codex_dir.join(HOOKS).display().to_string(),
             trust_moves,
         };
-        if let Some(prev) = previous(w, &config_path)? {
-            let prev_ctx = config::ConfigContext { current: None, local_mcps: None, launcher: None, trust_moves: Vec::new(), ..ctx.clone() };
-            ctx.previous_master = config::merge_config(&String::from_utf8_lossy(&prev), &prev_ctx).ok().map(|m| m.text);
+        if let Some(prev) = previous_blob(w, facts, &config_path)? {
+            let prev_ctx = config::ConfigContext {
+                current: None,
+                local_mcps: None,
+                launcher: None,
+                trust_moves: Vec::new(),
+                ..ctx.clone()
+            };
+            ctx.previous_master = config::merge_config(&String::from_utf8_lossy(&prev), &prev_ctx)
+                .ok()
+                .map(|m| m.text);
         }
         let merged = config::merge_config(&master, &ctx)?;
-        unknown_variables = merged.unknown_variables;
+        let unknown_variables = merged.unknown_variables;
         let text = match overlay.hook {
             Some(_) => crate::hook::enable_hooks_feature(&merged.text).map_err(hook_error)?,
             None => merged.text,
         };
         let kind = config_entry.map_or(EntryKind::File, |e| e.kind);
-        root = put(w, root, &config_path, kind, text.as_bytes())?;
+        *root = put(w, *root, &config_path, kind, text.as_bytes())?;
+        Ok(unknown_variables)
     }
+}
 
-    // Co-owned files, by policy.
+/// Co-owned files, by policy (keep-local, append-local).
+fn merge_co_owned(
+    w: &mut Writer<'_>,
+    root: &mut ObjectId,
+    overlay: &Overlay,
+    facts: &MergeFacts<'_>,
+) -> Result<(), OverlayError> {
     let mut co_owned: Vec<(&str, Policy)> = local::DEFAULT_POLICIES.to_vec();
-    co_owned.extend(overlay.local.policies.iter().map(|(p, pol)| (p.as_str(), *pol)));
+    co_owned.extend(
+        overlay
+            .local
+            .policies
+            .iter()
+            .map(|(p, pol)| (p.as_str(), *pol)),
+    );
     for (path, _) in co_owned {
         let policy = overlay.local.policy(path);
-        let Ok(path) = RelPath::new(path) else { continue };
-        let Some(entry) = lookup(w, root, &path)?.filter(|e| e.kind != EntryKind::Tree) else { continue };
-        let Some(current) = (facts.current)(&path) else { continue };
+        let Ok(path) = RelPath::new(path) else {
+            continue;
+        };
+        let Some(entry) = lookup(w, *root, &path)?.filter(|e| e.kind != EntryKind::Tree) else {
+            continue;
+        };
+        let Some(current) = (facts.current)(&path) else {
+            continue;
+        };
         let content = match policy {
             Policy::Replace => continue,
             Policy::KeepLocal => current,
-            Policy::AppendLocal => append_local(&w.blob(&entry.id)?, &current, previous(w, &path)?.as_deref()),
+            Policy::AppendLocal => append_local(
+                &w.blob(&entry.id)?,
+                &current,
+                previous_blob(w, facts, &path)?.as_deref(),
+            ),
         };
-        root = put(w, root, &path, entry.kind, &content)?;
+        *root = put(w, *root, &path, entry.kind, &content)?;
     }
+    Ok(())
+}
 
-    // Local skills land where Codex reads skills.
-    let skill_names: std::collections::BTreeSet<&str> = overlay.skills.iter().filter_map(|f| f.path.first()).collect();
+/// Local skills land where Codex reads skills; a clash fails unless allowed.
+fn add_local_skills(
+    w: &mut Writer<'_>,
+    root: &mut ObjectId,
+    overlay: &Overlay,
+) -> Result<(), OverlayError> {
+    let skill_names: std::collections::BTreeSet<&str> = overlay
+        .skills
+        .iter()
+        .filter_map(|f| f.path.first())
+        .collect();
     let mut clashes = Vec::new();
     for name in skill_names {
-        let Ok(dir) = RelPath::new(&format!("skills/{name}")) else { continue };
-        if lookup(w, root, &dir)?.is_none() {
+        let Ok(dir) = RelPath::new(&format!("skills/{name}")) else {
+            continue;
+        };
+        if lookup(w, *root, &dir)?.is_none() {
             continue;
         }
-        if overlay.local.allow_skill_overrides.iter().any(|n| n == name) {
-            root = edit(w, root, &dir, Edit::Remove)?;
+        if overlay
+            .local
+            .allow_skill_overrides
+            .iter()
+            .any(|n| n == name)
+        {
+            *root = edit(w, *root, &dir, Edit::Remove)?;
         } else {
             clashes.push(name.to_owned());
         }
@@ -239,19 +412,35 @@ pub fn merge(w: &mut Writer<'_>, revision: &Revision, overlay: &Overlay, facts: 
         return Err(OverlayError::SkillConflict { names: clashes });
     }
     for f in &overlay.skills {
-        let path = RelPath::new(&format!("skills/{}", f.path)).map_err(|e| OverlayError::BadOverlayFile { path: PathBuf::from(f.path.as_str()), what: e.to_string() })?;
-        root = put(w, root, &path, f.kind, &f.bytes)?;
+        let path = RelPath::new(&format!("skills/{}", f.path)).map_err(|e| {
+            OverlayError::BadOverlayFile {
+                path: PathBuf::from(f.path.as_str()),
+                what: e.to_string(),
+            }
+        })?;
+        *root = put(w, *root, &path, f.kind, &f.bytes)?;
     }
-    // Overrides replace canonical files (or directories) at the same path.
-    for f in &overlay.overrides {
-        root = put(w, root, &f.path, f.kind, &f.bytes)?;
-    }
-    Ok(Merged { tree: root, unknown_variables })
+    Ok(())
 }
 
-fn put(w: &mut Writer<'_>, root: ObjectId, path: &RelPath, kind: EntryKind, bytes: &[u8]) -> Result<ObjectId, StoreError> {
+fn put(
+    w: &mut Writer<'_>,
+    root: ObjectId,
+    path: &RelPath,
+    kind: EntryKind,
+    bytes: &[u8],
+) -> Result<ObjectId, StoreError> {
     let id = w.put(ObjectKind::Blob, bytes)?;
-    edit(w, root, path, Edit::Put { kind, id, size: bytes.len() as u64 })
+    edit(
+        w,
+        root,
+        path,
+        Edit::Put {
+            kind,
+            id,
+            size: bytes.len() as u64,
+        },
+    )
 }
 
 /// The master's lines, then the lines the follower added (present now, absent from the
@@ -260,9 +449,15 @@ pub fn append_local(master: &[u8], current: &[u8], previous_master: Option<&[u8]
     let master_text = String::from_utf8_lossy(master);
     let current_text = String::from_utf8_lossy(current);
     let prev_text = previous_master.map(String::from_utf8_lossy);
-    let known: std::collections::HashSet<&str> = master_text.lines().chain(prev_text.as_deref().unwrap_or("").lines()).collect();
+    let known: std::collections::HashSet<&str> = master_text
+        .lines()
+        .chain(prev_text.as_deref().unwrap_or("").lines())
+        .collect();
     let mut out = master_text.to_string();
-    let local: Vec<&str> = current_text.lines().filter(|l| !known.contains(l) && !l.trim().is_empty()).collect();
+    let local: Vec<&str> = current_text
+        .lines()
+        .filter(|l| !known.contains(l) && !l.trim().is_empty())
+        .collect();
     if !local.is_empty() {
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');

@@ -178,7 +178,10 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
          \n\
          [Install]\n\
          WantedBy=default.target\n",
-        spec.path.as_ref().map_or_else(String::new, |p| format!("Environment={}\n", systemd_quote(&format!("PATH={p}")))),
+        spec.path.as_ref().map_or_else(String::new, |p| format!(
+            "Environment={}\n",
+            systemd_quote(&format!("PATH={p}"))
+        )),
         exec.join(" ")
     )
 }

@@ -83,7 +83,8 @@ pub struct SnapshotOptions<'a> {
 
 /// Builds an MCP manifest tree from config.toml; kept abstract so the snapshot does not
 /// depend on the MCP layer.
-pub type McpExporter<'a> = dyn Fn(&mut crate::store::Writer<'_>, &[u8]) -> Result<Option<ObjectId>, StoreError> + 'a;
+pub type McpExporter<'a> =
+    dyn Fn(&mut crate::store::Writer<'_>, &[u8]) -> Result<Option<ObjectId>, StoreError> + 'a;
 
 /// What a snapshot did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -162,7 +163,10 @@ pub fn snapshot(
         elapsed_ms: 0.0,
     };
 
-    let mcp = match (opts.mcp, walked.files.iter().find(|f| f.rel == "config.toml")) {
+    let mcp = match (
+        opts.mcp,
+        walked.files.iter().find(|f| f.rel == "config.toml"),
+    ) {
         (Some(export), Some(config)) => {
             let bytes = writer.blob(&config.stat.id)?;
             let mcp = export(&mut writer, &bytes)?;
@@ -174,7 +178,10 @@ pub fn snapshot(
         _ => None,
     };
 
-    if parent.as_ref().is_some_and(|(_, rev)| rev.root == root && rev.mcp == mcp) {
+    if parent
+        .as_ref()
+        .is_some_and(|(_, rev)| rev.root == root && rev.mcp == mcp)
+    {
         if cache_changed {
             writer.update_stat_cache(&cache, &new_cache)?;
             writer.commit()?;
@@ -355,7 +362,10 @@ fn record_revision(
     let changes = match parent {
         Some((_, p)) => count(&tree_diff(&writer, Some(p.root), Some(root))?),
         // Everything is new: no need to read the trees back.
-        None => ChangeCounts { added: built.files, ..ChangeCounts::default() },
+        None => ChangeCounts {
+            added: built.files,
+            ..ChangeCounts::default()
+        },
     };
     let time_ms = now_ms();
     let revision = Revision {

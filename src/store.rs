@@ -252,14 +252,32 @@ impl Store {
     fn tables_ready(&self) -> Result<bool, StoreError> {
         use redb::TableHandle;
         let r = self.db.begin_read()?;
-        let names: std::collections::HashSet<String> = r.list_tables()?.map(|t| t.name().to_owned()).collect();
-        let wanted = [META.name(), OBJECTS.name(), REFS.name(), REVLOG.name(), STATCACHE.name(), TOKENS.name(), FOLLOWERS.name(), PARTIAL.name(), applies::APPLIES.name()];
+        let names: std::collections::HashSet<String> =
+            r.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let wanted = [
+            META.name(),
+            OBJECTS.name(),
+            REFS.name(),
+            REVLOG.name(),
+            STATCACHE.name(),
+            TOKENS.name(),
+            FOLLOWERS.name(),
+            PARTIAL.name(),
+            applies::APPLIES.name(),
+        ];
         if !wanted.iter().all(|n| names.contains(*n)) {
             return Ok(false);
         }
-        let found = r.open_table(META)?.get(meta::FORMAT)?.map(|v| v.value().first().copied().unwrap_or(0));
+        let found = r
+            .open_table(META)?
+            .get(meta::FORMAT)?
+            .map(|v| v.value().first().copied().unwrap_or(0));
         match found {
-            Some(v) if v > FORMAT_VERSION => Err(StoreError::UpgradeRequired { path: self.path.clone(), found: v, supported: FORMAT_VERSION }),
+            Some(v) if v > FORMAT_VERSION => Err(StoreError::UpgradeRequired {
+                path: self.path.clone(),
+                found: v,
+                supported: FORMAT_VERSION,
+            }),
             Some(_) => Ok(true),
             None => Ok(false),
         }
@@ -291,7 +309,11 @@ impl Store {
     /// fsync on every session start.
     pub fn write_lazy(&self) -> Result<Writer<'_>, StoreError> {
         let mut w = self.write()?;
-        w.txn.set_durability(redb::Durability::None).map_err(|e| StoreError::Corrupt { what: format!("durability: {e}") })?;
+        w.txn
+            .set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("durability: {e}"),
+            })?;
         Ok(w)
     }
 

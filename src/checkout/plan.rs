@@ -12,9 +12,17 @@ use crate::store::{ObjectSource, StoreError};
 pub enum Op {
     /// Write the blob `id` at `path` as `kind` (file, executable or symlink). `old` is the
     /// blob the previous merged tree had there, if any (for drift detection).
-    Put { path: RelPath, kind: EntryKind, id: ObjectId, old: Option<(EntryKind, ObjectId)> },
+    Put {
+        path: RelPath,
+        kind: EntryKind,
+        id: ObjectId,
+        old: Option<(EntryKind, ObjectId)>,
+    },
     /// Remove the file codexport wrote at `path` (`old` is what it wrote).
-    Delete { path: RelPath, old: (EntryKind, ObjectId) },
+    Delete {
+        path: RelPath,
+        old: (EntryKind, ObjectId),
+    },
 }
 
 impl Op {
@@ -58,13 +66,25 @@ impl Plan {
 
 /// Plans the change from `old` to `new`. On a first apply (`old` is `None`) every file of
 /// `new` is a put.
-pub fn plan(src: &impl ObjectSource, old: Option<ObjectId>, new: ObjectId) -> Result<Plan, StoreError> {
+pub fn plan(
+    src: &impl ObjectSource,
+    old: Option<ObjectId>,
+    new: ObjectId,
+) -> Result<Plan, StoreError> {
     let mut deletes = Vec::new();
     let mut puts = Vec::new();
     for ch in tree_diff(src, old, Some(new))? {
         match (ch.kind, ch.old, ch.new) {
-            (ChangeKind::Removed, Some(o), _) => deletes.push(Op::Delete { path: ch.path, old: o }),
-            (_, o, Some((kind, id))) => puts.push(Op::Put { path: ch.path, kind, id, old: o }),
+            (ChangeKind::Removed, Some(o), _) => deletes.push(Op::Delete {
+                path: ch.path,
+                old: o,
+            }),
+            (_, o, Some((kind, id))) => puts.push(Op::Put {
+                path: ch.path,
+                kind,
+                id,
+                old: o,
+            }),
             _ => {}
         }
     }
@@ -74,7 +94,9 @@ pub fn plan(src: &impl ObjectSource, old: Option<ObjectId>, new: ObjectId) -> Re
             for (path, _) in walk_files(src, root)? {
                 let parts: Vec<&str> = path.components().collect();
                 for i in 1..parts.len() {
-                    set.insert(RelPath::new(&parts[..i].join("/")).expect("prefix of a valid path"));
+                    set.insert(
+                        RelPath::new(&parts[..i].join("/")).expect("prefix of a valid path"),
+                    );
                 }
             }
         }
@@ -85,10 +107,18 @@ pub fn plan(src: &impl ObjectSource, old: Option<ObjectId>, new: ObjectId) -> Re
     } else {
         let new_dirs = dirs(Some(new))?;
         // Deepest first, so parents empty out before they are tried.
-        let mut stale: Vec<RelPath> = dirs(old)?.into_iter().filter(|d| !new_dirs.contains(d)).collect();
+        let mut stale: Vec<RelPath> = dirs(old)?
+            .into_iter()
+            .filter(|d| !new_dirs.contains(d))
+            .collect();
         stale.reverse();
         stale
     };
     deletes.extend(puts);
-    Ok(Plan { old, new, ops: deletes, stale_dirs })
+    Ok(Plan {
+        old,
+        new,
+        ops: deletes,
+        stale_dirs,
+    })
 }

@@ -28,7 +28,16 @@ pub fn describe(r: &ApplyReport) -> String {
         "planned" => "would apply",
         other => other,
     };
-    writeln!(s, "{what}: revision {} ({}): +{} ~{} -{}", r.number, &r.revision[..12], r.added, r.updated, r.deleted).ok();
+    writeln!(
+        s,
+        "{what}: revision {} ({}): +{} ~{} -{}",
+        r.number,
+        &r.revision[..12],
+        r.added,
+        r.updated,
+        r.deleted
+    )
+    .ok();
     for d in &r.drift {
         writeln!(s, "  local edit backed up: {d}").ok();
     }
@@ -45,18 +54,43 @@ fn plan_lines(plan: &Plan) -> String {
     let mut s = String::new();
     for op in &plan.ops {
         let (sign, path, kind) = match op {
-            Op::Put { path, kind, old: None, .. } => ("+", path, kind.as_str()),
-            Op::Put { path, kind, old: Some(_), .. } => ("~", path, kind.as_str()),
+            Op::Put {
+                path,
+                kind,
+                old: None,
+                ..
+            } => ("+", path, kind.as_str()),
+            Op::Put {
+                path,
+                kind,
+                old: Some(_),
+                ..
+            } => ("~", path, kind.as_str()),
             Op::Delete { path, old } => ("-", path, old.0.as_str()),
         };
-        writeln!(s, "  {sign} {path}{}", if kind == "file" { String::new() } else { format!(" ({kind})") }).ok();
+        writeln!(
+            s,
+            "  {sign} {path}{}",
+            if kind == "file" {
+                String::new()
+            } else {
+                format!(" ({kind})")
+            }
+        )
+        .ok();
     }
     s
 }
 
 pub fn apply(paths: &Paths, dry_run: bool) -> miette::Result<Output> {
     let (_lock, store) = open(paths)?;
-    let r = apply_locked(paths, &store, Target::Fetched, dry_run, &ExecOptions::default())?;
+    let r = apply_locked(
+        paths,
+        &store,
+        Target::Fetched,
+        dry_run,
+        &ExecOptions::default(),
+    )?;
     let mut human = describe(&r);
     if dry_run {
         if let Some(plan) = &r.plan {
@@ -94,7 +128,10 @@ pub fn diff(paths: &Paths, spec: Option<&str>, with_patch: bool) -> miette::Resu
                 writeln!(human, "Binary file {path} differs").ok();
                 continue;
             };
-            let d = similar::TextDiff::from_lines(&a, &b).unified_diff().header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+            let d = similar::TextDiff::from_lines(&a, &b)
+                .unified_diff()
+                .header(&format!("a/{path}"), &format!("b/{path}"))
+                .to_string();
             human.push_str(&d);
             patches.push(serde_json::json!({"path": path.as_str(), "patch": d}));
         }
@@ -110,7 +147,13 @@ pub fn diff(paths: &Paths, spec: Option<&str>, with_patch: bool) -> miette::Resu
 pub fn rollback(paths: &Paths, spec: &str) -> miette::Result<Output> {
     let (_lock, store) = open(paths)?;
     let entry = resolve_with_applies(&store, spec)?;
-    let r = apply_locked(paths, &store, Target::Revision(entry.id), false, &ExecOptions::default())?;
+    let r = apply_locked(
+        paths,
+        &store,
+        Target::Revision(entry.id),
+        false,
+        &ExecOptions::default(),
+    )?;
     let mut human = describe(&r);
     writeln!(
         human,

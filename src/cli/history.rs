@@ -70,7 +70,12 @@ pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
     }
     if !applies.is_empty() {
         writeln!(human, "\napplied (newest first; each is a rollback point):").ok();
-        writeln!(human, "{:>5}  {:<8}  {:<19}  {:>5}  {:<12}  changes     drift", "#", "kind", "time (UTC)", "rev", "merged").ok();
+        writeln!(
+            human,
+            "{:>5}  {:<8}  {:<19}  {:>5}  {:<12}  changes     drift",
+            "#", "kind", "time (UTC)", "rev", "merged"
+        )
+        .ok();
         for a in &applies {
             writeln!(
                 human,
@@ -83,7 +88,11 @@ pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
                 a.added,
                 a.updated,
                 a.deleted,
-                if a.drift == 0 { "-".to_owned() } else { format!("{} backed up", a.drift) }
+                if a.drift == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{} backed up", a.drift)
+                }
             )
             .ok();
         }
@@ -96,7 +105,10 @@ pub fn log(paths: &Paths, limit: Option<usize>) -> miette::Result<Output> {
             "updated": a.updated, "deleted": a.deleted, "drift": a.drift, "backup_dir": a.backup_dir,
         }))
         .collect();
-    Ok(Output::new(&serde_json::json!({ "revisions": json, "applies": applies_json }), human))
+    Ok(Output::new(
+        &serde_json::json!({ "revisions": json, "applies": applies_json }),
+        human,
+    ))
 }
 
 pub fn show(paths: &Paths, spec: &str, path: Option<&str>) -> miette::Result<Output> {

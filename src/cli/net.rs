@@ -11,11 +11,21 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 pub fn serve(paths: &Paths, host: String, port: u16, watch: bool) -> miette::Result<Output> {
-    server::run(ServeOptions { paths: paths.clone(), host, port, watch })?;
+    server::run(ServeOptions {
+        paths: paths.clone(),
+        host,
+        port,
+        watch,
+    })?;
     Ok(Output::new(&serde_json::json!({"stopped": true}), ""))
 }
 
-pub fn link(paths: &Paths, host: Option<String>, port: u16, ttl_hours: u64) -> miette::Result<Output> {
+pub fn link(
+    paths: &Paths,
+    host: Option<String>,
+    port: u16,
+    ttl_hours: u64,
+) -> miette::Result<Output> {
     let key = crate::master::MasterKey::load(&paths.master_key())?;
     let host = match host {
         Some(h) => h,
@@ -24,7 +34,11 @@ pub fn link(paths: &Paths, host: Option<String>, port: u16, ttl_hours: u64) -> m
     let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let token = access::issue_token(&store, Duration::from_secs(ttl_hours * 3600))?;
     let link = JoinLink::for_host(&host, port, key.fingerprint(), Some(token.clone()))?;
-    let fallback = format!("codexport follower join --master {} --fingerprint {} --token {token}", link.master_url(), key.fingerprint());
+    let fallback = format!(
+        "codexport follower join --master {} --fingerprint {} --token {token}",
+        link.master_url(),
+        key.fingerprint()
+    );
     let human = format!(
         "{link}\n\nOn the follower:\n  codexport follower join \"{link}\"\nor:\n  {fallback}\n\nThe token works once and expires in {ttl_hours} h.\n"
     );
@@ -37,12 +51,29 @@ pub fn link(paths: &Paths, host: Option<String>, port: u16, ttl_hours: u64) -> m
 pub fn followers(paths: &Paths) -> miette::Result<Output> {
     let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     let list = access::list_followers(&store.read()?)?;
-    let mut human = format!("{:<24} {:<19} {:<19} {:>8}  state\n", "name", "enrolled (UTC)", "last seen (UTC)", "revision");
+    let mut human = format!(
+        "{:<24} {:<19} {:<19} {:>8}  state\n",
+        "name", "enrolled (UTC)", "last seen (UTC)", "revision"
+    );
     for f in &list {
         let seen = f.last_seen_ms.map_or_else(|| "never".to_owned(), time);
-        let rev = f.last_revision.map_or_else(|| "-".to_owned(), |n| n.to_string());
-        let state = if f.revoked_ms.is_some() { "revoked" } else { "active" };
-        writeln!(human, "{:<24} {:<19} {:<19} {:>8}  {state}", f.name, time(f.enrolled_ms), seen, rev).ok();
+        let rev = f
+            .last_revision
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let state = if f.revoked_ms.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        writeln!(
+            human,
+            "{:<24} {:<19} {:<19} {:>8}  {state}",
+            f.name,
+            time(f.enrolled_ms),
+            seen,
+            rev
+        )
+        .ok();
     }
     if list.is_empty() {
         human = String::from("no followers yet; create a join link with `codexport master link`\n");
@@ -57,14 +88,22 @@ pub fn followers(paths: &Paths) -> miette::Result<Output> {
 pub fn revoke(paths: &Paths, name: &str) -> miette::Result<Output> {
     let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
     access::revoke(&store, name)?;
-    Ok(Output::new(&serde_json::json!({"revoked": name}), format!("revoked {name}: its credential is refused from now on\n")))
+    Ok(Output::new(
+        &serde_json::json!({"revoked": name}),
+        format!("revoked {name}: its credential is refused from now on\n"),
+    ))
 }
 
 fn progress_wanted(quiet: bool, json: bool) -> bool {
     !quiet && !json && std::io::stderr().is_terminal()
 }
 
-pub fn join(paths: &Paths, mut opts: JoinOptions, quiet: bool, json: bool) -> miette::Result<Output> {
+pub fn join(
+    paths: &Paths,
+    mut opts: JoinOptions,
+    quiet: bool,
+    json: bool,
+) -> miette::Result<Output> {
     opts.progress = progress_wanted(quiet, json);
     let r = follower::join::join(paths, &opts)?;
     let mut human = format!(
@@ -83,8 +122,18 @@ pub fn join(paths: &Paths, mut opts: JoinOptions, quiet: bool, json: bool) -> mi
     Ok(Output::new(&r, human))
 }
 
-pub fn sync(paths: &Paths, apply: bool, timeout_ms: u64, quiet: bool, json: bool) -> miette::Result<Output> {
-    let opts = SyncOptions { timeout: Duration::from_millis(timeout_ms), progress: progress_wanted(quiet, json), apply };
+pub fn sync(
+    paths: &Paths,
+    apply: bool,
+    timeout_ms: u64,
+    quiet: bool,
+    json: bool,
+) -> miette::Result<Output> {
+    let opts = SyncOptions {
+        timeout: Duration::from_millis(timeout_ms),
+        progress: progress_wanted(quiet, json),
+        apply,
+    };
     let r = follower::sync(paths, &opts)?;
     let mut human = if r.result == "current" {
         format!("current: revision {} ({})\n", r.number, &r.revision[..12])

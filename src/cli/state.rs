@@ -41,7 +41,10 @@ pub fn status(paths: &Paths, timeout_ms: u64) -> miette::Result<Output> {
         let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
         if role == "follower" {
             // Finish an apply a crash interrupted, unless a sync or apply is running now.
-            if let Ok(_lock) = crate::fsutil::StateLock::acquire(&paths.state_dir, std::time::Duration::from_millis(200)) {
+            if let Ok(_lock) = crate::fsutil::StateLock::acquire(
+                &paths.state_dir,
+                std::time::Duration::from_millis(200),
+            ) {
                 if crate::follower::apply::recover_interrupted(paths, &store)? {
                     writeln!(human, "recovered    finished an apply that was interrupted").ok();
                 }
@@ -165,16 +168,30 @@ fn follower_status(
     let fetched = reader.get_ref(FETCHED)?;
     if let Some(a) = reader.last_apply()? {
         json["applied"] = serde_json::json!({"number": a.number, "revision": a.revision.to_string(), "merged": a.merged.to_string(), "time": time(a.time_ms), "kind": a.kind});
-        writeln!(human, "applied      revision {} at {} UTC ({})", a.number, time(a.time_ms), a.kind).ok();
+        writeln!(
+            human,
+            "applied      revision {} at {} UTC ({})",
+            a.number,
+            time(a.time_ms),
+            a.kind
+        )
+        .ok();
         let drift = crate::follower::apply::local_drift(paths, store)?;
         if !drift.is_empty() {
             writeln!(human, "drift        {} managed file(s) edited here since the last apply (backed up before the next one): {}", drift.len(), drift.join(", ")).ok();
         }
         json["drift"] = drift.into();
     } else {
-        writeln!(human, "applied      nothing yet (run `codexport apply` or `codexport sync --apply`)").ok();
+        writeln!(
+            human,
+            "applied      nothing yet (run `codexport apply` or `codexport sync --apply`)"
+        )
+        .ok();
     }
-    let unknown: Vec<String> = reader.meta(meta::UNKNOWN_VARIABLES)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let unknown: Vec<String> = reader
+        .meta(meta::UNKNOWN_VARIABLES)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     if !unknown.is_empty() {
         writeln!(human, "variables    undefined in config.toml: {} (add them under [pathVariables] in ~/.codexport/local.toml)", unknown.join(", ")).ok();
     }
@@ -188,17 +205,36 @@ fn follower_status(
     json["accepted_number"] = accepted.into();
     if let Some(last) = sync::last_result(paths) {
         let when = last["time_ms"].as_i64().map(time).unwrap_or_default();
-        let what = last["error"].as_str().map_or_else(|| last["result"].as_str().unwrap_or("").to_owned(), |e| format!("error: {e}"));
+        let what = last["error"].as_str().map_or_else(
+            || last["result"].as_str().unwrap_or("").to_owned(),
+            |e| format!("error: {e}"),
+        );
         writeln!(human, "last sync    {when} UTC, {what}").ok();
         json["last_sync"] = last;
     }
-    let client = crate::transport::client::Client::new(&cfg.master_url, config::load_credential(paths).ok(), std::time::Duration::from_millis(timeout_ms));
-    let remote = client.map_err(crate::follower::FollowerError::from).and_then(|c| sync::fetch_head(store, &cfg, &c));
+    let client = crate::transport::client::Client::new(
+        &cfg.master_url,
+        config::load_credential(paths).ok(),
+        std::time::Duration::from_millis(timeout_ms),
+    );
+    let remote = client
+        .map_err(crate::follower::FollowerError::from)
+        .and_then(|c| sync::fetch_head(store, &cfg, &c));
     match remote {
         Ok(head) => {
             let pending = fetched != Some(head.body.revision);
             json["remote"] = serde_json::json!({"reachable": true, "number": head.body.number, "revision": head.body.revision.to_string(), "pending_update": pending});
-            writeln!(human, "remote       reachable, revision {}{}", head.body.number, if pending { " (update pending: run `codexport sync`)" } else { " (up to date)" }).ok();
+            writeln!(
+                human,
+                "remote       reachable, revision {}{}",
+                head.body.number,
+                if pending {
+                    " (update pending: run `codexport sync`)"
+                } else {
+                    " (up to date)"
+                }
+            )
+            .ok();
         }
         Err(e) => {
             json["remote"] = serde_json::json!({"reachable": false, "error": e.to_string()});

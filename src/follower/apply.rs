@@ -41,10 +41,16 @@ pub struct ApplyReport {
 
 /// Finishes an apply a crash interrupted, recording it. Call with the state lock held.
 pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<bool, FollowerError> {
-    let Some(record) = recover(&paths.codex_dir, &paths.state_dir).map_err(FollowerError::from)? else { return Ok(false) };
-    let record: ApplyRecord = serde_json::from_value(record).map_err(|e| FollowerError::Stream(format!("journal record: {e}")))?;
+    let Some(record) = recover(&paths.codex_dir, &paths.state_dir).map_err(FollowerError::from)?
+    else {
+        return Ok(false);
+    };
+    let record: ApplyRecord = serde_json::from_value(record)
+        .map_err(|e| FollowerError::Stream(format!("journal record: {e}")))?;
     let mut w = store.write()?;
-    if w.last_apply()?.is_none_or(|last| last.merged != record.merged || last.time_ms != record.time_ms) {
+    if w.last_apply()?
+        .is_none_or(|last| last.merged != record.merged || last.time_ms != record.time_ms)
+    {
         w.append_apply(record)?;
     }
     w.commit()?;
@@ -54,11 +60,18 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<bool, Followe
 /// The master's host as this follower reaches it.
 fn master_host(paths: &Paths) -> Option<String> {
     let cfg = super::FollowerConfig::load(paths).ok()?;
-    reqwest::Url::parse(&cfg.master_url).ok()?.host_str().map(str::to_owned)
+    reqwest::Url::parse(&cfg.master_url)
+        .ok()?
+        .host_str()
+        .map(str::to_owned)
 }
 
 /// Merges `revision` with the overlay and stores the merged tree.
-pub fn merge_revision(paths: &Paths, store: &Store, rev_id: ObjectId) -> Result<(Revision, overlay::Merged), FollowerError> {
+pub fn merge_revision(
+    paths: &Paths,
+    store: &Store,
+    rev_id: ObjectId,
+) -> Result<(Revision, overlay::Merged), FollowerError> {
     let overlay = Overlay::load(&paths.state_dir)?;
     let previous_canonical = store.read()?.last_apply()?.map(|a| a.canonical);
     let codex = paths.codex_dir.clone();
@@ -80,7 +93,14 @@ pub fn merge_revision(paths: &Paths, store: &Store, rev_id: ObjectId) -> Result<
 }
 
 /// Plans (and unless `dry_run`, applies) `target`. Call with the state lock held.
-pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool, exec: &ExecOptions) -> Result<ApplyReport, FollowerError> {
+#[allow(clippy::too_many_lines)] // one linear sequence: resolve, merge, plan, execute, record
+pub fn apply_locked(
+    paths: &Paths,
+    store: &Store,
+    target: Target,
+    dry_run: bool,
+    exec: &ExecOptions,
+) -> Result<ApplyReport, FollowerError> {
     let recovered = recover_interrupted(paths, store)?;
     let (rev_id, last, fetched) = {
         let r = store.read()?;
@@ -93,7 +113,13 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     };
     // A rollback point is exact: reuse the merged tree recorded for that revision.
     let recorded = match target {
-        Target::Revision(id) => store.read()?.applies()?.into_iter().rev().find(|a| a.revision == id).map(|a| a.merged),
+        Target::Revision(id) => store
+            .read()?
+            .applies()?
+            .into_iter()
+            .rev()
+            .find(|a| a.revision == id)
+            .map(|a| a.merged),
         Target::Fetched => None,
     };
     let (revision, merged_tree, unknown_variables) = match recorded {
@@ -122,7 +148,10 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     if dry_run {
         return Ok(report);
     }
-    let unchanged = plan.is_empty() && last.as_ref().is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
+    let unchanged = plan.is_empty()
+        && last
+            .as_ref()
+            .is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
     if unchanged {
         write_mcp_manifest(paths, store, &revision)?;
         super::sync::Mirror::refresh(paths, store)?;
@@ -133,7 +162,12 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
     let record = ApplyRecord {
         seq: 0,
         time_ms: crate::snapshot::now_ms(),
-        kind: if matches!(target, Target::Revision(_)) { "rollback" } else { "apply" }.to_owned(),
+        kind: if matches!(target, Target::Revision(_)) {
+            "rollback"
+        } else {
+            "apply"
+        }
+        .to_owned(),
         number: revision.number,
         revision: rev_id,
         canonical: revision.root,
@@ -144,17 +178,40 @@ pub fn apply_locked(paths: &Paths, store: &Store, target: Target, dry_run: bool,
         drift: 0,
         backup_dir: None,
     };
-    let exec_report: ExecReport = execute(&store.read()?, &paths.codex_dir, &paths.state_dir, &plan, &serde_json::to_value(&record).expect("records serialise"), exec)?;
-    let keep = Overlay::load(&paths.state_dir).map(|o| o.local.keep_applies).unwrap_or(crate::overlay::local::DEFAULT_KEEP_APPLIES);
+    let exec_report: ExecReport = execute(
+        &store.read()?,
+        &paths.codex_dir,
+        &paths.state_dir,
+        &plan,
+        &serde_json::to_value(&record).expect("records serialise"),
+        exec,
+    )?;
+    let keep = Overlay::load(&paths.state_dir)
+        .map(|o| o.local.keep_applies)
+        .unwrap_or(crate::overlay::local::DEFAULT_KEEP_APPLIES);
     let mut w = store.write()?;
-    let backup_dir = exec_report.backup_dir.as_ref().map(|p| p.display().to_string());
+    let backup_dir = exec_report
+        .backup_dir
+        .as_ref()
+        .map(|p| p.display().to_string());
     let drift = only_replaced(paths, exec_report.drift);
-    w.append_apply(ApplyRecord { drift: drift.len() as u64, backup_dir: backup_dir.clone(), ..record })?;
+    w.append_apply(ApplyRecord {
+        drift: drift.len() as u64,
+        backup_dir: backup_dir.clone(),
+        ..record
+    })?;
     w.prune_applies(keep)?;
-    w.set_meta(meta::UNKNOWN_VARIABLES, serde_json::to_string(&report.unknown_variables).expect("strings serialise").as_bytes())?;
+    w.set_meta(
+        meta::UNKNOWN_VARIABLES,
+        serde_json::to_string(&report.unknown_variables)
+            .expect("strings serialise")
+            .as_bytes(),
+    )?;
     match target {
         Target::Fetched => w.set_meta(meta::HOLD, &[])?,
-        Target::Revision(_) => w.set_meta(meta::HOLD, &store_number(store, fetched)?.to_le_bytes())?,
+        Target::Revision(_) => {
+            w.set_meta(meta::HOLD, &store_number(store, fetched)?.to_le_bytes())?;
+        }
     }
     w.commit()?;
     write_mcp_manifest(paths, store, &revision)?;
@@ -180,25 +237,43 @@ fn clear_hold_if(store: &Store, target: Target) -> Result<(), FollowerError> {
 
 /// The revision number a rollback holds the follower at, if any.
 pub fn hold(store: &Store) -> Result<Option<u64>, FollowerError> {
-    Ok(store.read()?.meta(meta::HOLD)?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
+    Ok(store
+        .read()?
+        .meta(meta::HOLD)?
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes))
 }
 
 /// Managed files edited locally since the last apply.
 pub fn local_drift(paths: &Paths, store: &Store) -> Result<Vec<String>, FollowerError> {
-    let Some(last) = store.read()?.last_apply()? else { return Ok(Vec::new()) };
-    let found = drift(&store.read()?, &paths.codex_dir, last.merged)?.into_iter().map(|p| p.to_string()).collect();
+    let Some(last) = store.read()?.last_apply()? else {
+        return Ok(Vec::new());
+    };
+    let found = drift(&store.read()?, &paths.codex_dir, last.merged)?
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect();
     Ok(only_replaced(paths, found))
 }
 
 /// Drops co-owned paths (keep-local, append-local): edits there are expected, not drift.
 fn only_replaced(paths: &Paths, drift: Vec<String>) -> Vec<String> {
-    let local = Overlay::load(&paths.state_dir).map(|o| o.local).unwrap_or_default();
-    drift.into_iter().filter(|p| local.policy(p) == crate::overlay::Policy::Replace).collect()
+    let local = Overlay::load(&paths.state_dir)
+        .map(|o| o.local)
+        .unwrap_or_default();
+    drift
+        .into_iter()
+        .filter(|p| local.policy(p) == crate::overlay::Policy::Replace)
+        .collect()
 }
 
 /// Writes the applied revision's MCP manifest (and the ids of copied sources) where
 /// `codexport mcp run` reads it without opening the store; 0600, as it holds env secrets.
-fn write_mcp_manifest(paths: &Paths, store: &Store, revision: &Revision) -> Result<(), FollowerError> {
+fn write_mcp_manifest(
+    paths: &Paths,
+    store: &Store,
+    revision: &Revision,
+) -> Result<(), FollowerError> {
     use crate::mcp::manifest::{MANIFEST_FILE, SOURCES_DIR};
     let path = crate::mcp::run::applied_path(paths);
     let Some(tree_id) = revision.mcp else {
@@ -207,13 +282,23 @@ fn write_mcp_manifest(paths: &Paths, store: &Store, revision: &Revision) -> Resu
     };
     let r = store.read()?;
     let tree = r.tree(&tree_id)?;
-    let Some(entry) = tree.get(MANIFEST_FILE) else { return Ok(()) };
-    let manifest = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| FollowerError::Stream(format!("MCP manifest of revision {}: {e}", revision.number)))?;
+    let Some(entry) = tree.get(MANIFEST_FILE) else {
+        return Ok(());
+    };
+    let manifest = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| {
+        FollowerError::Stream(format!("MCP manifest of revision {}: {e}", revision.number))
+    })?;
     let sources = match tree.get(SOURCES_DIR) {
-        Some(s) => r.tree(&s.id)?.entries().iter().map(|e| (e.name.to_string(), e.id)).collect(),
+        Some(s) => r
+            .tree(&s.id)?
+            .entries()
+            .iter()
+            .map(|e| (e.name.to_string(), e.id))
+            .collect(),
         None => std::collections::BTreeMap::new(),
     };
     let applied = crate::mcp::run::Applied { manifest, sources };
     let bytes = serde_json::to_vec_pretty(&applied).expect("manifests serialise");
-    crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|e| FollowerError::Io { path, source: e })
+    crate::fsutil::write_atomic(&path, &bytes, 0o600)
+        .map_err(|e| FollowerError::Io { path, source: e })
 }

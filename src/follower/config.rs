@@ -29,14 +29,29 @@ impl FollowerConfig {
         let path = config_path(paths);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FollowerError::NotEnrolled),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FollowerError::NotEnrolled);
+            }
             Err(e) => return Err(FollowerError::Io { path, source: e }),
         };
-        let bad = |what: &str| FollowerError::BadConfig { path: path.clone(), what: what.to_owned() };
-        let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| bad(&e.to_string()))?;
-        let s = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| bad(&format!("missing {k}")));
-        let master_key = crate::object::id::decode_hex::<32>(&s("master_key")?).ok_or_else(|| bad("master_key is not 64 hex digits"))?;
-        let fingerprint: Fingerprint = s("fingerprint")?.parse().map_err(|_| bad("fingerprint is not 40 hex digits"))?;
+        let bad = |what: &str| FollowerError::BadConfig {
+            path: path.clone(),
+            what: what.to_owned(),
+        };
+        let doc: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| bad(&e.to_string()))?;
+        let s = |k: &str| {
+            doc.get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| bad(&format!("missing {k}")))
+        };
+        let master_key = crate::object::id::decode_hex::<32>(&s("master_key")?)
+            .ok_or_else(|| bad("master_key is not 64 hex digits"))?;
+        let fingerprint: Fingerprint = s("fingerprint")?
+            .parse()
+            .map_err(|_| bad("fingerprint is not 40 hex digits"))?;
         if Fingerprint::of_key(&master_key) != fingerprint {
             return Err(bad("master_key does not match fingerprint"));
         }
@@ -45,7 +60,10 @@ impl FollowerConfig {
             fingerprint,
             master_key,
             name: s("name")?,
-            enrolled_ms: doc.get("enrolled_ms").and_then(toml_edit::Item::as_integer).unwrap_or(0),
+            enrolled_ms: doc
+                .get("enrolled_ms")
+                .and_then(toml_edit::Item::as_integer)
+                .unwrap_or(0),
         })
     }
 
@@ -55,13 +73,18 @@ impl FollowerConfig {
         let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| t.parse().ok())
-            .unwrap_or_else(|| "# codexport follower enrollment, written by `codexport follower join`.\n".parse().expect("a comment is valid TOML"));
+            .unwrap_or_else(|| {
+                "# codexport follower enrollment, written by `codexport follower join`.\n"
+                    .parse()
+                    .expect("a comment is valid TOML")
+            });
         doc["master_url"] = toml_edit::value(self.master_url.clone());
         doc["fingerprint"] = toml_edit::value(self.fingerprint.to_string());
         doc["master_key"] = toml_edit::value(crate::object::id::hex(&self.master_key));
         doc["name"] = toml_edit::value(self.name.clone());
         doc["enrolled_ms"] = toml_edit::value(self.enrolled_ms);
-        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o644).map_err(|e| FollowerError::Io { path, source: e })
+        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o644)
+            .map_err(|e| FollowerError::Io { path, source: e })
     }
 }
 
@@ -76,5 +99,6 @@ pub fn load_credential(paths: &Paths) -> Result<String, FollowerError> {
 
 pub fn save_credential(paths: &Paths, credential: &str) -> Result<(), FollowerError> {
     let path = credential_path(paths);
-    crate::fsutil::write_atomic(&path, format!("{credential}\n").as_bytes(), 0o600).map_err(|e| FollowerError::Io { path, source: e })
+    crate::fsutil::write_atomic(&path, format!("{credential}\n").as_bytes(), 0o600)
+        .map_err(|e| FollowerError::Io { path, source: e })
 }

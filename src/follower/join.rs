@@ -47,17 +47,27 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         .master
         .clone()
         .or_else(|| link.as_ref().map(JoinLink::master_url))
-        .ok_or(FollowerError::MissingJoinArg { what: "the master's URL" })?;
+        .ok_or(FollowerError::MissingJoinArg {
+            what: "the master's URL",
+        })?;
     let fingerprint: Fingerprint = match (&opts.fingerprint, &link) {
-        (Some(fp), _) => fp.parse().map_err(|_| FollowerError::MissingJoinArg { what: "a valid --fingerprint (40 hex digits)" })?,
+        (Some(fp), _) => fp.parse().map_err(|_| FollowerError::MissingJoinArg {
+            what: "a valid --fingerprint (40 hex digits)",
+        })?,
         (None, Some(l)) => l.fingerprint,
-        (None, None) => return Err(FollowerError::MissingJoinArg { what: "the master's fingerprint" }),
+        (None, None) => {
+            return Err(FollowerError::MissingJoinArg {
+                what: "the master's fingerprint",
+            });
+        }
     };
     let token = opts
         .token
         .clone()
         .or_else(|| link.as_ref().and_then(|l| l.token.clone()))
-        .ok_or(FollowerError::MissingJoinArg { what: "a join token" })?;
+        .ok_or(FollowerError::MissingJoinArg {
+            what: "a join token",
+        })?;
 
     let previous = match FollowerConfig::load(paths) {
         Ok(c) => Some(c),
@@ -66,30 +76,59 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
     };
     if let Some(prev) = &previous {
         if prev.fingerprint != fingerprint && !opts.reset_trust {
-            return Err(FollowerError::AlreadyEnrolled { url: prev.master_url.clone(), fingerprint: prev.fingerprint.to_string() });
+            return Err(FollowerError::AlreadyEnrolled {
+                url: prev.master_url.clone(),
+                fingerprint: prev.fingerprint.to_string(),
+            });
         }
     }
 
     let client = Client::new(&master_url, None, opts.timeout)?;
     let health = client.health()?;
-    let got = crate::object::id::decode_hex::<32>(&health.master_key)
-        .ok_or_else(|| FollowerError::Stream("the master's health answer has no valid key".into()))?;
+    let got = crate::object::id::decode_hex::<32>(&health.master_key).ok_or_else(|| {
+        FollowerError::Stream("the master's health answer has no valid key".into())
+    })?;
     if Fingerprint::of_key(&got) != fingerprint {
-        return Err(FollowerError::FingerprintMismatch { expected: fingerprint.to_string(), got: Fingerprint::of_key(&got).to_string() });
+        return Err(FollowerError::FingerprintMismatch {
+            expected: fingerprint.to_string(),
+            got: Fingerprint::of_key(&got).to_string(),
+        });
     }
     let (credential, name) = client.enroll(&token, &crate::master::host_name())?;
 
     let store = crate::store::Store::open_or_create(&paths.state_dir)?;
-    if previous.as_ref().is_some_and(|p| p.fingerprint != fingerprint) {
+    if previous
+        .as_ref()
+        .is_some_and(|p| p.fingerprint != fingerprint)
+    {
         forget_master(&store)?;
         let _ = std::fs::remove_file(super::sync::Mirror::path(paths));
     }
     drop(store);
     config::save_credential(paths, &credential)?;
-    let cfg = FollowerConfig { master_url: master_url.clone(), fingerprint, master_key: got, name: name.clone(), enrolled_ms: crate::snapshot::now_ms() };
+    let cfg = FollowerConfig {
+        master_url: master_url.clone(),
+        fingerprint,
+        master_key: got,
+        name: name.clone(),
+        enrolled_ms: crate::snapshot::now_ms(),
+    };
     cfg.save(paths)?;
-    let sync = sync(paths, &SyncOptions { timeout: opts.timeout, progress: opts.progress, apply: opts.apply })?;
-    Ok(JoinReport { role: "follower", name, master_url, fingerprint: fingerprint.to_string(), sync })
+    let sync = sync(
+        paths,
+        &SyncOptions {
+            timeout: opts.timeout,
+            progress: opts.progress,
+            apply: opts.apply,
+        },
+    )?;
+    Ok(JoinReport {
+        role: "follower",
+        name,
+        master_url,
+        fingerprint: fingerprint.to_string(),
+        sync,
+    })
 }
 
 /// Drops what was accepted from a previous master: its numbering means nothing for the new

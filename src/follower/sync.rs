@@ -25,7 +25,11 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(120), progress: false, apply: false }
+        Self {
+            timeout: Duration::from_secs(120),
+            progress: false,
+            apply: false,
+        }
     }
 }
 
@@ -61,13 +65,23 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
     let cfg = FollowerConfig::load(paths)?;
     let credential = config::load_credential(paths)?;
     let _lock = StateLock::acquire(&paths.state_dir, opts.timeout)?;
-    let client = Client::new(&cfg.master_url, Some(credential), opts.timeout.saturating_sub(started.elapsed()))?;
+    let client = Client::new(
+        &cfg.master_url,
+        Some(credential),
+        opts.timeout.saturating_sub(started.elapsed()),
+    )?;
     let result = sync_with_lock(paths, &cfg, &client, opts, started);
     record_result(paths, &result);
     result
 }
 
-fn sync_with_lock(paths: &Paths, cfg: &FollowerConfig, client: &Client, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
+fn sync_with_lock(
+    paths: &Paths,
+    cfg: &FollowerConfig,
+    client: &Client,
+    opts: &SyncOptions,
+    started: Instant,
+) -> Result<SyncReport, FollowerError> {
     // Fast path (every Codex session start): nothing new and nothing to apply is decided
     // from the signed head and a small state file, without opening the store.
     let mirror = Mirror::load(paths);
@@ -75,18 +89,30 @@ fn sync_with_lock(paths: &Paths, cfg: &FollowerConfig, client: &Client, opts: &S
     if let Some(m) = &mirror {
         check_number(&head, m.accepted, m.fetched)?;
         let current = m.fetched == Some(head.body.revision);
-        if current && (!opts.apply || m.applied == m.fetched) && !crate::checkout::journal::exists(&paths.state_dir).unwrap_or(true) {
+        if current
+            && (!opts.apply || m.applied == m.fetched)
+            && !crate::checkout::journal::exists(&paths.state_dir).unwrap_or(true)
+        {
             return Ok(current_report(cfg, &head, started));
         }
     }
-    let store = Store::open_waiting(&paths.state_dir, opts.timeout.saturating_sub(started.elapsed()))?;
+    let store = Store::open_waiting(
+        &paths.state_dir,
+        opts.timeout.saturating_sub(started.elapsed()),
+    )?;
     super::apply::recover_interrupted(paths, &store)?;
     let mut report = sync_locked(&store, cfg, client, &head, opts, started)?;
     if opts.apply {
         match super::apply::hold(&store)? {
             Some(hold_at) if report.number <= hold_at => report.held_at = Some(hold_at),
             _ => {
-                let applied = super::apply::apply_locked(paths, &store, super::apply::Target::Fetched, false, &crate::checkout::apply::ExecOptions::default())?;
+                let applied = super::apply::apply_locked(
+                    paths,
+                    &store,
+                    super::apply::Target::Fetched,
+                    false,
+                    &crate::checkout::apply::ExecOptions::default(),
+                )?;
                 report.apply = Some(applied);
             }
         }
@@ -132,17 +158,30 @@ impl Mirror {
     /// Rewrites the mirror from the store (call after committing a change to it).
     pub fn refresh(paths: &Paths, store: &Store) -> Result<(), FollowerError> {
         let r = store.read()?;
-        let m = Mirror { fetched: r.get_ref(FETCHED)?, accepted: accepted_number(&r)?, applied: r.last_apply()?.map(|a| a.revision) };
+        let m = Mirror {
+            fetched: r.get_ref(FETCHED)?,
+            accepted: accepted_number(&r)?,
+            applied: r.last_apply()?.map(|a| a.revision),
+        };
         let path = Self::path(paths);
-        crate::fsutil::write_atomic(&path, &serde_json::to_vec(&m).expect("mirrors serialise"), 0o644).map_err(|e| FollowerError::Io { path, source: e })
+        crate::fsutil::write_atomic(
+            &path,
+            &serde_json::to_vec(&m).expect("mirrors serialise"),
+            0o644,
+        )
+        .map_err(|e| FollowerError::Io { path, source: e })
     }
 }
 
 /// Records the last sync's time and result in `~/.codexport/last-sync.json` (for `status`).
 fn record_result(paths: &Paths, result: &Result<SyncReport, FollowerError>) {
     let json = match result {
-        Ok(r) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": r.result, "number": r.number}),
-        Err(e) => serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": "error", "error": e.to_string()}),
+        Ok(r) => {
+            serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": r.result, "number": r.number})
+        }
+        Err(e) => {
+            serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": "error", "error": e.to_string()})
+        }
     };
     let _ = std::fs::write(paths.state("last-sync.json"), json.to_string());
 }
@@ -157,21 +196,34 @@ fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, Fo
     let bytes = client.head()?.ok_or(FollowerError::NoHead)?;
     let head = SignedHead::decode(&bytes).map_err(FollowerError::BadHead)?;
     if head.body.master_key != cfg.master_key {
-        return Err(FollowerError::FingerprintMismatch { expected: cfg.fingerprint.to_string(), got: head.body.fingerprint().to_string() });
+        return Err(FollowerError::FingerprintMismatch {
+            expected: cfg.fingerprint.to_string(),
+            got: head.body.fingerprint().to_string(),
+        });
     }
     let now = crate::snapshot::now_ms() / 1000;
     if head.body.expires_at < now {
         let t = |s: i64| crate::cli::output::time(s * 1000);
-        return Err(FollowerError::HeadExpired { expired: t(head.body.expires_at), now: t(now) });
+        return Err(FollowerError::HeadExpired {
+            expired: t(head.body.expires_at),
+            now: t(now),
+        });
     }
     Ok(head)
 }
 
 /// Refuses a head numbered below the last accepted one, or another revision under it.
-fn check_number(head: &SignedHead, accepted: Option<u64>, fetched: Option<ObjectId>) -> Result<(), FollowerError> {
+fn check_number(
+    head: &SignedHead,
+    accepted: Option<u64>,
+    fetched: Option<ObjectId>,
+) -> Result<(), FollowerError> {
     if let Some(accepted) = accepted {
         if head.body.number < accepted {
-            return Err(FollowerError::Replayed { got: head.body.number, accepted });
+            return Err(FollowerError::Replayed {
+                got: head.body.number,
+                accepted,
+            });
         }
         if head.body.number == accepted && fetched != Some(head.body.revision) {
             return Err(FollowerError::Equivocation { number: accepted });
@@ -182,7 +234,11 @@ fn check_number(head: &SignedHead, accepted: Option<u64>, fetched: Option<Object
 
 /// Fetches the signed head and verifies it against the pinned key, its expiry, and the last
 /// number the store accepted.
-pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
+pub fn fetch_head(
+    store: &Store,
+    cfg: &FollowerConfig,
+    client: &Client,
+) -> Result<SignedHead, FollowerError> {
     let head = verified_head(cfg, client)?;
     let r = store.read()?;
     check_number(&head, accepted_number(&r)?, r.get_ref(FETCHED)?)?;
@@ -191,10 +247,19 @@ pub fn fetch_head(store: &Store, cfg: &FollowerConfig, client: &Client) -> Resul
 
 /// The highest revision number accepted so far.
 pub fn accepted_number(r: &crate::store::Reader<'_>) -> Result<Option<u64>, FollowerError> {
-    Ok(r.meta(meta::ACCEPTED)?.and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
+    Ok(r.meta(meta::ACCEPTED)?
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes))
 }
 
-fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, head: &SignedHead, opts: &SyncOptions, started: Instant) -> Result<SyncReport, FollowerError> {
+fn sync_locked(
+    store: &Store,
+    cfg: &FollowerConfig,
+    client: &Client,
+    head: &SignedHead,
+    opts: &SyncOptions,
+    started: Instant,
+) -> Result<SyncReport, FollowerError> {
     {
         let r = store.read()?;
         check_number(head, accepted_number(&r)?, r.get_ref(FETCHED)?)?;
@@ -216,7 +281,8 @@ fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, head: &Sign
     let (fetched, complete) = {
         let r = store.read()?;
         let fetched = r.get_ref(FETCHED)?;
-        let complete = fetched != Some(want) && fsck::closure(&r, want).is_ok_and(|c| c == (head.body.objects, head.body.bytes));
+        let complete = fetched != Some(want)
+            && fsck::closure(&r, want).is_ok_and(|c| c == (head.body.objects, head.body.bytes));
         (fetched, complete)
     };
     if fetched == Some(want) {
@@ -234,16 +300,32 @@ fn sync_locked(store: &Store, cfg: &FollowerConfig, client: &Client, head: &Sign
 }
 
 /// Streams the missing objects in, verifying each; commits verified objects in batches.
-fn fetch_objects(store: &Store, client: &Client, head: &SignedHead, opts: &SyncOptions) -> Result<(u64, u64, u64), FollowerError> {
+fn fetch_objects(
+    store: &Store,
+    client: &Client,
+    head: &SignedHead,
+    opts: &SyncOptions,
+) -> Result<(u64, u64, u64), FollowerError> {
     let req = {
         let r = store.read()?;
-        let mut have: Vec<ObjectId> = r.log()?.iter().rev().take(HAVE_REVISIONS).map(|e| e.id).collect();
+        let mut have: Vec<ObjectId> = r
+            .log()?
+            .iter()
+            .rev()
+            .take(HAVE_REVISIONS)
+            .map(|e| e.id)
+            .collect();
         have.retain(|id| r.has(id).unwrap_or(false));
-        FetchRequest { want: head.body.revision, have, partial: r.partial(MAX_PARTIAL)? }
+        FetchRequest {
+            want: head.body.revision,
+            have,
+            partial: r.partial(MAX_PARTIAL)?,
+        }
     };
     let (stream, wire) = client.fetch(&req)?;
     let progress = Progress::new(opts.progress, head.body.objects, head.body.bytes);
-    let mut frames = FrameReader::new(stream, head.body.objects, head.body.bytes).map_err(|e| stream_error(client, &e))?;
+    let mut frames = FrameReader::new(stream, head.body.objects, head.body.bytes)
+        .map_err(|e| stream_error(client, &e))?;
     let mut writer = store.write()?;
     let (mut objects, mut bytes, mut batch_objects, mut batch_bytes) = (0u64, 0u64, 0u64, 0u64);
     let outcome = loop {
@@ -280,20 +362,33 @@ fn fetch_objects(store: &Store, client: &Client, head: &SignedHead, opts: &SyncO
 
 fn stream_error(client: &Client, e: &StreamError) -> FollowerError {
     if client.remaining(client.base()).is_err() {
-        return FollowerError::Client(crate::transport::client::ClientError::Timeout { url: client.base().to_owned(), ms: 0 });
+        return FollowerError::Client(crate::transport::client::ClientError::Timeout {
+            url: client.base().to_owned(),
+            ms: 0,
+        });
     }
     FollowerError::Stream(e.to_string())
 }
 
 /// Checks the closure against the head and moves the fetched ref, in one transaction.
-fn accept(store: &Store, head: &SignedHead, previous: Option<ObjectId>) -> Result<(), FollowerError> {
+fn accept(
+    store: &Store,
+    head: &SignedHead,
+    previous: Option<ObjectId>,
+) -> Result<(), FollowerError> {
     let want = head.body.revision;
     let mut w = store.write()?;
-    let (objects, bytes) = fsck::closure(&w, want).map_err(|e| FollowerError::Incomplete { id: want.to_string(), what: e.to_string() })?;
+    let (objects, bytes) = fsck::closure(&w, want).map_err(|e| FollowerError::Incomplete {
+        id: want.to_string(),
+        what: e.to_string(),
+    })?;
     if (objects, bytes) != (head.body.objects, head.body.bytes) {
         return Err(FollowerError::Incomplete {
             id: want.to_string(),
-            what: format!("{objects} objects / {bytes} bytes stored, the head declares {} / {}", head.body.objects, head.body.bytes),
+            what: format!(
+                "{objects} objects / {bytes} bytes stored, the head declares {} / {}",
+                head.body.objects, head.body.bytes
+            ),
         });
     }
     let rev = w.revision(&want)?;
@@ -302,7 +397,16 @@ fn accept(store: &Store, head: &SignedHead, previous: Option<ObjectId>) -> Resul
         _ => None,
     };
     let changes = count(&tree_diff(&w, old_root, Some(rev.root))?);
-    w.append_log(&LogEntry { number: rev.number, id: want, time_ms: rev.time_ms, files: rev.files, bytes: rev.bytes, objects, object_bytes: bytes, changes })?;
+    w.append_log(&LogEntry {
+        number: rev.number,
+        id: want,
+        time_ms: rev.time_ms,
+        files: rev.files,
+        bytes: rev.bytes,
+        objects,
+        object_bytes: bytes,
+        changes,
+    })?;
     w.set_ref(FETCHED, want)?;
     w.set_meta(meta::ACCEPTED, &head.body.number.to_le_bytes())?;
     w.set_meta(meta::HEAD, &head.encode())?;

@@ -17,7 +17,12 @@ pub const SOURCES_DIR: &str = "sources";
 pub enum Artifact {
     /// An npm package at a pinned version; run `entry` (a file inside the package) with node,
     /// or as an executable when `node` is false.
-    Npm { package: String, version: String, entry: String, node: bool },
+    Npm {
+        package: String,
+        version: String,
+        entry: String,
+        node: bool,
+    },
     /// A Python tool run with `uvx --from <from> <bin>`.
     Uv { from: String, bin: String },
     /// A copied Python project (in `sources/<name>`), run with `uvx --from <dir> <bin>`.

@@ -29,11 +29,19 @@ pub fn applied_path(paths: &Paths) -> PathBuf {
 pub fn load(paths: &Paths) -> Result<Applied, McpError> {
     let path = applied_path(paths);
     let text = std::fs::read(&path).map_err(|_| McpError::NoManifest)?;
-    serde_json::from_slice(&text).map_err(|e| McpError::BadManifest { what: e.to_string() })
+    serde_json::from_slice(&text).map_err(|e| McpError::BadManifest {
+        what: e.to_string(),
+    })
 }
 
 fn server<'a>(applied: &'a Applied, name: &str) -> Result<&'a Server, McpError> {
-    applied.manifest.servers.get(name).ok_or_else(|| McpError::Unknown { name: name.to_owned() })
+    applied
+        .manifest
+        .servers
+        .get(name)
+        .ok_or_else(|| McpError::Unknown {
+            name: name.to_owned(),
+        })
 }
 
 /// Where an artifact is hydrated: named by a hash of what defines it.
@@ -44,12 +52,18 @@ pub fn artifact_dir(paths: &Paths, applied: &Applied, name: &str, server: &Serve
 }
 
 fn needs_hydration(a: &Artifact) -> bool {
-    matches!(a, Artifact::Npm { .. } | Artifact::NodeSource { .. } | Artifact::PythonSource { .. })
+    matches!(
+        a,
+        Artifact::Npm { .. } | Artifact::NodeSource { .. } | Artifact::PythonSource { .. }
+    )
 }
 
 /// Whether the artifact is ready to run without installing anything.
 pub fn hydrated(paths: &Paths, applied: &Applied, name: &str, server: &Server) -> bool {
-    !needs_hydration(&server.artifact) || artifact_dir(paths, applied, name, server).join(".ready").exists()
+    !needs_hydration(&server.artifact)
+        || artifact_dir(paths, applied, name, server)
+            .join(".ready")
+            .exists()
 }
 
 /// Maps the master's home and codex dir in `s` to this machine's.
@@ -64,30 +78,77 @@ fn map(s: &str, applied: &Applied, paths: &Paths) -> String {
 }
 
 /// The program and arguments that start the server (after hydration).
-fn program(paths: &Paths, applied: &Applied, name: &str, s: &Server) -> Result<(PathBuf, Vec<String>), McpError> {
+fn program(
+    paths: &Paths,
+    applied: &Applied,
+    name: &str,
+    s: &Server,
+) -> Result<(PathBuf, Vec<String>), McpError> {
     let args: Vec<String> = s.args.iter().map(|a| map(a, applied, paths)).collect();
     let dir = artifact_dir(paths, applied, name, s);
-    let with = |first: Vec<String>| first.into_iter().chain(args.iter().cloned()).collect::<Vec<_>>();
+    let with = |first: Vec<String>| {
+        first
+            .into_iter()
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+    };
     Ok(match &s.artifact {
-        Artifact::Url => return Err(McpError::UrlServer { name: name.to_owned() }),
-        Artifact::Npm { package, entry, node, .. } => {
-            let file = dir.join("node_modules").join(package).join(entry);
-            if *node { (need("node")?, with(vec![file.display().to_string()])) } else { (file, args) }
+        Artifact::Url => {
+            return Err(McpError::UrlServer {
+                name: name.to_owned(),
+            });
         }
-        Artifact::NodeSource { entry } => (need("node")?, with(vec![dir.join("src").join(entry).display().to_string()])),
-        Artifact::Uv { from, bin } => (need("uvx")?, with(vec!["--from".into(), from.clone(), bin.clone()])),
-        Artifact::PythonSource { bin } => (need("uvx")?, with(vec!["--from".into(), dir.join("src").display().to_string(), bin.clone()])),
+        Artifact::Npm {
+            package,
+            entry,
+            node,
+            ..
+        } => {
+            let file = dir.join("node_modules").join(package).join(entry);
+            if *node {
+                (need("node")?, with(vec![file.display().to_string()]))
+            } else {
+                (file, args)
+            }
+        }
+        Artifact::NodeSource { entry } => (
+            need("node")?,
+            with(vec![dir.join("src").join(entry).display().to_string()]),
+        ),
+        Artifact::Uv { from, bin } => (
+            need("uvx")?,
+            with(vec!["--from".into(), from.clone(), bin.clone()]),
+        ),
+        Artifact::PythonSource { bin } => (
+            need("uvx")?,
+            with(vec![
+                "--from".into(),
+                dir.join("src").display().to_string(),
+                bin.clone(),
+            ]),
+        ),
         Artifact::Command => {
-            let command = s.command.as_deref().ok_or_else(|| McpError::BadManifest { what: format!("{name} has no command") })?;
+            let command = s.command.as_deref().ok_or_else(|| McpError::BadManifest {
+                what: format!("{name} has no command"),
+            })?;
             let command = map(command, applied, paths);
-            let resolved = super::infer::resolve(&command, std::env::var_os("PATH").as_deref()).ok_or(McpError::ProgramMissing { program: command.clone(), name: name.to_owned() })?;
+            let resolved = super::infer::resolve(&command, std::env::var_os("PATH").as_deref())
+                .ok_or(McpError::ProgramMissing {
+                    program: command.clone(),
+                    name: name.to_owned(),
+                })?;
             (resolved, args)
         }
     })
 }
 
 fn need(program: &str) -> Result<PathBuf, McpError> {
-    super::infer::resolve(program, std::env::var_os("PATH").as_deref()).ok_or_else(|| McpError::ProgramMissing { program: program.to_owned(), name: String::new() })
+    super::infer::resolve(program, std::env::var_os("PATH").as_deref()).ok_or_else(|| {
+        McpError::ProgramMissing {
+            program: program.to_owned(),
+            name: String::new(),
+        }
+    })
 }
 
 /// Hydrates (once; concurrent callers wait on a lock) and execs the server.
@@ -99,12 +160,19 @@ pub fn run(paths: &Paths, name: &str) -> Result<std::convert::Infallible, McpErr
     let mut cmd = Command::new(&prog);
     cmd.args(&args);
     cmd.envs(&applied.manifest.export_env);
-    cmd.envs(s.env.iter().map(|(k, v)| (k.clone(), map(v, &applied, paths))));
+    cmd.envs(
+        s.env
+            .iter()
+            .map(|(k, v)| (k.clone(), map(v, &applied, paths))),
+    );
     if let Some(cwd) = &s.cwd {
         cmd.current_dir(map(cwd, &applied, paths));
     }
     let err = std::os::unix::process::CommandExt::exec(&mut cmd);
-    Err(McpError::Exec { program: prog.display().to_string(), source: err })
+    Err(McpError::Exec {
+        program: prog.display().to_string(),
+        source: err,
+    })
 }
 
 /// Prepares the artifact directory if the artifact needs one.
@@ -118,7 +186,10 @@ pub fn hydrate(paths: &Paths, applied: &Applied, name: &str, s: &Server) -> Resu
     if dir.join(".ready").exists() {
         return Ok(());
     }
-    let io = |p: &Path, e| McpError::Io { path: p.to_owned(), source: e };
+    let io = |p: &Path, e| McpError::Io {
+        path: p.to_owned(),
+        source: e,
+    };
     let parent = dir.parent().expect("artifact dirs have a parent");
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     let lock_path = dir.with_extension("lock");
@@ -133,16 +204,43 @@ pub fn hydrate(paths: &Paths, applied: &Applied, name: &str, s: &Server) -> Resu
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     match &s.artifact {
-        Artifact::Npm { package, version, .. } => {
+        Artifact::Npm {
+            package, version, ..
+        } => {
             let spec = format!("{package}@{version}");
-            log.run(Command::new(need("npm").map_err(|e| e.for_server(name))?).args(["install", "--no-audit", "--no-fund", "--save-exact", "--prefix"]).arg(&tmp).arg(&spec), name)?;
+            log.run(
+                Command::new(need("npm").map_err(|e| e.for_server(name))?)
+                    .args([
+                        "install",
+                        "--no-audit",
+                        "--no-fund",
+                        "--save-exact",
+                        "--prefix",
+                    ])
+                    .arg(&tmp)
+                    .arg(&spec),
+                name,
+            )?;
         }
         Artifact::NodeSource { .. } | Artifact::PythonSource { .. } => {
-            let tree = applied.sources.get(name).ok_or_else(|| McpError::BadManifest { what: format!("no copied source for {name}") })?;
-            let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT).map_err(McpError::Store)?;
+            let tree = applied
+                .sources
+                .get(name)
+                .ok_or_else(|| McpError::BadManifest {
+                    what: format!("no copied source for {name}"),
+                })?;
+            let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)
+                .map_err(McpError::Store)?;
             materialise(&store, *tree, &tmp.join("src"))?;
-            if matches!(s.artifact, Artifact::NodeSource { .. }) && tmp.join("src/package.json").exists() {
-                log.run(Command::new(need("npm").map_err(|e| e.for_server(name))?).args(["install", "--omit=dev", "--no-audit", "--no-fund"]).current_dir(tmp.join("src")), name)?;
+            if matches!(s.artifact, Artifact::NodeSource { .. })
+                && tmp.join("src/package.json").exists()
+            {
+                log.run(
+                    Command::new(need("npm").map_err(|e| e.for_server(name))?)
+                        .args(["install", "--omit=dev", "--no-audit", "--no-fund"])
+                        .current_dir(tmp.join("src")),
+                    name,
+                )?;
             }
         }
         Artifact::Uv { .. } | Artifact::Command | Artifact::Url => {}
@@ -160,15 +258,26 @@ fn materialise(store: &Store, tree: ObjectId, dir: &Path) -> Result<(), McpError
     let r = store.read().map_err(McpError::Store)?;
     for (rel, e) in crate::store::diff::walk_files(&r, tree).map_err(McpError::Store)? {
         let path = rel.to_path(dir);
-        let io = |e| McpError::Io { path: path.clone(), source: e };
+        let io = |e| McpError::Io {
+            path: path.clone(),
+            source: e,
+        };
         std::fs::create_dir_all(path.parent().expect("a file has a parent")).map_err(io)?;
         let bytes = r.blob(&e.id).map_err(McpError::Store)?;
         match e.kind {
-            EntryKind::Symlink => std::os::unix::fs::symlink(String::from_utf8_lossy(&bytes).as_ref(), &path).map_err(io)?,
+            EntryKind::Symlink => {
+                std::os::unix::fs::symlink(String::from_utf8_lossy(&bytes).as_ref(), &path)
+                    .map_err(io)?;
+            }
             kind => {
                 std::fs::write(&path, &bytes).map_err(io)?;
-                let mode = if kind == EntryKind::Executable { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+                let mode = if kind == EntryKind::Executable {
+                    0o755
+                } else {
+                    0o644
+                };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(io)?;
             }
         }
     }
@@ -183,14 +292,24 @@ struct Log {
 impl Log {
     fn open(paths: &Paths, name: &str) -> Result<Self, McpError> {
         let dir = paths.state("logs/mcp");
-        std::fs::create_dir_all(&dir).map_err(|e| McpError::Io { path: dir.clone(), source: e })?;
+        std::fs::create_dir_all(&dir).map_err(|e| McpError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
         let path = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| McpError::Io { path, source: e })?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| McpError::Io { path, source: e })?;
         Ok(Self { file })
     }
 
     fn line(&mut self, text: &str) {
-        let line = format!("{} codexport mcp: {text}\n", crate::cli::output::time(crate::snapshot::now_ms()));
+        let line = format!(
+            "{} codexport mcp: {text}\n",
+            crate::cli::output::time(crate::snapshot::now_ms())
+        );
         let _ = std::io::stderr().write_all(line.as_bytes());
         let _ = self.file.write_all(line.as_bytes());
     }
@@ -199,8 +318,26 @@ impl Log {
     fn run(&mut self, cmd: &mut Command, name: &str) -> Result<(), McpError> {
         let shown = format!("{cmd:?}");
         self.line(&format!("running {shown}"));
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| McpError::Step { name: name.to_owned(), step: shown.clone(), why: e.to_string() })?;
-        let streams = [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)];
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| McpError::Step {
+                name: name.to_owned(),
+                step: shown.clone(),
+                why: e.to_string(),
+            })?;
+        let streams = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ];
         let handles: Vec<_> = streams
             .into_iter()
             .flatten()
@@ -216,12 +353,20 @@ impl Log {
                 })
             })
             .collect();
-        let status = child.wait().map_err(|e| McpError::Step { name: name.to_owned(), step: shown.clone(), why: e.to_string() })?;
+        let status = child.wait().map_err(|e| McpError::Step {
+            name: name.to_owned(),
+            step: shown.clone(),
+            why: e.to_string(),
+        })?;
         for h in handles {
             let _ = h.join();
         }
         if !status.success() {
-            return Err(McpError::Step { name: name.to_owned(), step: shown, why: format!("exited with {status}") });
+            return Err(McpError::Step {
+                name: name.to_owned(),
+                step: shown,
+                why: format!("exited with {status}"),
+            });
         }
         Ok(())
     }

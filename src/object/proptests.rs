@@ -129,7 +129,8 @@ fn host() -> impl Strategy<Value = String> {
 
 /// Absolute source paths within the 4096-byte limit (1 + 1023 chars of at most 4 bytes).
 fn source_path() -> impl Strategy<Value = String> + Clone {
-    prop::collection::vec(any::<char>(), 0..=1023).prop_map(|chars| format!("/{}", String::from_iter(chars)))
+    prop::collection::vec(any::<char>(), 0..=1023)
+        .prop_map(|chars| format!("/{}", String::from_iter(chars)))
 }
 
 fn revision_with(
@@ -138,22 +139,33 @@ fn revision_with(
     path: impl Strategy<Value = String> + Clone,
 ) -> impl Strategy<Value = Revision> {
     (
-        (any::<u64>(), object_id(), prop::collection::vec(object_id(), parents), any::<i64>()),
+        (
+            any::<u64>(),
+            object_id(),
+            prop::collection::vec(object_id(), parents),
+            any::<i64>(),
+        ),
         (host, path.clone(), path),
-        (any::<u64>(), any::<u64>(), proptest::option::of(object_id())),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(object_id()),
+        ),
     )
         .prop_map(
-            |((number, root, parents, time_ms), (host, home, codex_dir), (files, bytes, mcp))| Revision {
-                number,
-                root,
-                parents,
-                time_ms,
-                host,
-                home,
-                codex_dir,
-                files,
-                bytes,
-                mcp,
+            |((number, root, parents, time_ms), (host, home, codex_dir), (files, bytes, mcp))| {
+                Revision {
+                    number,
+                    root,
+                    parents,
+                    time_ms,
+                    host,
+                    home,
+                    codex_dir,
+                    files,
+                    bytes,
+                    mcp,
+                }
             },
         )
 }

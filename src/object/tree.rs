@@ -75,7 +75,9 @@ impl Tree {
 
     /// Total blob bytes below this tree.
     pub fn size(&self) -> u64 {
-        self.entries.iter().fold(0u64, |total, e| total.saturating_add(e.size))
+        self.entries
+            .iter()
+            .fold(0u64, |total, e| total.saturating_add(e.size))
     }
 
     pub fn encode(&self) -> Vec<u8> {

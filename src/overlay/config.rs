@@ -45,7 +45,10 @@ pub struct MergedConfig {
 const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
 
 pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
-    let mut doc = parse_document(master_text).map_err(|what| OverlayError::BadConfig { which: "the master's config.toml", what })?;
+    let mut doc = parse_document(master_text).map_err(|what| OverlayError::BadConfig {
+        which: "the master's config.toml",
+        what,
+    })?;
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
@@ -63,7 +66,10 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     }
     add_local_mcps(&mut doc, ctx, &vars, &mut unknown)?;
     keep_follower_entries(&mut doc, ctx);
-    Ok(MergedConfig { text: doc.to_string(), unknown_variables: unknown.into_iter().collect() })
+    Ok(MergedConfig {
+        text: doc.to_string(),
+        unknown_variables: unknown.into_iter().collect(),
+    })
 }
 
 /// Parses TOML text into an editable document, never panicking. toml_edit 0.23 panics on
@@ -73,20 +79,33 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
 pub(crate) fn parse_document(text: &str) -> Result<DocumentMut, String> {
     match std::panic::catch_unwind(|| text.parse::<DocumentMut>()) {
         Ok(parsed) => parsed.map_err(|e| e.to_string()),
-        Err(_) => Err("TOML parse error: the text is not valid TOML (the parser gave up on it)".to_owned()),
+        Err(_) => Err(
+            "TOML parse error: the text is not valid TOML (the parser gave up on it)".to_owned(),
+        ),
     }
 }
 
 fn variables(ctx: &ConfigContext) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::from([("home".to_owned(), ctx.home.clone()), ("codexDir".to_owned(), ctx.codex_dir.clone())]);
+    let mut vars = BTreeMap::from([
+        ("home".to_owned(), ctx.home.clone()),
+        ("codexDir".to_owned(), ctx.codex_dir.clone()),
+    ]);
     vars.extend(ctx.path_variables.clone());
     vars
 }
 
 /// Maps master paths to `${codexDir}`/`${home}`, then expands every `${name}` it knows.
-fn localise(s: &str, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> String {
+fn localise(
+    s: &str,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) -> String {
     let mut out = s.to_owned();
-    for (from, var) in [(&ctx.master_codex_dir, "${codexDir}"), (&ctx.master_home, "${home}")] {
+    for (from, var) in [
+        (&ctx.master_codex_dir, "${codexDir}"),
+        (&ctx.master_home, "${home}"),
+    ] {
         if !from.is_empty() {
             out = replace_path_prefix(&out, from, var);
         }
@@ -95,7 +114,13 @@ fn localise(s: &str, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unkno
 }
 
 /// Maps paths under the master's codex dir and home to this machine's.
-pub fn rewrite_paths(s: &str, from_home: &str, from_codex: &str, to_home: &str, to_codex: &str) -> String {
+pub fn rewrite_paths(
+    s: &str,
+    from_home: &str,
+    from_codex: &str,
+    to_home: &str,
+    to_codex: &str,
+) -> String {
     let mut out = s.to_owned();
     for (from, to) in [(from_codex, to_codex), (from_home, to_home)] {
         if !from.is_empty() {
@@ -156,7 +181,12 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<S
 }
 
 /// Rewrites table keys (e.g. `[projects."/home/m/src"]`) recursively, keeping order.
-fn rewrite_keys(table: &mut Table, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+fn rewrite_keys(
+    table: &mut Table,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) {
     let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
     for key in keys {
         let new_key = localise(&key, ctx, vars, unknown);
@@ -173,7 +203,12 @@ fn rewrite_keys(table: &mut Table, ctx: &ConfigContext, vars: &BTreeMap<String, 
     }
 }
 
-fn localise_value(v: &mut Value, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+fn localise_value(
+    v: &mut Value,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) {
     match v {
         Value::String(s) => {
             let new = localise(s.value(), ctx, vars, unknown);
@@ -183,15 +218,24 @@ fn localise_value(v: &mut Value, ctx: &ConfigContext, vars: &BTreeMap<String, St
                 *s.decor_mut() = decor;
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|v| localise_value(v, ctx, vars, unknown)),
-        Value::InlineTable(t) => t.iter_mut().for_each(|(_, v)| localise_value(v, ctx, vars, unknown)),
+        Value::Array(a) => a
+            .iter_mut()
+            .for_each(|v| localise_value(v, ctx, vars, unknown)),
+        Value::InlineTable(t) => t
+            .iter_mut()
+            .for_each(|(_, v)| localise_value(v, ctx, vars, unknown)),
         _ => {}
     }
 }
 
 /// Paths in a server's command, args, cwd and env; a URL server loses `env` and a loopback
 /// host becomes the master's.
-fn fix_server(t: &mut dyn toml_edit::TableLike, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) {
+fn fix_server(
+    t: &mut dyn toml_edit::TableLike,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) {
     let is_url = t.contains_key("url");
     for (_, item) in t.iter_mut() {
         match item {
@@ -208,7 +252,9 @@ fn fix_server(t: &mut dyn toml_edit::TableLike, ctx: &ConfigContext, vars: &BTre
         // Codex refuses env on URL servers ("env is not supported for streamable_http").
         t.remove("env");
         t.remove("env_vars");
-        if let (Some(host), Some(Item::Value(Value::String(url)))) = (&ctx.master_host, t.get_mut("url")) {
+        if let (Some(host), Some(Item::Value(Value::String(url)))) =
+            (&ctx.master_host, t.get_mut("url"))
+        {
             if let Some(new) = loopback_to(url.value(), host) {
                 let decor = url.decor().clone();
                 *url = toml_edit::Formatted::new(new);
@@ -233,7 +279,11 @@ fn point_at_launcher(t: &mut dyn toml_edit::TableLike, launcher: &str, name: &st
         }
     };
     set(t, "command", Value::from(launcher));
-    set(t, "args", Value::Array(["mcp", "run", name].into_iter().collect()));
+    set(
+        t,
+        "args",
+        Value::Array(["mcp", "run", name].into_iter().collect()),
+    );
     // The launcher restores env and cwd from the manifest.
     t.remove("env");
     t.remove("cwd");
@@ -242,7 +292,11 @@ fn point_at_launcher(t: &mut dyn toml_edit::TableLike, launcher: &str, name: &st
 /// The URL with a loopback host replaced by `host`, or `None` if it is not loopback.
 fn loopback_to(url: &str, host: &str) -> Option<String> {
     let mut parsed = reqwest::Url::parse(url).ok()?;
-    let h = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let h = parsed
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let loopback = h == "localhost" || h == "0.0.0.0" || h == "::1" || h.starts_with("127.");
     if !loopback {
         return None;
@@ -251,16 +305,34 @@ fn loopback_to(url: &str, host: &str) -> Option<String> {
     Some(parsed.to_string())
 }
 
-fn add_local_mcps(doc: &mut DocumentMut, ctx: &ConfigContext, vars: &BTreeMap<String, String>, unknown: &mut BTreeSet<String>) -> Result<(), OverlayError> {
-    let Some(text) = &ctx.local_mcps else { return Ok(()) };
-    let local = parse_document(text).map_err(|what| OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", what })?;
-    let Some(local_servers) = local.get("mcp_servers").and_then(Item::as_table_like) else { return Ok(()) };
+fn add_local_mcps(
+    doc: &mut DocumentMut,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) -> Result<(), OverlayError> {
+    let Some(text) = &ctx.local_mcps else {
+        return Ok(());
+    };
+    let local = parse_document(text).map_err(|what| OverlayError::BadConfig {
+        which: "~/.codexport/mcps.local.toml",
+        what,
+    })?;
+    let Some(local_servers) = local.get("mcp_servers").and_then(Item::as_table_like) else {
+        return Ok(());
+    };
     if !doc.contains_key("mcp_servers") {
         let mut t = Table::new();
         t.set_implicit(true);
         doc.insert("mcp_servers", Item::Table(t));
     }
-    let servers = doc["mcp_servers"].as_table_like_mut().ok_or_else(|| OverlayError::BadConfig { which: "the master's config.toml", what: "mcp_servers is not a table".into() })?;
+    let servers =
+        doc["mcp_servers"]
+            .as_table_like_mut()
+            .ok_or_else(|| OverlayError::BadConfig {
+                which: "the master's config.toml",
+                what: "mcp_servers is not a table".into(),
+            })?;
     let conflicts: Vec<String> = local_servers
         .iter()
         .map(|(k, _)| k.to_owned())
@@ -284,10 +356,17 @@ fn add_local_mcps(doc: &mut DocumentMut, ctx: &ConfigContext, vars: &BTreeMap<St
 /// Keeps `[projects.*]` and `[hooks.state.*]` entries that the follower's Codex wrote (in
 /// its current config but not in the master's last applied one).
 fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
-    let Some(current) = ctx.current.as_deref().and_then(|t| parse_document(t).ok()) else { return };
-    let previous = ctx.previous_master.as_deref().and_then(|t| parse_document(t).ok());
+    let Some(current) = ctx.current.as_deref().and_then(|t| parse_document(t).ok()) else {
+        return;
+    };
+    let previous = ctx
+        .previous_master
+        .as_deref()
+        .and_then(|t| parse_document(t).ok());
     for path in FOLLOWER_OWNED {
-        let Some(cur) = lookup(current.as_table(), path) else { continue };
+        let Some(cur) = lookup(current.as_table(), path) else {
+            continue;
+        };
         let prev = previous.as_ref().and_then(|p| lookup(p.as_table(), path));
         for (key, item) in cur.iter() {
             let from_master = prev.is_some_and(|p| p.contains_key(key));
@@ -318,7 +397,10 @@ fn ensure_table<'a>(mut table: &'a mut dyn TableLike, path: &[&str]) -> &'a mut 
             t.set_implicit(true);
             table.insert(part, Item::Table(t));
         }
-        table = table.get_mut(part).and_then(Item::as_table_like_mut).expect("just ensured a table");
+        table = table
+            .get_mut(part)
+            .and_then(Item::as_table_like_mut)
+            .expect("just ensured a table");
     }
     table
 }
@@ -365,17 +447,38 @@ env = { TOKEN = "x" }
         c.path_variables.insert("data".into(), "/data".into());
         let m = merge_config(MASTER, &c).unwrap();
         let t = &m.text;
-        assert!(t.contains("# The master's config") && t.contains("# inline comment") && t.contains("# Filesystem server"), "{t}");
+        assert!(
+            t.contains("# The master's config")
+                && t.contains("# inline comment")
+                && t.contains("# Filesystem server"),
+            "{t}"
+        );
         assert!(t.contains("[projects.\"/Users/f/src/app\"]"), "{t}");
-        assert!(t.contains("[projects.\"/home/mx/other\"]"), "a path that merely starts alike is not rewritten: {t}");
+        assert!(
+            t.contains("[projects.\"/home/mx/other\"]"),
+            "a path that merely starts alike is not rewritten: {t}"
+        );
         assert!(t.contains("command = \"/Users/f/.codex/bin/fs\""), "{t}");
-        assert!(t.contains("\"/Users/f/docs\", \"/data/x\", \"${nope}\""), "{t}");
+        assert!(
+            t.contains("\"/Users/f/docs\", \"/data/x\", \"${nope}\""),
+            "{t}"
+        );
         assert!(t.contains("ROOT = \"/Users/f/work\""), "{t}");
-        assert!(t.contains("url = \"http://master.tailnet.ts.net:9000/mcp\""), "{t}");
-        assert_eq!(t.matches("env =").count(), 1, "the URL server lost env: {t}");
+        assert!(
+            t.contains("url = \"http://master.tailnet.ts.net:9000/mcp\""),
+            "{t}"
+        );
+        assert_eq!(
+            t.matches("env =").count(),
+            1,
+            "the URL server lost env: {t}"
+        );
         assert_eq!(m.unknown_variables, ["nope"]);
         let doc: DocumentMut = t.parse().unwrap();
-        assert_eq!(doc["mcp_servers"]["fs"]["startup_timeout_sec"].as_integer(), Some(20));
+        assert_eq!(
+            doc["mcp_servers"]["fs"]["startup_timeout_sec"].as_integer(),
+            Some(20)
+        );
     }
 
     #[test]
@@ -387,7 +490,11 @@ env = { TOKEN = "x" }
         };
         let m = merge_config("[projects.'C:\\Users\\m\\src']\ntrust_level = \"trusted\"\n[mcp_servers.a]\ncommand = 'C:\\Users\\m\\.codex\\run.cmd'\n", &c).unwrap();
         assert!(m.text.contains("/Users/f/src"), "{}", m.text);
-        assert!(m.text.contains("command = \"/Users/f/.codex/run.cmd\""), "separators follow the follower: {}", m.text);
+        assert!(
+            m.text.contains("command = \"/Users/f/.codex/run.cmd\""),
+            "separators follow the follower: {}",
+            m.text
+        );
     }
 
     #[test]
@@ -399,9 +506,20 @@ env = { TOKEN = "x" }
         c.allow_mcp_overrides = vec!["fs".into()];
         let m = merge_config(MASTER, &c).unwrap();
         let doc: DocumentMut = m.text.parse().unwrap();
-        assert_eq!(doc["mcp_servers"]["fs"]["command"].as_str(), Some("local-fs"));
-        assert!(doc["mcp_servers"]["fs"].get("startup_timeout_sec").is_none(), "the local table replaces the canonical one");
-        assert_eq!(doc["mcp_servers"]["mine"]["command"].as_str(), Some("/Users/f/bin/mine"));
+        assert_eq!(
+            doc["mcp_servers"]["fs"]["command"].as_str(),
+            Some("local-fs")
+        );
+        assert!(
+            doc["mcp_servers"]["fs"]
+                .get("startup_timeout_sec")
+                .is_none(),
+            "the local table replaces the canonical one"
+        );
+        assert_eq!(
+            doc["mcp_servers"]["mine"]["command"].as_str(),
+            Some("/Users/f/bin/mine")
+        );
         assert_eq!(m.text.matches("[mcp_servers.fs]").count(), 1, "{}", m.text);
     }
 
@@ -412,12 +530,37 @@ env = { TOKEN = "x" }
         for bad in ["==\n[.", "={=<=u=="] {
             assert!(parse_document(bad).is_err(), "{bad:?}");
             let err = merge_config(bad, &ctx()).unwrap_err();
-            assert!(matches!(err, OverlayError::BadConfig { which: "the master's config.toml", .. }), "{err}");
-            let c = ConfigContext { local_mcps: Some(bad.into()), ..ctx() };
+            assert!(
+                matches!(
+                    err,
+                    OverlayError::BadConfig {
+                        which: "the master's config.toml",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            let c = ConfigContext {
+                local_mcps: Some(bad.into()),
+                ..ctx()
+            };
             let err = merge_config(MASTER, &c).unwrap_err();
-            assert!(matches!(err, OverlayError::BadConfig { which: "~/.codexport/mcps.local.toml", .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    OverlayError::BadConfig {
+                        which: "~/.codexport/mcps.local.toml",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
             // A bad current or previous config only means no follower entries are kept.
-            let c = ConfigContext { current: Some(bad.into()), previous_master: Some(bad.into()), ..ctx() };
+            let c = ConfigContext {
+                current: Some(bad.into()),
+                previous_master: Some(bad.into()),
+                ..ctx()
+            };
             merge_config(MASTER, &c).unwrap();
         }
     }
@@ -432,11 +575,31 @@ env = { TOKEN = "x" }
         c.current = Some("[projects.\"/Users/f/mine\"]\ntrust_level = \"trusted\"\n[hooks.state.b]\ntrusted_hash = \"y\"\n".into());
         let m = merge_config(master, &c).unwrap();
         let doc: DocumentMut = m.text.parse().unwrap();
-        assert_eq!(doc["projects"]["/srv/shared"]["trust_level"].as_str(), Some("trusted"), "{}", m.text);
-        assert_eq!(doc["projects"]["/Users/f/mine"]["trust_level"].as_str(), Some("trusted"), "{}", m.text);
+        assert_eq!(
+            doc["projects"]["/srv/shared"]["trust_level"].as_str(),
+            Some("trusted"),
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            doc["projects"]["/Users/f/mine"]["trust_level"].as_str(),
+            Some("trusted"),
+            "{}",
+            m.text
+        );
         assert_eq!(doc["hooks"]["enabled"].as_bool(), Some(true), "{}", m.text);
-        assert_eq!(doc["hooks"]["state"]["a"]["trusted_hash"].as_str(), Some("x"), "{}", m.text);
-        assert_eq!(doc["hooks"]["state"]["b"]["trusted_hash"].as_str(), Some("y"), "{}", m.text);
+        assert_eq!(
+            doc["hooks"]["state"]["a"]["trusted_hash"].as_str(),
+            Some("x"),
+            "{}",
+            m.text
+        );
+        assert_eq!(
+            doc["hooks"]["state"]["b"]["trusted_hash"].as_str(),
+            Some("y"),
+            "{}",
+            m.text
+        );
     }
 
     #[test]
@@ -448,11 +611,24 @@ env = { TOKEN = "x" }
             c.previous_master.clone().unwrap()
         ));
         // The master drops its app project; the follower's own entries stay, the dropped one goes.
-        let next = MASTER.replace("[projects.\"/home/m/src/app\"]\ntrust_level = \"trusted\"\n", "");
+        let next = MASTER.replace(
+            "[projects.\"/home/m/src/app\"]\ntrust_level = \"trusted\"\n",
+            "",
+        );
         let m = merge_config(&next, &c).unwrap();
         let doc: DocumentMut = m.text.parse().unwrap();
         assert!(doc["projects"].get("/Users/f/mine").is_some(), "{}", m.text);
-        assert!(doc["projects"].get("/Users/f/src/app").is_none(), "{}", m.text);
-        assert!(doc["hooks"]["state"].get("/Users/f/.codex/hooks.json:session_start:0:0").is_some(), "{}", m.text);
+        assert!(
+            doc["projects"].get("/Users/f/src/app").is_none(),
+            "{}",
+            m.text
+        );
+        assert!(
+            doc["hooks"]["state"]
+                .get("/Users/f/.codex/hooks.json:session_start:0:0")
+                .is_some(),
+            "{}",
+            m.text
+        );
     }
 }

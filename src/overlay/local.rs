@@ -51,14 +51,25 @@ impl LocalConfig {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(OverlayError::Io { path: path.to_owned(), source: e }),
+            Err(e) => {
+                return Err(OverlayError::Io {
+                    path: path.to_owned(),
+                    source: e,
+                });
+            }
         };
-        Self::parse(&text).map_err(|what| OverlayError::BadLocal { path: path.to_owned(), what })
+        Self::parse(&text).map_err(|what| OverlayError::BadLocal {
+            path: path.to_owned(),
+            what,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let doc = super::config::parse_document(text)?;
-        let mut cfg = LocalConfig { keep_applies: DEFAULT_KEEP_APPLIES, ..Self::default() };
+        let mut cfg = LocalConfig {
+            keep_applies: DEFAULT_KEEP_APPLIES,
+            ..Self::default()
+        };
         for (key, item) in doc.iter() {
             match key {
                 "allowMcpOverrides" => cfg.allow_mcp_overrides = strings(key, item)?,
@@ -78,8 +89,13 @@ impl LocalConfig {
                         .ok_or("keepApplies must be a whole number of at least 1")?;
                 }
                 // Keys the original tool wrote; harmless.
-                "role" | "masterUrl" | "masterFingerprint" | "lastRevision" | "codexDir" | "port" => {}
-                other => return Err(format!("unknown setting {other:?} (known: allowMcpOverrides, allowSkillOverrides, pathVariables, policies, keepApplies)")),
+                "role" | "masterUrl" | "masterFingerprint" | "lastRevision" | "codexDir"
+                | "port" => {}
+                other => {
+                    return Err(format!(
+                        "unknown setting {other:?} (known: allowMcpOverrides, allowSkillOverrides, pathVariables, policies, keepApplies)"
+                    ));
+                }
             }
         }
         Ok(cfg)
@@ -90,20 +106,37 @@ impl LocalConfig {
         if let Some(p) = self.policies.get(path) {
             return *p;
         }
-        DEFAULT_POLICIES.iter().find(|(p, _)| *p == path).map_or(Policy::Replace, |(_, p)| *p)
+        DEFAULT_POLICIES
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map_or(Policy::Replace, |(_, p)| *p)
     }
 }
 
 fn strings(key: &str, item: &toml_edit::Item) -> Result<Vec<String>, String> {
-    let arr = item.as_array().ok_or_else(|| format!("{key} must be a list of names, e.g. {key} = [\"name\"]"))?;
-    arr.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(|| format!("{key} must hold only strings"))).collect()
+    let arr = item
+        .as_array()
+        .ok_or_else(|| format!("{key} must be a list of names, e.g. {key} = [\"name\"]"))?;
+    arr.iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{key} must hold only strings"))
+        })
+        .collect()
 }
 
 fn string_table(key: &str, item: &toml_edit::Item) -> Result<BTreeMap<String, String>, String> {
-    let table = item.as_table_like().ok_or_else(|| format!("[{key}] must be a table"))?;
+    let table = item
+        .as_table_like()
+        .ok_or_else(|| format!("[{key}] must be a table"))?;
     table
         .iter()
-        .map(|(k, v)| v.as_str().map(|s| (k.to_owned(), s.to_owned())).ok_or_else(|| format!("{key}.{k} must be a string")))
+        .map(|(k, v)| {
+            v.as_str()
+                .map(|s| (k.to_owned(), s.to_owned()))
+                .ok_or_else(|| format!("{key}.{k} must be a string"))
+        })
         .collect()
 }
 
@@ -123,14 +156,29 @@ mod tests {
         assert_eq!(cfg.policy("AGENTS.md"), Policy::KeepLocal);
         assert_eq!(cfg.policy("rules/default.rules"), Policy::AppendLocal);
         assert_eq!(cfg.policy("prompts/x.md"), Policy::Replace);
-        assert_eq!(LocalConfig::parse("").unwrap().keep_applies, DEFAULT_KEEP_APPLIES);
+        assert_eq!(
+            LocalConfig::parse("").unwrap().keep_applies,
+            DEFAULT_KEEP_APPLIES
+        );
     }
 
     #[test]
     fn bad_settings_say_what() {
-        assert!(LocalConfig::parse("allowMcpOverrides = \"fs\"").unwrap_err().contains("list"));
-        assert!(LocalConfig::parse("[policies]\nx = \"sometimes\"").unwrap_err().contains("keep-local"));
-        assert!(LocalConfig::parse("typo = 1").unwrap_err().contains("unknown setting"));
+        assert!(
+            LocalConfig::parse("allowMcpOverrides = \"fs\"")
+                .unwrap_err()
+                .contains("list")
+        );
+        assert!(
+            LocalConfig::parse("[policies]\nx = \"sometimes\"")
+                .unwrap_err()
+                .contains("keep-local")
+        );
+        assert!(
+            LocalConfig::parse("typo = 1")
+                .unwrap_err()
+                .contains("unknown setting")
+        );
     }
 
     /// Found by the `local_toml` fuzz target: toml_edit 0.23 panics on these; they must be
@@ -138,7 +186,12 @@ mod tests {
     #[test]
     fn parser_panics_are_parse_errors() {
         for bad in ["==\n[.", "={=<=u=="] {
-            assert!(LocalConfig::parse(bad).unwrap_err().contains("TOML parse error"), "{bad:?}");
+            assert!(
+                LocalConfig::parse(bad)
+                    .unwrap_err()
+                    .contains("TOML parse error"),
+                "{bad:?}"
+            );
         }
     }
 }

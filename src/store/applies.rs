@@ -30,38 +30,56 @@ pub struct ApplyRecord {
 
 impl ApplyRecord {
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { what: format!("apply record: {e}") })
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+            what: format!("apply record: {e}"),
+        })
     }
 }
 
 impl Reader<'_> {
     /// The apply history, oldest first.
     pub fn applies(&self) -> Result<Vec<ApplyRecord>, StoreError> {
-        self.applies.iter()?.map(|item| ApplyRecord::decode(item?.1.value())).collect()
+        self.applies
+            .iter()?
+            .map(|item| ApplyRecord::decode(item?.1.value()))
+            .collect()
     }
 
     pub fn last_apply(&self) -> Result<Option<ApplyRecord>, StoreError> {
-        self.applies.last()?.map(|(_, v)| ApplyRecord::decode(v.value())).transpose()
+        self.applies
+            .last()?
+            .map(|(_, v)| ApplyRecord::decode(v.value()))
+            .transpose()
     }
 }
 
 impl Writer<'_> {
     pub fn last_apply(&self) -> Result<Option<ApplyRecord>, StoreError> {
-        self.txn.open_table(APPLIES)?.last()?.map(|(_, v)| ApplyRecord::decode(v.value())).transpose()
+        self.txn
+            .open_table(APPLIES)?
+            .last()?
+            .map(|(_, v)| ApplyRecord::decode(v.value()))
+            .transpose()
     }
 
     /// Appends a record, numbering it after the last one.
     pub fn append_apply(&mut self, mut record: ApplyRecord) -> Result<ApplyRecord, StoreError> {
         record.seq = self.last_apply()?.map_or(1, |r| r.seq + 1);
-        let bytes = postcard::to_allocvec(&record).expect("postcard encoding into a Vec cannot fail");
-        self.txn.open_table(APPLIES)?.insert(record.seq, bytes.as_slice())?;
+        let bytes =
+            postcard::to_allocvec(&record).expect("postcard encoding into a Vec cannot fail");
+        self.txn
+            .open_table(APPLIES)?
+            .insert(record.seq, bytes.as_slice())?;
         Ok(record)
     }
 
     /// Drops all but the newest `keep` records.
     pub fn prune_applies(&mut self, keep: usize) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(APPLIES)?;
-        let seqs: Vec<u64> = table.iter()?.map(|i| i.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+        let seqs: Vec<u64> = table
+            .iter()?
+            .map(|i| i.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
         for seq in seqs.iter().take(seqs.len().saturating_sub(keep)) {
             table.remove(*seq)?;
         }

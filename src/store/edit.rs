@@ -8,14 +8,27 @@ use crate::object::{EntryKind, EntryName, ObjectId, RelPath, Tree, TreeEntry};
 #[derive(Debug, Clone, Copy)]
 pub enum Edit {
     /// Place a blob (file, executable or symlink) there, replacing whatever was there.
-    Put { kind: EntryKind, id: ObjectId, size: u64 },
+    Put {
+        kind: EntryKind,
+        id: ObjectId,
+        size: u64,
+    },
     /// Remove the file or subtree there (directories left empty are removed too).
     Remove,
 }
 
 /// The entry at `path` below `root`, if any.
-pub fn lookup(src: &impl ObjectSource, root: ObjectId, path: &RelPath) -> Result<Option<TreeEntry>, StoreError> {
-    let mut current = TreeEntry { name: EntryName::new("root").expect("valid name"), kind: EntryKind::Tree, id: root, size: 0 };
+pub fn lookup(
+    src: &impl ObjectSource,
+    root: ObjectId,
+    path: &RelPath,
+) -> Result<Option<TreeEntry>, StoreError> {
+    let mut current = TreeEntry {
+        name: EntryName::new("root").expect("valid name"),
+        kind: EntryKind::Tree,
+        id: root,
+        size: 0,
+    };
     for part in path.components() {
         if current.kind != EntryKind::Tree {
             return Ok(None);
@@ -29,7 +42,12 @@ pub fn lookup(src: &impl ObjectSource, root: ObjectId, path: &RelPath) -> Result
 }
 
 /// Applies one edit; returns the new root tree id.
-pub fn edit(w: &mut Writer<'_>, root: ObjectId, path: &RelPath, change: Edit) -> Result<ObjectId, StoreError> {
+pub fn edit(
+    w: &mut Writer<'_>,
+    root: ObjectId,
+    path: &RelPath,
+    change: Edit,
+) -> Result<ObjectId, StoreError> {
     let parts: Vec<&str> = path.components().collect();
     if parts.is_empty() {
         return Ok(root);
@@ -40,21 +58,41 @@ pub fn edit(w: &mut Writer<'_>, root: ObjectId, path: &RelPath, change: Edit) ->
     }
 }
 
-fn edit_at(w: &mut Writer<'_>, tree: Option<ObjectId>, parts: &[&str], change: Edit) -> Result<Option<(ObjectId, u64)>, StoreError> {
+fn edit_at(
+    w: &mut Writer<'_>,
+    tree: Option<ObjectId>,
+    parts: &[&str],
+    change: Edit,
+) -> Result<Option<(ObjectId, u64)>, StoreError> {
     let mut entries = match tree {
         Some(id) => w.tree(&id)?.entries().to_vec(),
         None => Vec::new(),
     };
-    let name = EntryName::new(parts[0]).map_err(|e| StoreError::Corrupt { what: format!("edit path: {e}") })?;
+    let name = EntryName::new(parts[0]).map_err(|e| StoreError::Corrupt {
+        what: format!("edit path: {e}"),
+    })?;
     let pos = entries.iter().position(|e| e.name == name);
     let replacement = if parts.len() == 1 {
         match change {
-            Edit::Put { kind, id, size } => Some(TreeEntry { name, kind, id, size }),
+            Edit::Put { kind, id, size } => Some(TreeEntry {
+                name,
+                kind,
+                id,
+                size,
+            }),
             Edit::Remove => None,
         }
     } else {
-        let sub = pos.map(|i| &entries[i]).filter(|e| e.kind == EntryKind::Tree).map(|e| e.id);
-        edit_at(w, sub, &parts[1..], change)?.map(|(id, size)| TreeEntry { name, kind: EntryKind::Tree, id, size })
+        let sub = pos
+            .map(|i| &entries[i])
+            .filter(|e| e.kind == EntryKind::Tree)
+            .map(|e| e.id);
+        edit_at(w, sub, &parts[1..], change)?.map(|(id, size)| TreeEntry {
+            name,
+            kind: EntryKind::Tree,
+            id,
+            size,
+        })
     };
     match (pos, replacement) {
         (Some(i), Some(e)) => entries[i] = e,
@@ -67,6 +105,8 @@ fn edit_at(w: &mut Writer<'_>, tree: Option<ObjectId>, parts: &[&str], change: E
     if entries.is_empty() {
         return Ok(None);
     }
-    let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt { what: format!("edited tree: {e}") })?;
+    let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
+        what: format!("edited tree: {e}"),
+    })?;
     Ok(Some((w.put_tree(&tree)?, tree.size())))
 }

@@ -13,26 +13,59 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum ClientError {
     #[error("cannot reach the master at {url}: {reason}")]
-    #[diagnostic(code(codexport::net::unreachable), help("check that `codexport master serve` runs on the master and that this machine reaches it (for Tailscale: `tailscale status`)"))]
+    #[diagnostic(
+        code(codexport::net::unreachable),
+        help(
+            "check that `codexport master serve` runs on the master and that this machine reaches it (for Tailscale: `tailscale status`)"
+        )
+    )]
     Unreachable { url: String, reason: String },
     #[error("the master at {url} did not answer within {ms} ms")]
-    #[diagnostic(code(codexport::net::timeout), help("retry, or raise --timeout-ms; a large first sync may need more time"))]
+    #[diagnostic(
+        code(codexport::net::timeout),
+        help("retry, or raise --timeout-ms; a large first sync may need more time")
+    )]
     Timeout { url: String, ms: u128 },
     #[error("the master refused the credential: {message}")]
-    #[diagnostic(code(codexport::trust::credential), help("enroll again with a new link from `codexport master link`"))]
+    #[diagnostic(
+        code(codexport::trust::credential),
+        help("enroll again with a new link from `codexport master link`")
+    )]
     BadCredential { message: String },
     #[error("the master revoked this follower: {message}")]
-    #[diagnostic(code(codexport::trust::revoked), help("ask the master's owner for a new link (`codexport master link`) and run `codexport follower join` again"))]
+    #[diagnostic(
+        code(codexport::trust::revoked),
+        help(
+            "ask the master's owner for a new link (`codexport master link`) and run `codexport follower join` again"
+        )
+    )]
     Revoked { message: String },
     #[error("the join token was refused: {message}")]
-    #[diagnostic(code(codexport::usage::token), help("tokens are single-use and expire; ask for a new link with `codexport master link`"))]
+    #[diagnostic(
+        code(codexport::usage::token),
+        help("tokens are single-use and expire; ask for a new link with `codexport master link`")
+    )]
     Token { message: String },
     #[error("the master answered {status} to {url}: {message}")]
-    #[diagnostic(code(codexport::net::http), help("check the master's log (`codexport master serve` output)"))]
-    Http { url: String, status: u16, message: String },
+    #[diagnostic(
+        code(codexport::net::http),
+        help("check the master's log (`codexport master serve` output)")
+    )]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error("the master at {url} speaks protocol {found}, this codexport speaks {supported}")]
-    #[diagnostic(code(codexport::usage::protocol), help("install the same codexport version on master and follower"))]
-    Protocol { url: String, found: u64, supported: u32 },
+    #[diagnostic(
+        code(codexport::usage::protocol),
+        help("install the same codexport version on master and follower")
+    )]
+    Protocol {
+        url: String,
+        found: u64,
+        supported: u32,
+    },
 }
 
 /// Health answer of a master.
@@ -68,14 +101,27 @@ impl<R: Read> Read for Counting<R> {
 }
 
 impl Client {
-    pub fn new(base: &str, credential: Option<String>, timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(
+        base: &str,
+        credential: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let http = reqwest::blocking::Client::builder()
             .user_agent(concat!("codexport/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| ClientError::Unreachable { url: base.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_owned(),
+                reason: e.to_string(),
+            })?;
         let started = Instant::now();
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), credential, started, deadline: started + timeout })
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            credential,
+            started,
+            deadline: started + timeout,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -86,12 +132,19 @@ impl Client {
     pub fn remaining(&self, url: &str) -> Result<Duration, ClientError> {
         let now = Instant::now();
         if now >= self.deadline {
-            return Err(ClientError::Timeout { url: url.to_owned(), ms: (self.deadline - self.started).as_millis() });
+            return Err(ClientError::Timeout {
+                url: url.to_owned(),
+                ms: (self.deadline - self.started).as_millis(),
+            });
         }
         Ok(self.deadline - now)
     }
 
-    fn send(&self, req: reqwest::blocking::RequestBuilder, url: &str) -> Result<reqwest::blocking::Response, ClientError> {
+    fn send(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::blocking::Response, ClientError> {
         let mut req = req.timeout(self.remaining(url)?);
         if let Some(c) = &self.credential {
             req = req.bearer_auth(c);
@@ -110,14 +163,21 @@ impl Client {
             StatusCode::UNAUTHORIZED => ClientError::BadCredential { message },
             StatusCode::FORBIDDEN => ClientError::Revoked { message },
             StatusCode::GONE => ClientError::Token { message },
-            _ => ClientError::Http { url: url.to_owned(), status: status.as_u16(), message },
+            _ => ClientError::Http {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                message,
+            },
         })
     }
 
     /// Maps a reqwest error to unreachable or timeout.
     pub fn net_error(&self, url: &str, e: &reqwest::Error) -> ClientError {
         if e.is_timeout() || Instant::now() >= self.deadline {
-            ClientError::Timeout { url: url.to_owned(), ms: (self.deadline - self.started).as_millis() }
+            ClientError::Timeout {
+                url: url.to_owned(),
+                ms: (self.deadline - self.started).as_millis(),
+            }
         } else {
             let mut reason = e.to_string();
             let mut source = std::error::Error::source(e);
@@ -125,15 +185,25 @@ impl Client {
                 reason = format!("{reason}: {s}");
                 source = s.source();
             }
-            ClientError::Unreachable { url: url.to_owned(), reason }
+            ClientError::Unreachable {
+                url: url.to_owned(),
+                reason,
+            }
         }
     }
 
     pub fn health(&self) -> Result<Health, ClientError> {
         let url = format!("{}/v1/health", self.base);
-        let health: Health = self.send(self.http.get(&url), &url)?.json().map_err(|e| self.net_error(&url, &e))?;
+        let health: Health = self
+            .send(self.http.get(&url), &url)?
+            .json()
+            .map_err(|e| self.net_error(&url, &e))?;
         if health.protocol != u64::from(super::PROTOCOL_VERSION) {
-            return Err(ClientError::Protocol { url, found: health.protocol, supported: super::PROTOCOL_VERSION });
+            return Err(ClientError::Protocol {
+                url,
+                found: health.protocol,
+                supported: super::PROTOCOL_VERSION,
+            });
         }
         Ok(health)
     }
@@ -142,12 +212,21 @@ impl Client {
     pub fn enroll(&self, token: &str, name: &str) -> Result<(String, String), ClientError> {
         let url = format!("{}/v1/enroll", self.base);
         let v: serde_json::Value = self
-            .send(self.http.post(&url).json(&serde_json::json!({"token": token, "name": name})), &url)?
+            .send(
+                self.http
+                    .post(&url)
+                    .json(&serde_json::json!({"token": token, "name": name})),
+                &url,
+            )?
             .json()
             .map_err(|e| self.net_error(&url, &e))?;
         match (v["credential"].as_str(), v["name"].as_str()) {
             (Some(c), Some(n)) => Ok((c.to_owned(), n.to_owned())),
-            _ => Err(ClientError::Http { url, status: 200, message: "enroll answer without a credential".into() }),
+            _ => Err(ClientError::Http {
+                url,
+                status: 200,
+                message: "enroll answer without a credential".into(),
+            }),
         }
     }
 
@@ -155,19 +234,36 @@ impl Client {
     pub fn head(&self) -> Result<Option<Vec<u8>>, ClientError> {
         let url = format!("{}/v1/head", self.base);
         match self.send(self.http.get(&url), &url) {
-            Ok(resp) => Ok(Some(resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec())),
+            Ok(resp) => Ok(Some(
+                resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec(),
+            )),
             Err(ClientError::Http { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Starts the object stream; returns the decompressed reader and the wire byte counter.
-    pub fn fetch(&self, req: &FetchRequest) -> Result<(impl Read + use<>, Arc<AtomicU64>), ClientError> {
+    pub fn fetch(
+        &self,
+        req: &FetchRequest,
+    ) -> Result<(impl Read + use<>, Arc<AtomicU64>), ClientError> {
         let url = format!("{}/v1/fetch", self.base);
-        let resp = self.send(self.http.post(&url).header("content-type", "application/x-codexport-fetch").body(req.encode()), &url)?;
+        let resp = self.send(
+            self.http
+                .post(&url)
+                .header("content-type", "application/x-codexport-fetch")
+                .body(req.encode()),
+            &url,
+        )?;
         let count = Arc::new(AtomicU64::new(0));
-        let counting = Counting { inner: resp, count: count.clone() };
-        let decoder = zstd::Decoder::new(counting).map_err(|e| ClientError::Unreachable { url, reason: e.to_string() })?;
+        let counting = Counting {
+            inner: resp,
+            count: count.clone(),
+        };
+        let decoder = zstd::Decoder::new(counting).map_err(|e| ClientError::Unreachable {
+            url,
+            reason: e.to_string(),
+        })?;
         Ok((decoder, count))
     }
 }

@@ -22,7 +22,9 @@ pub enum SendError {
 fn have_set(src: &impl ObjectSource, have: &[ObjectId]) -> Result<HashSet<ObjectId>, StoreError> {
     let mut set = HashSet::new();
     for rev_id in have {
-        if !matches!(src.locate(rev_id)?, Some(loc) if loc.kind == ObjectKind::Revision) || !set.insert(*rev_id) {
+        if !matches!(src.locate(rev_id)?, Some(loc) if loc.kind == ObjectKind::Revision)
+            || !set.insert(*rev_id)
+        {
             continue;
         }
         let rev = src.revision(rev_id)?;
@@ -44,11 +46,22 @@ fn have_set(src: &impl ObjectSource, have: &[ObjectId]) -> Result<HashSet<Object
 }
 
 /// Streams, in post-order, every object of `req.want`'s closure the follower lacks.
-pub fn send_missing<W: Write>(src: &impl ObjectSource, req: &FetchRequest, out: &mut FrameWriter<W>) -> Result<StreamTotals, SendError> {
+pub fn send_missing<W: Write>(
+    src: &impl ObjectSource,
+    req: &FetchRequest,
+    out: &mut FrameWriter<W>,
+) -> Result<StreamTotals, SendError> {
     let mut skip = have_set(src, &req.have)?;
     skip.extend(req.partial.iter().copied());
     let mut totals = StreamTotals::default();
-    emit(src, ObjectKind::Revision, req.want, &mut skip, out, &mut totals)?;
+    emit(
+        src,
+        ObjectKind::Revision,
+        req.want,
+        &mut skip,
+        out,
+        &mut totals,
+    )?;
     Ok(totals)
 }
 
@@ -65,18 +78,25 @@ fn emit<W: Write>(
     }
     let (found, bytes) = src.get_required(&id)?;
     if found != kind {
-        return Err(StoreError::WrongKind { id, expected: kind.as_str(), found: found.as_str() }.into());
+        return Err(StoreError::WrongKind {
+            id,
+            expected: kind.as_str(),
+            found: found.as_str(),
+        }
+        .into());
     }
     match kind {
         ObjectKind::Blob => {}
         ObjectKind::Tree => {
-            let tree = crate::object::Tree::decode(&bytes).map_err(|source| StoreError::BadObject { id, source })?;
+            let tree = crate::object::Tree::decode(&bytes)
+                .map_err(|source| StoreError::BadObject { id, source })?;
             for e in tree.entries() {
                 emit(src, e.kind.object_kind(), e.id, skip, out, totals)?;
             }
         }
         ObjectKind::Revision => {
-            let rev = crate::object::Revision::decode(&bytes).map_err(|source| StoreError::BadObject { id, source })?;
+            let rev = crate::object::Revision::decode(&bytes)
+                .map_err(|source| StoreError::BadObject { id, source })?;
             for (k, child) in rev.children() {
                 emit(src, k, child, skip, out, totals)?;
             }

@@ -39,10 +39,18 @@ const STORE_WAIT: Duration = Duration::from_secs(10);
 #[non_exhaustive]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    #[diagnostic(code(codexport::serve::bind), help("choose another --port, or stop the process using it (`codexport master service status`)"))]
+    #[diagnostic(
+        code(codexport::serve::bind),
+        help(
+            "choose another --port, or stop the process using it (`codexport master service status`)"
+        )
+    )]
     Bind { addr: String, source: io::Error },
     #[error("the server failed: {0}")]
-    #[diagnostic(code(codexport::serve::io), help("see the messages above; restart `codexport master serve`"))]
+    #[diagnostic(
+        code(codexport::serve::io),
+        help("see the messages above; restart `codexport master serve`")
+    )]
     Io(#[from] io::Error),
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -69,12 +77,18 @@ pub struct SharedStore {
 
 impl SharedStore {
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, slot: Mutex::new(Weak::new()) }
+        Self {
+            dir,
+            slot: Mutex::new(Weak::new()),
+        }
     }
 
     /// The open store (blocking: call from a blocking thread).
     pub fn get(&self) -> Result<Arc<Store>, StoreError> {
-        let mut slot = self.slot.lock().expect("store slot is never poisoned: no panic while held");
+        let mut slot = self
+            .slot
+            .lock()
+            .expect("store slot is never poisoned: no panic while held");
         if let Some(store) = slot.upgrade() {
             return Ok(store);
         }
@@ -96,7 +110,10 @@ struct AppState {
 
 impl AppState {
     fn note_seen(&self, name: &str, revision: Option<u64>) {
-        let mut seen = self.seen.lock().expect("seen map is never poisoned: no panic while held");
+        let mut seen = self
+            .seen
+            .lock()
+            .expect("seen map is never poisoned: no panic while held");
         let entry = seen.entry(name.to_owned()).or_insert((0, None));
         entry.0 = crate::snapshot::now_ms();
         if revision.is_some() {
@@ -106,13 +123,20 @@ impl AppState {
 
     fn flush_seen(&self) {
         let updates: Vec<(String, i64, Option<u64>)> = {
-            let mut seen = self.seen.lock().expect("seen map is never poisoned: no panic while held");
+            let mut seen = self
+                .seen
+                .lock()
+                .expect("seen map is never poisoned: no panic while held");
             seen.drain().map(|(k, (t, r))| (k, t, r)).collect()
         };
         if updates.is_empty() {
             return;
         }
-        let result = self.store.get().map_err(|e| e.to_string()).and_then(|s| access::record_seen(&s, &updates).map_err(|e| e.to_string()));
+        let result = self
+            .store
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|s| access::record_seen(&s, &updates).map_err(|e| e.to_string()));
         if let Err(e) = result {
             eprintln!("codexport serve: could not record follower activity: {e}");
         }
@@ -129,7 +153,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn internal(e: impl std::fmt::Display) -> Self {
@@ -140,7 +168,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Busy { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the master's store is busy; retry"),
+            StoreError::Busy { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the master's store is busy; retry",
+            ),
             other => Self::internal(other),
         }
     }
@@ -169,8 +201,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
 }
 
 fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -179,7 +215,13 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "credential", "this endpoint needs a follower credential (Authorization: Bearer …)"))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "credential",
+                "this endpoint needs a follower credential (Authorization: Bearer …)",
+            )
+        })
 }
 
 async fn health(State(st): State<Arc<AppState>>) -> impl IntoResponse {
@@ -198,7 +240,10 @@ struct EnrollRequest {
     name: String,
 }
 
-async fn enroll(State(st): State<Arc<AppState>>, axum::Json(req): axum::Json<EnrollRequest>) -> Result<Response, ApiError> {
+async fn enroll(
+    State(st): State<Arc<AppState>>,
+    axum::Json(req): axum::Json<EnrollRequest>,
+) -> Result<Response, ApiError> {
     let st2 = st.clone();
     let (credential, record) = blocking(move || {
         let store = st2.store.get()?;
@@ -206,7 +251,10 @@ async fn enroll(State(st): State<Arc<AppState>>, axum::Json(req): axum::Json<Enr
     })
     .await?;
     eprintln!("codexport serve: enrolled follower {}", record.name);
-    Ok(axum::Json(serde_json::json!({"credential": credential, "name": record.name})).into_response())
+    Ok(
+        axum::Json(serde_json::json!({"credential": credential, "name": record.name}))
+            .into_response(),
+    )
 }
 
 async fn head(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -219,8 +267,18 @@ async fn head(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Res
         master::refresh_head(&store, &st2.key, false).map_err(ApiError::internal)
     })
     .await?;
-    let head = head.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_head", "the master has no revision yet"))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], head.encode()).into_response())
+    let head = head.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_head",
+            "the master has no revision yet",
+        )
+    })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        head.encode(),
+    )
+        .into_response())
 }
 
 /// Sends written bytes to the response body in chunks.
@@ -236,8 +294,13 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(Self::CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "follower went away"))
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(Self::CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "follower went away"))
     }
 }
 
@@ -255,14 +318,21 @@ impl Write for ChannelWriter {
     }
 }
 
-async fn fetch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn fetch(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let credential = bearer(&headers)?;
-    let req = FetchRequest::decode(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
-    let permit = st
-        .fetches
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many syncs at once; retry shortly"))?;
+    let req = FetchRequest::decode(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let permit = st.fetches.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many syncs at once; retry shortly",
+        )
+    })?;
     let st2 = st.clone();
     let req2 = req.clone();
     let (store, follower, number) = blocking(move || {
@@ -271,7 +341,13 @@ async fn fetch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
         let follower = access::authenticate(&reader, &credential)?;
         match reader.locate(&req2.want)? {
             Some(loc) if loc.kind == ObjectKind::Revision => {}
-            _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_revision", format!("the master has no revision {}", req2.want))),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_revision",
+                    format!("the master has no revision {}", req2.want),
+                ));
+            }
         }
         let number = reader.revision(&req2.want)?.number;
         drop(reader);
@@ -286,7 +362,13 @@ async fn fetch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
         let _permit = permit;
         let result = (|| -> Result<super::wire::StreamTotals, Box<dyn std::error::Error>> {
             let reader = store.read()?;
-            let encoder = zstd::Encoder::new(ChannelWriter { tx: tx.clone(), buf: Vec::new() }, 3)?;
+            let encoder = zstd::Encoder::new(
+                ChannelWriter {
+                    tx: tx.clone(),
+                    buf: Vec::new(),
+                },
+                3,
+            )?;
             let mut frames = FrameWriter::new(encoder)?;
             let totals = send_missing(&reader, &req, &mut frames)?;
             let (encoder, _) = frames.finish()?;
@@ -296,7 +378,10 @@ async fn fetch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
         })();
         match result {
             Ok(t) => {
-                eprintln!("codexport serve: sent revision {number} to {name}: {} objects, {} bytes", t.objects, t.bytes);
+                eprintln!(
+                    "codexport serve: sent revision {number} to {name}: {} objects, {} bytes",
+                    t.objects, t.bytes
+                );
                 // Fetches are rare: record who has which revision at once.
                 st3.flush_seen();
             }
@@ -306,8 +391,14 @@ async fn fetch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(([(header::CONTENT_TYPE, "application/x-codexport-stream")], Body::from_stream(stream)).into_response())
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-codexport-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -317,13 +408,20 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/head", get(head))
         .route("/v1/fetch", post(fetch))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
 /// Serves on `listener` until `shutdown` completes. Publishes a fresh revision first and,
 /// with `opts.watch`, after every settled change of the codex dir.
-pub async fn serve(opts: ServeOptions, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    opts: ServeOptions,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let key = MasterKey::load(&opts.paths.master_key())?;
     let state = Arc::new(AppState {
         store: SharedStore::new(opts.paths.state_dir.clone()),
@@ -334,15 +432,21 @@ pub async fn serve(opts: ServeOptions, listener: tokio::net::TcpListener, shutdo
     });
     {
         let st = state.clone();
-        tokio::task::spawn_blocking(move || publish(&st)).await.map_err(io::Error::other)??;
+        tokio::task::spawn_blocking(move || publish(&st))
+            .await
+            .map_err(io::Error::other)??;
     }
     let _watcher = if opts.watch {
         let st = state.clone();
-        Some(crate::watch::watch(&opts.paths.codex_dir, Duration::from_millis(300), move || {
-            if let Err(e) = publish(&st) {
-                eprintln!("codexport serve: rebuild failed: {e:?}");
-            }
-        })?)
+        Some(crate::watch::watch(
+            &opts.paths.codex_dir,
+            Duration::from_millis(300),
+            move || {
+                if let Err(e) = publish(&st) {
+                    eprintln!("codexport serve: rebuild failed: {e:?}");
+                }
+            },
+        )?)
     } else {
         None
     };
@@ -361,7 +465,9 @@ pub async fn serve(opts: ServeOptions, listener: tokio::net::TcpListener, shutdo
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     flusher.abort();
     let st = state.clone();
     let _ = tokio::task::spawn_blocking(move || st.flush_seen()).await;
@@ -374,7 +480,13 @@ fn publish(st: &AppState) -> Result<(), master::MasterError> {
     let report = master::rebuild_with(&store, &st.paths, &st.key)?;
     if report.created {
         let c = report.changes;
-        eprintln!("codexport serve: published revision {} (+{} ~{} -{})", report.number.unwrap_or(0), c.added, c.modified, c.removed);
+        eprintln!(
+            "codexport serve: published revision {} (+{} ~{} -{})",
+            report.number.unwrap_or(0),
+            c.added,
+            c.modified,
+            c.removed
+        );
     }
     for w in &report.warnings {
         eprintln!("codexport serve: warning: {w}");
@@ -384,12 +496,22 @@ fn publish(st: &AppState) -> Result<(), master::MasterError> {
 
 /// Runs `master serve` in the foreground until SIGINT or SIGTERM.
 pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let addr = format!("{}:{}", opts.host, opts.port);
-        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
         let local = listener.local_addr()?;
-        println!("codexport master serving on http://{local} (protocol v{})", super::PROTOCOL_VERSION);
+        println!(
+            "codexport master serving on http://{local} (protocol v{})",
+            super::PROTOCOL_VERSION
+        );
         io::stdout().flush()?;
         serve(opts, listener, shutdown_signal()).await
     })

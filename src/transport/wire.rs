@@ -37,10 +37,16 @@ impl FetchRequest {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let req: Self = codec::decode(REQUEST_MAGIC, "fetch request (CXFR)", bytes)?;
         if req.have.len() > MAX_HAVE {
-            return Err(DecodeError::TooLarge { what: "have list", limit: MAX_HAVE as u64 });
+            return Err(DecodeError::TooLarge {
+                what: "have list",
+                limit: MAX_HAVE as u64,
+            });
         }
         if req.partial.len() > MAX_PARTIAL {
-            return Err(DecodeError::TooLarge { what: "partial list", limit: MAX_PARTIAL as u64 });
+            return Err(DecodeError::TooLarge {
+                what: "partial list",
+                limit: MAX_PARTIAL as u64,
+            });
         }
         Ok(req)
     }
@@ -63,11 +69,15 @@ impl<W: Write> FrameWriter<W> {
     pub fn new(mut out: W) -> io::Result<Self> {
         out.write_all(STREAM_MAGIC)?;
         out.write_all(&[crate::object::FORMAT_VERSION])?;
-        Ok(Self { out, totals: StreamTotals::default() })
+        Ok(Self {
+            out,
+            totals: StreamTotals::default(),
+        })
     }
 
     pub fn object(&mut self, kind: ObjectKind, id: &ObjectId, bytes: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("object larger than 4 GiB"))?;
+        let len =
+            u32::try_from(bytes.len()).map_err(|_| io::Error::other("object larger than 4 GiB"))?;
         self.out.write_all(&[kind.tag()])?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&id.0)?;
@@ -89,7 +99,11 @@ impl<W: Write> FrameWriter<W> {
 /// One item read from a stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    Object { kind: ObjectKind, id: ObjectId, bytes: Vec<u8> },
+    Object {
+        kind: ObjectKind,
+        id: ObjectId,
+        bytes: Vec<u8>,
+    },
     End(StreamTotals),
 }
 
@@ -107,7 +121,13 @@ pub enum StreamError {
 }
 
 fn read_exact_or_truncated(r: &mut impl Read, buf: &mut [u8]) -> Result<(), StreamError> {
-    r.read_exact(buf).map_err(|e| if e.kind() == io::ErrorKind::UnexpectedEof { StreamError::Truncated } else { StreamError::Io(e) })
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            StreamError::Truncated
+        } else {
+            StreamError::Io(e)
+        }
+    })
 }
 
 /// Reads frames, refusing anything beyond the object and byte budget before allocating it.
@@ -126,7 +146,12 @@ impl<R: Read> FrameReader<R> {
         if &header[..4] != STREAM_MAGIC || header[4] != crate::object::FORMAT_VERSION {
             return Err(StreamError::Malformed("bad stream header".into()));
         }
-        Ok(Self { input, max_objects, max_bytes, seen: StreamTotals::default() })
+        Ok(Self {
+            input,
+            max_objects,
+            max_bytes,
+            seen: StreamTotals::default(),
+        })
     }
 
     pub fn next_frame(&mut self) -> Result<Frame, StreamError> {
@@ -140,20 +165,30 @@ impl<R: Read> FrameReader<R> {
                 bytes: u64::from_le_bytes(end[8..].try_into().expect("8 bytes")),
             };
             if totals != self.seen {
-                return Err(StreamError::Malformed(format!("end frame claims {totals:?}, stream carried {:?}", self.seen)));
+                return Err(StreamError::Malformed(format!(
+                    "end frame claims {totals:?}, stream carried {:?}",
+                    self.seen
+                )));
             }
             return Ok(Frame::End(totals));
         }
-        let kind = ObjectKind::from_tag(tag[0]).map_err(|e| StreamError::Malformed(e.to_string()))?;
+        let kind =
+            ObjectKind::from_tag(tag[0]).map_err(|e| StreamError::Malformed(e.to_string()))?;
         let mut head = [0u8; 36];
         read_exact_or_truncated(&mut self.input, &mut head)?;
         let len = u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
         let id = ObjectId(head[4..].try_into().expect("32 bytes"));
         if self.seen.objects + 1 > self.max_objects {
-            return Err(StreamError::OverBudget(format!("more than {} objects", self.max_objects)));
+            return Err(StreamError::OverBudget(format!(
+                "more than {} objects",
+                self.max_objects
+            )));
         }
         if self.seen.bytes + len > self.max_bytes || len > MAX_OBJECT_BYTES {
-            return Err(StreamError::OverBudget(format!("more than {} bytes", self.max_bytes)));
+            return Err(StreamError::OverBudget(format!(
+                "more than {} bytes",
+                self.max_bytes
+            )));
         }
         let mut bytes = vec![0u8; len as usize];
         read_exact_or_truncated(&mut self.input, &mut bytes)?;
@@ -173,12 +208,28 @@ mod tests {
         let id = ObjectKind::Blob.id_of(b"abc");
         w.object(ObjectKind::Blob, &id, b"abc").unwrap();
         let (bytes, totals) = w.finish().unwrap();
-        assert_eq!(totals, StreamTotals { objects: 1, bytes: 3 });
+        assert_eq!(
+            totals,
+            StreamTotals {
+                objects: 1,
+                bytes: 3
+            }
+        );
         let mut r = FrameReader::new(&bytes[..], 10, 100).unwrap();
-        assert_eq!(r.next_frame().unwrap(), Frame::Object { kind: ObjectKind::Blob, id, bytes: b"abc".to_vec() });
+        assert_eq!(
+            r.next_frame().unwrap(),
+            Frame::Object {
+                kind: ObjectKind::Blob,
+                id,
+                bytes: b"abc".to_vec()
+            }
+        );
         assert_eq!(r.next_frame().unwrap(), Frame::End(totals));
         let mut tight = FrameReader::new(&bytes[..], 10, 2).unwrap();
-        assert!(matches!(tight.next_frame(), Err(StreamError::OverBudget(_))));
+        assert!(matches!(
+            tight.next_frame(),
+            Err(StreamError::OverBudget(_))
+        ));
         let mut cut = FrameReader::new(&bytes[..bytes.len() - 3], 10, 100).unwrap();
         cut.next_frame().unwrap();
         assert!(matches!(cut.next_frame(), Err(StreamError::Truncated)));
@@ -186,9 +237,16 @@ mod tests {
 
     #[test]
     fn request_round_trip_and_limits() {
-        let req = FetchRequest { want: ObjectId([1; 32]), have: vec![ObjectId([2; 32])], partial: vec![] };
+        let req = FetchRequest {
+            want: ObjectId([1; 32]),
+            have: vec![ObjectId([2; 32])],
+            partial: vec![],
+        };
         assert_eq!(FetchRequest::decode(&req.encode()).unwrap(), req);
-        let big = FetchRequest { have: vec![ObjectId([0; 32]); MAX_HAVE + 1], ..req };
+        let big = FetchRequest {
+            have: vec![ObjectId([0; 32]); MAX_HAVE + 1],
+            ..req
+        };
         assert!(FetchRequest::decode(&big.encode()).is_err());
     }
 }

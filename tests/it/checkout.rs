@@ -16,8 +16,20 @@ fn pair() -> (Home, Master, Home) {
     f.write("history.jsonl", "{\"local\":1}");
     f.write("installation_id", "follower-id");
     f.write("notes-of-mine.txt", "mine");
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
-    let joined = f.json(&["follower", "join", "--apply", link["link"].as_str().unwrap()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
+    let joined = f.json(&[
+        "follower",
+        "join",
+        "--apply",
+        link["link"].as_str().unwrap(),
+    ]);
     assert_eq!(joined["sync"]["apply"]["result"], "applied", "{joined}");
     (m, master, f)
 }
@@ -38,24 +50,66 @@ fn first_apply_writes_the_merged_setup_and_nothing_else() {
     let (m, _master, f) = pair();
     untouched(&f);
     assert_eq!(read(&f, "AGENTS.md"), "# Agents\n");
-    assert_eq!(read(&f, "skills/alpha/cache/kept.md"), "inside a skill, cache/ is kept\n");
-    let mode = fs::metadata(f.codex().join("skills/alpha/scripts/run.sh")).unwrap().permissions().mode();
+    assert_eq!(
+        read(&f, "skills/alpha/cache/kept.md"),
+        "inside a skill, cache/ is kept\n"
+    );
+    let mode = fs::metadata(f.codex().join("skills/alpha/scripts/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o111, 0o111, "exec bits kept");
-    assert_eq!(fs::read_link(f.codex().join("skills/alpha-link")).unwrap(), Path::new("alpha"));
+    assert_eq!(
+        fs::read_link(f.codex().join("skills/alpha-link")).unwrap(),
+        Path::new("alpha")
+    );
     let config = read(&f, "config.toml");
     let (mh, fh) = (m.home.display().to_string(), f.home.display().to_string());
-    assert!(config.contains("# master config"), "comments kept: {config}");
-    assert!(config.contains(&format!("[projects.\"{fh}/src\"]")), "{config}");
+    assert!(
+        config.contains("# master config"),
+        "comments kept: {config}"
+    );
+    assert!(
+        config.contains(&format!("[projects.\"{fh}/src\"]")),
+        "{config}"
+    );
     assert!(!config.contains(&mh), "no master path left: {config}");
     let doc: toml_edit::DocumentMut = config.parse().unwrap();
     assert!(doc["mcp_servers"]["web"].get("env").is_none());
     // Command servers start through the launcher, which restores env from the manifest.
-    assert_eq!(doc["mcp_servers"]["fs"]["args"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>(), ["mcp", "run", "fs"]);
-    assert!(doc["mcp_servers"]["fs"]["command"].as_str().unwrap().ends_with("codexport"));
-    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(f.state().join("mcp/manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["manifest"]["servers"]["fs"]["env"]["TOKEN"], "secret");
-    assert_eq!(fs::metadata(f.state().join("mcp/manifest.json")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!f.codex().join("sessions/2026/11/x.jsonl").exists(), "master runtime state never travels");
+    assert_eq!(
+        doc["mcp_servers"]["fs"]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["mcp", "run", "fs"]
+    );
+    assert!(
+        doc["mcp_servers"]["fs"]["command"]
+            .as_str()
+            .unwrap()
+            .ends_with("codexport")
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.state().join("mcp/manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["manifest"]["servers"]["fs"]["env"]["TOKEN"],
+        "secret"
+    );
+    assert_eq!(
+        fs::metadata(f.state().join("mcp/manifest.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        !f.codex().join("sessions/2026/11/x.jsonl").exists(),
+        "master runtime state never travels"
+    );
     let status = f.json(&["status"]);
     assert_eq!(status["applied"]["number"], 1);
     assert_eq!(status["drift"].as_array().unwrap().len(), 0);
@@ -70,8 +124,15 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
     text.push_str("prefix_rule(pattern=[\"cargo\", \"test\"], decision=\"allow\")\n");
     fs::write(&rules, text).unwrap();
     fs::write(f.codex().join("prompts/fix.md"), "my local edit\n").unwrap();
-    fs::set_permissions(f.codex().join("AGENTS.md"), fs::Permissions::from_mode(0o444)).unwrap();
-    assert_eq!(f.json(&["status"])["drift"], serde_json::json!(["prompts/fix.md"]));
+    fs::set_permissions(
+        f.codex().join("AGENTS.md"),
+        fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    assert_eq!(
+        f.json(&["status"])["drift"],
+        serde_json::json!(["prompts/fix.md"])
+    );
 
     m.write("rules/default.rules", "prefix_rule(pattern=[\"ls\"], decision=\"allow\")\nprefix_rule(pattern=[\"rg\"], decision=\"allow\")\n");
     m.write("prompts/fix.md", "Fix it, master version 2.\n");
@@ -81,7 +142,11 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
 
     let dry = f.json(&["apply", "--dry-run"]);
     assert_eq!(dry["result"], "planned");
-    assert_eq!(read(&f, "AGENTS.md"), "# Agents\n", "a dry run changes nothing");
+    assert_eq!(
+        read(&f, "AGENTS.md"),
+        "# Agents\n",
+        "a dry run changes nothing"
+    );
 
     let s = f.json(&["sync", "--apply"]);
     let a = &s["apply"];
@@ -90,8 +155,15 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
     let backup = Path::new(a["backup_dir"].as_str().unwrap()).join("prompts/fix.md");
     assert_eq!(fs::read_to_string(backup).unwrap(), "my local edit\n");
     assert_eq!(read(&f, "prompts/fix.md"), "Fix it, master version 2.\n");
-    assert_eq!(read(&f, "AGENTS.md"), "# Agents v2\n", "read-only files are replaced");
-    assert!(!f.codex().join("hooks.json").exists(), "a managed file the master removed is deleted");
+    assert_eq!(
+        read(&f, "AGENTS.md"),
+        "# Agents v2\n",
+        "read-only files are replaced"
+    );
+    assert!(
+        !f.codex().join("hooks.json").exists(),
+        "a managed file the master removed is deleted"
+    );
     assert_eq!(
         read(&f, "rules/default.rules"),
         "prefix_rule(pattern=[\"ls\"], decision=\"allow\")\nprefix_rule(pattern=[\"rg\"], decision=\"allow\")\nprefix_rule(pattern=[\"cargo\", \"test\"], decision=\"allow\")\n"
@@ -108,26 +180,55 @@ fn overlay_mcps_skills_and_overrides() {
     let before = read(&f, "config.toml");
     let r = f.run(&["apply"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("Local MCP conflicts with canonical names: fs") && r.stderr.contains("allowMcpOverrides"), "{}", r.stderr);
-    assert_eq!(read(&f, "config.toml"), before, "nothing written on a conflict");
+    assert!(
+        r.stderr
+            .contains("Local MCP conflicts with canonical names: fs")
+            && r.stderr.contains("allowMcpOverrides"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        read(&f, "config.toml"),
+        before,
+        "nothing written on a conflict"
+    );
 
-    fs::write(f.state().join("local.toml"), "# my settings\nallowMcpOverrides = [\"fs\"]\n").unwrap();
+    fs::write(
+        f.state().join("local.toml"),
+        "# my settings\nallowMcpOverrides = [\"fs\"]\n",
+    )
+    .unwrap();
     let skill = f.state().join("skills/alpha/SKILL.md");
     fs::create_dir_all(skill.parent().unwrap()).unwrap();
     fs::write(&skill, "local alpha").unwrap();
     let r = f.run(&["apply"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("Local skills conflict with canonical skills: alpha"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Local skills conflict with canonical skills: alpha"),
+        "{}",
+        r.stderr
+    );
 
     fs::remove_dir_all(f.state().join("skills/alpha")).unwrap();
     fs::create_dir_all(f.state().join("skills/mine")).unwrap();
     fs::write(f.state().join("skills/mine/SKILL.md"), "my skill").unwrap();
     fs::create_dir_all(f.state().join("overrides/prompts")).unwrap();
-    fs::write(f.state().join("overrides/prompts/fix.md"), "follower's own prompt").unwrap();
+    fs::write(
+        f.state().join("overrides/prompts/fix.md"),
+        "follower's own prompt",
+    )
+    .unwrap();
     f.json(&["apply"]);
     let doc: toml_edit::DocumentMut = read(&f, "config.toml").parse().unwrap();
-    assert_eq!(doc["mcp_servers"]["fs"]["command"].as_str(), Some("local-fs"));
-    assert_eq!(doc["mcp_servers"]["mine"]["command"].as_str().unwrap(), format!("{}/bin/mine", f.home.display()));
+    assert_eq!(
+        doc["mcp_servers"]["fs"]["command"].as_str(),
+        Some("local-fs")
+    );
+    assert_eq!(
+        doc["mcp_servers"]["mine"]["command"].as_str().unwrap(),
+        format!("{}/bin/mine", f.home.display())
+    );
     assert_eq!(read(&f, "skills/mine/SKILL.md"), "my skill");
     assert_eq!(read(&f, "prompts/fix.md"), "follower's own prompt");
     // Later master changes keep the overlay on top.
@@ -150,7 +251,13 @@ fn rollback_holds_until_the_master_publishes() {
     f.json(&["sync", "--apply"]);
     assert_eq!(read(&f, "AGENTS.md"), "# v2\n");
     let diff = f.json(&["diff", "1", "--patch"]);
-    assert!(diff["patches"][0]["patch"].as_str().unwrap().contains("-# v2"), "{diff}");
+    assert!(
+        diff["patches"][0]["patch"]
+            .as_str()
+            .unwrap()
+            .contains("-# v2"),
+        "{diff}"
+    );
     f.json(&["rollback", "1"]);
     assert_eq!(read(&f, "AGENTS.md"), "# Agents\n");
     let held = f.json(&["sync", "--apply"]);
@@ -178,25 +285,43 @@ fn concurrent_sync_and_apply_are_serialised() {
     let a = f.run(&["apply"]);
     let s = t.join().unwrap();
     assert!(s.ok(), "{}", s.stderr);
-    assert!(a.ok() || a.stderr.contains("Run `codexport sync`") || a.stderr.contains("busy"), "{}", a.stderr);
+    assert!(
+        a.ok() || a.stderr.contains("Run `codexport sync`") || a.stderr.contains("busy"),
+        "{}",
+        a.stderr
+    );
     assert_eq!(read(&f, "AGENTS.md"), "# concurrent\n");
     assert!(f.run(&["fsck"]).ok());
 }
 
 /// Every managed path equals the old or the new tree's content.
-fn old_or_new(f: &Home, old: &std::collections::BTreeMap<String, String>, new: &std::collections::BTreeMap<String, String>) -> bool {
+fn old_or_new(
+    f: &Home,
+    old: &std::collections::BTreeMap<String, String>,
+    new: &std::collections::BTreeMap<String, String>,
+) -> bool {
     let mut all_new = true;
     for path in old.keys().chain(new.keys()) {
         let now = fs::read_to_string(f.codex().join(path)).ok();
         let (o, n) = (old.get(path), new.get(path));
-        assert!(now.as_ref() == o || now.as_ref() == n, "{path} is neither old nor new: {now:?}");
+        assert!(
+            now.as_ref() == o || now.as_ref() == n,
+            "{path} is neither old nor new: {now:?}"
+        );
         all_new &= now.as_ref() == n;
     }
     all_new
 }
 
 fn contents(h: &Home, paths: &[String]) -> std::collections::BTreeMap<String, String> {
-    paths.iter().filter_map(|p| fs::read_to_string(h.codex().join(p)).ok().map(|c| (p.clone(), c))).collect()
+    paths
+        .iter()
+        .filter_map(|p| {
+            fs::read_to_string(h.codex().join(p))
+                .ok()
+                .map(|c| (p.clone(), c))
+        })
+        .collect()
 }
 
 #[test]
@@ -237,8 +362,14 @@ fn crash_at_every_step_then_recovery() {
         let st = f.json(&["status"]);
         assert!(st["role"] == "follower");
         let done = f.json(&["apply"]);
-        assert!(done["result"] == "applied" || done["result"] == "unchanged", "{done}");
-        assert!(old_or_new(&f, &old, &new), "after recovery every path is new (step {step})");
+        assert!(
+            done["result"] == "applied" || done["result"] == "unchanged",
+            "{done}"
+        );
+        assert!(
+            old_or_new(&f, &old, &new),
+            "after recovery every path is new (step {step})"
+        );
         assert!(!f.codex().join(".codexport-staging").exists());
         if finished {
             break;
@@ -260,13 +391,23 @@ fn kill_9_during_a_large_apply() {
     let m = Home::new();
     m.realistic();
     for i in 0..1500 {
-        m.write(&format!("skills/big/f{i:04}.md"), format!("{i} {}\n", "y".repeat(2000)));
+        m.write(
+            &format!("skills/big/f{i:04}.md"),
+            format!("{i} {}\n", "y".repeat(2000)),
+        );
     }
     settle();
     m.json(&["master", "init"]);
     let master = Master::start(&m, false);
     let f = Home::new();
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
     f.json(&["follower", "join", link["link"].as_str().unwrap()]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codexport"))
         .arg("--home")
@@ -286,7 +427,10 @@ fn kill_9_during_a_large_apply() {
         }
     }
     let done = f.json(&["apply"]);
-    assert!(done["result"] == "applied" || done["result"] == "unchanged", "{done}");
+    assert!(
+        done["result"] == "applied" || done["result"] == "unchanged",
+        "{done}"
+    );
     for i in (0..1500).step_by(97) {
         assert!(read(&f, &format!("skills/big/f{i:04}.md")).starts_with(&format!("{i} ")));
     }
@@ -299,9 +443,11 @@ pub fn codex_cli() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/codex-cli");
     let bin = dir.join("node_modules/.bin/codex");
     if !bin.exists() {
-        let _lock = fs::File::create(dir.with_extension("lock")).ok().inspect(|f| {
-            let _ = f.lock();
-        });
+        let _lock = fs::File::create(dir.with_extension("lock"))
+            .ok()
+            .inspect(|f| {
+                let _ = f.lock();
+            });
         if !bin.exists() {
             fs::create_dir_all(&dir).ok()?;
             let ok = std::process::Command::new("npm")
@@ -321,23 +467,58 @@ pub fn codex_cli() -> Option<std::path::PathBuf> {
 #[test]
 fn real_codex_cli_reads_the_applied_config() {
     let (_m, _master, f) = pair();
-    fs::write(f.state().join("mcps.local.toml"), "[mcp_servers.localonly]\ncommand = \"echo\"\nargs = [\"hi\"]\n").unwrap();
+    fs::write(
+        f.state().join("mcps.local.toml"),
+        "[mcp_servers.localonly]\ncommand = \"echo\"\nargs = [\"hi\"]\n",
+    )
+    .unwrap();
     f.json(&["apply"]);
     let Some(codex) = codex_cli() else {
-        eprintln!("SKIPPED real_codex_cli_reads_the_applied_config: the npm registry is not reachable to install @openai/codex");
+        eprintln!(
+            "SKIPPED real_codex_cli_reads_the_applied_config: the npm registry is not reachable to install @openai/codex"
+        );
         return;
     };
-    let out = std::process::Command::new(&codex).args(["mcp", "list", "--json"]).env("CODEX_HOME", f.codex()).output().unwrap();
-    assert!(out.status.success(), "codex mcp list failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(&codex)
+        .args(["mcp", "list", "--json"])
+        .env("CODEX_HOME", f.codex())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "codex mcp list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     for want in ["fs", "web", "localonly"] {
         assert!(names.contains(&want), "{want} missing from {list}");
     }
-    let web = list.as_array().unwrap().iter().find(|s| s["name"] == "web").unwrap();
+    let web = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "web")
+        .unwrap();
     assert!(web.to_string().contains("127.0.0.1"), "{web}");
-    let doctor = std::process::Command::new(&codex).arg("doctor").env("CODEX_HOME", f.codex()).output().unwrap();
-    let text = String::from_utf8_lossy(&doctor.stdout).to_string() + &String::from_utf8_lossy(&doctor.stderr);
-    assert!(text.contains("Codex Doctor"), "codex doctor did not run:\n{text}");
-    assert!(!text.contains("config could not be loaded"), "codex doctor reports a config problem:\n{text}");
+    let doctor = std::process::Command::new(&codex)
+        .arg("doctor")
+        .env("CODEX_HOME", f.codex())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&doctor.stdout).to_string()
+        + &String::from_utf8_lossy(&doctor.stderr);
+    assert!(
+        text.contains("Codex Doctor"),
+        "codex doctor did not run:\n{text}"
+    );
+    assert!(
+        !text.contains("config could not be loaded"),
+        "codex doctor reports a config problem:\n{text}"
+    );
 }

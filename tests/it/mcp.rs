@@ -21,14 +21,28 @@ rl.on('line', (line) => {
 
 fn npm_install(dir: &Path, package: &str) -> bool {
     std::fs::create_dir_all(dir).unwrap();
-    Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(dir).arg(package).status().is_ok_and(|s| s.success())
+    Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(dir)
+        .arg(package)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Speaks MCP over the stdio of `codexport mcp run NAME`: initialize, then tools/list.
 #[allow(clippy::zombie_processes)] // the child is killed and waited for on every path below
-pub(crate) fn initialize_and_list(follower: &Home, name: &str, path_env: Option<&str>) -> Result<(serde_json::Value, serde_json::Value), String> {
+pub(crate) fn initialize_and_list(
+    follower: &Home,
+    name: &str,
+    path_env: Option<&str>,
+) -> Result<(serde_json::Value, serde_json::Value), String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
-    cmd.arg("--home").arg(&follower.home).args(["mcp", "run", name]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("--home")
+        .arg(&follower.home)
+        .args(["mcp", "run", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
@@ -48,10 +62,21 @@ pub(crate) fn initialize_and_list(follower: &Home, name: &str, path_env: Option<
     let first = rx.recv_timeout(Duration::from_secs(120));
     let result = match first {
         Ok(line) => {
-            let init: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("stdout is not pure JSON-RPC: {line:?}: {e}"))?;
-            writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#).unwrap();
-            writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{}}}}"#).unwrap();
-            let tools = rx.recv_timeout(Duration::from_secs(60)).map_err(|e| format!("no tools/list answer: {e}"))?;
+            let init: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| format!("stdout is not pure JSON-RPC: {line:?}: {e}"))?;
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","method":"notifications/initialized"}}"#
+            )
+            .unwrap();
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{}}}}"#
+            )
+            .unwrap();
+            let tools = rx
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|e| format!("no tools/list answer: {e}"))?;
             Ok((init, serde_json::from_str(&tools).unwrap()))
         }
         Err(_) => Err(String::new()),
@@ -63,10 +88,17 @@ pub(crate) fn initialize_and_list(follower: &Home, name: &str, path_env: Option<
 }
 
 fn run_with_path(h: &Home, path: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_codexport")).arg("--home").arg(&h.home).args(args).env("PATH", path).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_codexport"))
+        .arg("--home")
+        .arg(&h.home)
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap()
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one end-to-end story: export, hydrate, run, update, errors, Codex
 fn real_servers_run_on_a_follower() {
     let m = Home::new();
     m.realistic();
@@ -75,10 +107,22 @@ fn real_servers_run_on_a_follower() {
         eprintln!("SKIPPED real_servers_run_on_a_follower: the npm registry is not reachable");
         return;
     }
-    let uv_ok = Command::new("uv").args(["tool", "install", "mcp-server-time"]).env("HOME", &m.home).env_remove("XDG_DATA_HOME").env_remove("XDG_BIN_HOME").env_remove("UV_TOOL_DIR").env_remove("UV_TOOL_BIN_DIR").status().is_ok_and(|s| s.success());
+    let uv_ok = Command::new("uv")
+        .args(["tool", "install", "mcp-server-time"])
+        .env("HOME", &m.home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_BIN_HOME")
+        .env_remove("UV_TOOL_DIR")
+        .env_remove("UV_TOOL_BIN_DIR")
+        .status()
+        .is_ok_and(|s| s.success());
     let tiny = m.home.join("srv/tiny");
     std::fs::create_dir_all(&tiny).unwrap();
-    std::fs::write(tiny.join("package.json"), r#"{"name":"tiny-mcp","version":"1.0.0","main":"index.js"}"#).unwrap();
+    std::fs::write(
+        tiny.join("package.json"),
+        r#"{"name":"tiny-mcp","version":"1.0.0","main":"index.js"}"#,
+    )
+    .unwrap();
     std::fs::write(tiny.join("index.js"), TINY.replace("VERSION", "1")).unwrap();
     std::fs::create_dir_all(m.home.join("docs")).unwrap();
     let h = m.home.display();
@@ -88,37 +132,91 @@ fn real_servers_run_on_a_follower() {
     if uv_ok {
         config.push_str("\n[mcp_servers.time]\ncommand = \"mcp-server-time\"\n");
     } else {
-        eprintln!("NOTE: uv is not installed here; the uv-tool server part of this test is skipped");
+        eprintln!(
+            "NOTE: uv is not installed here; the uv-tool server part of this test is skipped"
+        );
     }
     m.write("config.toml", config);
     settle();
-    let master_path = format!("{}/.local/bin:{}", m.home.display(), std::env::var("PATH").unwrap());
-    assert!(run_with_path(&m, &master_path, &["master", "init"]).status.success());
+    let master_path = format!(
+        "{}/.local/bin:{}",
+        m.home.display(),
+        std::env::var("PATH").unwrap()
+    );
+    assert!(
+        run_with_path(&m, &master_path, &["master", "init"])
+            .status
+            .success()
+    );
     let master = Master::start_with_path(&m, false, Some(&master_path));
     let f = Home::new();
     std::fs::create_dir_all(f.home.join("docs")).unwrap();
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
-    f.json(&["follower", "join", "--apply", link["link"].as_str().unwrap()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
+    f.json(&[
+        "follower",
+        "join",
+        "--apply",
+        link["link"].as_str().unwrap(),
+    ]);
 
     let list = f.json(&["mcp", "list"]);
-    let kinds: std::collections::BTreeMap<String, String> = list["servers"].as_array().unwrap().iter().map(|s| (s["name"].as_str().unwrap().to_owned(), s["kind"].as_str().unwrap().to_owned())).collect();
+    let kinds: std::collections::BTreeMap<String, String> = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     assert_eq!(kinds["fs"], "npm");
     assert_eq!(kinds["tiny"], "node-source");
     assert_eq!(kinds["web"], "url");
     if uv_ok {
         assert_eq!(kinds["time"], "uv");
     }
-    let fs_artifact = list["servers"].as_array().unwrap().iter().find(|s| s["name"] == "fs").unwrap();
-    assert!(fs_artifact["artifact"]["version"].as_str().unwrap().contains('.'), "version pinned: {fs_artifact}");
+    let fs_artifact = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "fs")
+        .unwrap();
+    assert!(
+        fs_artifact["artifact"]["version"]
+            .as_str()
+            .unwrap()
+            .contains('.'),
+        "version pinned: {fs_artifact}"
+    );
 
     // Hydrate ahead of time, then each server answers over the launcher's stdio.
     let repair = f.run(&["mcp", "repair"]);
     assert!(repair.ok(), "{}", repair.stderr);
     assert!(repair.stdout.contains("fs: ready"), "{}", repair.stdout);
     let (init, tools) = initialize_and_list(&f, "fs", None).unwrap();
-    assert!(init["result"]["serverInfo"]["name"].as_str().is_some(), "{init}");
-    let names: Vec<&str> = tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"read_text_file") || names.contains(&"read_file"), "{names:?}");
+    assert!(
+        init["result"]["serverInfo"]["name"].as_str().is_some(),
+        "{init}"
+    );
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"read_text_file") || names.contains(&"read_file"),
+        "{names:?}"
+    );
     let (init, _) = initialize_and_list(&f, "tiny", None).unwrap();
     assert_eq!(init["result"]["serverInfo"]["version"], "1");
     if uv_ok {
@@ -129,32 +227,67 @@ fn real_servers_run_on_a_follower() {
 
     // One file of the copied source changes: only that blob and the trees above it travel.
     std::fs::write(tiny.join("index.js"), TINY.replace("VERSION", "2")).unwrap();
-    assert!(run_with_path(&m, &master_path, &["master", "rebuild"]).status.success());
+    assert!(
+        run_with_path(&m, &master_path, &["master", "rebuild"])
+            .status
+            .success()
+    );
     let s = f.json(&["sync", "--apply"]);
-    assert_eq!(s["objects"], 5, "index.js, the tiny and sources trees, the mcp tree and the revision: {s}");
+    assert_eq!(
+        s["objects"], 5,
+        "index.js, the tiny and sources trees, the mcp tree and the revision: {s}"
+    );
     let (init, _) = initialize_and_list(&f, "tiny", None).unwrap();
     assert_eq!(init["result"]["serverInfo"]["version"], "2");
 
     // Errors say what to do.
     let unknown = f.run(&["mcp", "run", "nope"]);
-    assert!(unknown.stderr.contains("No managed MCP named nope") && unknown.stderr.contains("codexport sync --apply"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("No managed MCP named nope")
+            && unknown.stderr.contains("codexport sync --apply"),
+        "{}",
+        unknown.stderr
+    );
     assert!(unknown.stdout.is_empty());
     let url = f.run(&["mcp", "run", "web"]);
     assert!(url.stderr.contains("URL MCP server"), "{}", url.stderr);
     let empty = tempfile::tempdir().unwrap();
     let missing = run_with_path(&f, empty.path().to_str().unwrap(), &["mcp", "run", "tiny"]);
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("MCP launcher program not found: node") && err.contains("codexport mcp repair tiny"), "{err}");
+    assert!(
+        err.contains("MCP launcher program not found: node")
+            && err.contains("codexport mcp repair tiny"),
+        "{err}"
+    );
 
     // The real Codex CLI sees every server.
     if let Some(codex) = crate::checkout::codex_cli() {
-        let out = Command::new(codex).args(["mcp", "list", "--json"]).env("CODEX_HOME", f.codex()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(codex)
+            .args(["mcp", "list", "--json"])
+            .env("CODEX_HOME", f.codex())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         for name in ["fs", "tiny", "web"] {
-            assert!(listed.as_array().unwrap().iter().any(|s| s["name"] == name), "{name} missing: {listed}");
+            assert!(
+                listed.as_array().unwrap().iter().any(|s| s["name"] == name),
+                "{name} missing: {listed}"
+            );
         }
-        let fs_entry = listed.as_array().unwrap().iter().find(|s| s["name"] == "fs").unwrap();
-        assert_eq!(fs_entry["transport"]["args"], serde_json::json!(["mcp", "run", "fs"]));
+        let fs_entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "fs")
+            .unwrap();
+        assert_eq!(
+            fs_entry["transport"]["args"],
+            serde_json::json!(["mcp", "run", "fs"])
+        );
     }
 }

@@ -49,15 +49,31 @@ struct Ctx {
 
 impl Mitm {
     pub fn start(upstream: &str, mode: Mode) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let served = Arc::new(AtomicU64::new(0));
-        let ctx = Arc::new(Ctx { upstream: upstream.to_owned(), mode: mode.clone(), served: served.clone(), http: reqwest::Client::new() });
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let ctx = Arc::new(Ctx {
+            upstream: upstream.to_owned(),
+            mode: mode.clone(),
+            served: served.clone(),
+            http: reqwest::Client::new(),
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback(forward).with_state(ctx);
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, mode, served, _runtime: runtime }
+        Self {
+            url,
+            mode,
+            served,
+            _runtime: runtime,
+        }
     }
 
     pub fn set(&self, mode: Mode) {
@@ -70,11 +86,23 @@ impl Mitm {
     }
 }
 
-async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn forward(
+    State(ctx): State<Arc<Ctx>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mode = ctx.mode.lock().unwrap().clone();
     if uri.path() == "/v1/fetch" {
         match &mode {
-            Mode::RefuseFetch => return (StatusCode::SERVICE_UNAVAILABLE, "fetch refused by the test proxy").into_response(),
+            Mode::RefuseFetch => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fetch refused by the test proxy",
+                )
+                    .into_response();
+            }
             Mode::ReplaceFetch(b) => return stream_response(Body::from(b.clone())),
             Mode::Endless => return stream_response(endless(ctx.served.clone())),
             _ => {}
@@ -98,8 +126,12 @@ async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers:
         match (&mode, uri.path()) {
             (Mode::FlipHead(i), "/v1/head") => bytes[*i] ^= 1,
             (Mode::ReplaceHead(h), "/v1/head") => bytes.clone_from(h),
-            (Mode::CorruptBlob, "/v1/fetch") => bytes = alter_first_blob(&bytes, |frame| frame[37] ^= 0x55),
-            (Mode::RetagBlob(tag), "/v1/fetch") => bytes = alter_first_blob(&bytes, |frame| frame[0] = *tag),
+            (Mode::CorruptBlob, "/v1/fetch") => {
+                bytes = alter_first_blob(&bytes, |frame| frame[37] ^= 0x55);
+            }
+            (Mode::RetagBlob(tag), "/v1/fetch") => {
+                bytes = alter_first_blob(&bytes, |frame| frame[0] = *tag);
+            }
             (Mode::Truncate(n), "/v1/fetch") => {
                 let mut plain = zstd::decode_all(&bytes[..]).unwrap();
                 plain.truncate(*n);
@@ -122,14 +154,18 @@ async fn forward(State(ctx): State<Arc<Ctx>>, method: Method, uri: Uri, headers:
 /// A 200 answer with the object stream's content type.
 fn stream_response(body: Body) -> Response {
     let mut out = (StatusCode::OK, body).into_response();
-    out.headers_mut().insert("content-type", "application/x-codexport-stream".parse().unwrap());
+    out.headers_mut().insert(
+        "content-type",
+        "application/x-codexport-stream".parse().unwrap(),
+    );
     out
 }
 
 /// These bytes, then (once they had time to leave) a dropped connection.
 fn cut(bytes: Vec<u8>) -> Body {
     use futures_util::StreamExt;
-    let sent = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
+    let sent =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(bytes)) });
     let dropped = futures_util::stream::once(async {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         Err(std::io::Error::other("connection cut by the test proxy"))
@@ -157,26 +193,29 @@ fn alter_first_blob(stream: &[u8], f: impl FnOnce(&mut [u8])) -> Vec<u8> {
 /// The stream header, then blob frames of 0.5-4.5 KiB of random bytes under their true ids,
 /// forever; each chunk is its own zstd frame (concatenated frames are one valid stream).
 fn endless(served: Arc<AtomicU64>) -> Body {
-    let chunks = futures_util::stream::unfold((0x9E37_79B9_7F4A_7C15_u64, true), move |(mut seed, first)| {
-        let served = served.clone();
-        async move {
-            let mut plain = Vec::new();
-            if first {
-                plain.extend_from_slice(b"CXST\x01");
+    let chunks = futures_util::stream::unfold(
+        (0x9E37_79B9_7F4A_7C15_u64, true),
+        move |(mut seed, first)| {
+            let served = served.clone();
+            async move {
+                let mut plain = Vec::new();
+                if first {
+                    plain.extend_from_slice(b"CXST\x01");
+                }
+                for _ in 0..16 {
+                    let len = 512 + (xorshift(&mut seed) % 4096) as usize;
+                    let data: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+                    plain.push(1);
+                    plain.extend_from_slice(&(len as u32).to_le_bytes());
+                    plain.extend_from_slice(blake3::hash(&data).as_bytes());
+                    plain.extend_from_slice(&data);
+                }
+                let chunk = zstd::encode_all(&plain[..], 1).unwrap();
+                served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (seed, false)))
             }
-            for _ in 0..16 {
-                let len = 512 + (xorshift(&mut seed) % 4096) as usize;
-                let data: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
-                plain.push(1);
-                plain.extend_from_slice(&(len as u32).to_le_bytes());
-                plain.extend_from_slice(blake3::hash(&data).as_bytes());
-                plain.extend_from_slice(&data);
-            }
-            let chunk = zstd::encode_all(&plain[..], 1).unwrap();
-            served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (seed, false)))
-        }
-    });
+        },
+    );
     Body::from_stream(chunks)
 }
 

@@ -14,7 +14,12 @@ fn point_at(follower: &Home, url: &str) {
 
 fn fetched(follower: &Home) -> Option<String> {
     let store = Store::open(&follower.state()).unwrap();
-    store.read().unwrap().get_ref(codexport::follower::FETCHED).unwrap().map(|id| id.to_string())
+    store
+        .read()
+        .unwrap()
+        .get_ref(codexport::follower::FETCHED)
+        .unwrap()
+        .map(|id| id.to_string())
 }
 
 #[test]
@@ -33,7 +38,9 @@ fn join_sync_one_file_change_and_no_change() {
     {
         let store = Store::open(&f.state()).unwrap();
         let r = store.read().unwrap();
-        let rev = r.revision(&r.get_ref(codexport::follower::FETCHED).unwrap().unwrap()).unwrap();
+        let rev = r
+            .revision(&r.get_ref(codexport::follower::FETCHED).unwrap().unwrap())
+            .unwrap();
         let files = codexport::store::diff::walk_files(&r, rev.root).unwrap();
         assert_eq!(files.len(), 14);
     }
@@ -51,11 +58,20 @@ fn join_sync_one_file_change_and_no_change() {
     let s = f.json(&["sync"]);
     assert_eq!(s["result"], "fetched");
     assert_eq!(s["number"], 2);
-    assert_eq!(s["objects"], 4, "the blob, the prompts tree, the root tree and the revision");
+    assert_eq!(
+        s["objects"], 4,
+        "the blob, the prompts tree, the root tree and the revision"
+    );
     let blob = new_content.len() as u64;
     let bytes = s["object_bytes"].as_u64().unwrap();
-    assert!(bytes > blob && bytes < blob + 2_000, "only the blob and small trees: {bytes}");
-    assert_eq!(f.json(&["show", "HEAD", "prompts/fix.md"])["content"], new_content);
+    assert!(
+        bytes > blob && bytes < blob + 2_000,
+        "only the blob and small trees: {bytes}"
+    );
+    assert_eq!(
+        f.json(&["show", "HEAD", "prompts/fix.md"])["content"],
+        new_content
+    );
     let log = f.json(&["log"]);
     assert_eq!(log["revisions"][0]["modified"], 1);
 
@@ -86,17 +102,30 @@ fn watcher_publishes_changes_and_new_roots() {
         if s["number"].as_u64().unwrap() > first {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the watcher never published the change");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never published the change"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(f.json(&["show", "HEAD", "prompts/new.md"])["content"], "a root created after start\n");
+    assert_eq!(
+        f.json(&["show", "HEAD", "prompts/new.md"])["content"],
+        "a root created after start\n"
+    );
 }
 
 #[test]
 fn wrong_fingerprint_is_refused_and_nothing_is_stored() {
     let m = master_home();
     let master = Master::start(&m, false);
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
     let f = Home::new();
     let r = f.run(&[
         "follower",
@@ -109,7 +138,12 @@ fn wrong_fingerprint_is_refused_and_nothing_is_stored() {
         link["token"].as_str().unwrap(),
     ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("Master fingerprint mismatch. Expected 00112233"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Master fingerprint mismatch. Expected 00112233"),
+        "{}",
+        r.stderr
+    );
     assert!(!f.state().join("follower.toml").exists());
     assert!(!f.state().join("credential").exists());
     // The token was not spent: the right fingerprint still enrolls with it.
@@ -121,7 +155,14 @@ fn wrong_fingerprint_is_refused_and_nothing_is_stored() {
 fn tokens_are_single_use_expire_and_revocation_cuts_off() {
     let m = master_home();
     let master = Master::start(&m, false);
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
     let a = Home::new();
     a.json(&["follower", "join", link["link"].as_str().unwrap()]);
     let b = Home::new();
@@ -129,13 +170,25 @@ fn tokens_are_single_use_expire_and_revocation_cuts_off() {
     assert_eq!(reused.code, 2, "{}", reused.stderr);
     assert!(reused.stderr.contains("token"), "{}", reused.stderr);
 
-    let expired = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port(), "--expires-hours", "0"]);
+    let expired = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+        "--expires-hours",
+        "0",
+    ]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let late = b.run(&["follower", "join", expired["link"].as_str().unwrap()]);
     assert_eq!(late.code, 2, "{}", late.stderr);
     assert!(late.stderr.contains("expired"), "{}", late.stderr);
 
-    let name = m.json(&["master", "followers"])["followers"][0]["name"].as_str().unwrap().to_owned();
+    let name = m.json(&["master", "followers"])["followers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     m.json(&["master", "followers", "revoke", &name]);
     let cut = a.run(&["sync"]);
     assert_eq!(cut.code, 2, "{}", cut.stderr);
@@ -157,7 +210,11 @@ fn tampered_replayed_and_corrupted_answers_are_refused() {
     let old_head = {
         let v = reqwest::blocking::Client::new()
             .get(format!("{}/v1/head", master.url))
-            .bearer_auth(std::fs::read_to_string(f.state().join("credential")).unwrap().trim())
+            .bearer_auth(
+                std::fs::read_to_string(f.state().join("credential"))
+                    .unwrap()
+                    .trim(),
+            )
             .send()
             .unwrap();
         v.bytes().unwrap().to_vec()
@@ -193,23 +250,39 @@ fn truncated_stream_keeps_verified_objects_and_resumes() {
     let m = Home::new();
     m.realistic();
     for i in 0..200 {
-        m.write(&format!("skills/many/file-{i:03}.md"), format!("content {i} {}\n", "x".repeat(i * 10)));
+        m.write(
+            &format!("skills/many/file-{i:03}.md"),
+            format!("content {i} {}\n", "x".repeat(i * 10)),
+        );
     }
     settle();
     m.json(&["master", "init"]);
     let master = Master::start(&m, false);
     let f = Home::new();
-    let link = m.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
     // Enroll through a proxy that cuts the first stream in the middle.
     let mitm = Mitm::start(&master.url, Mode::Truncate(60_000));
-    let proxied = link["link"].as_str().unwrap().replace(&format!("port={}", master.port()), &format!("port={}", mitm.url.rsplit(':').next().unwrap()));
+    let proxied = link["link"].as_str().unwrap().replace(
+        &format!("port={}", master.port()),
+        &format!("port={}", mitm.url.rsplit(':').next().unwrap()),
+    );
     let r = f.run(&["follower", "join", &proxied]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("stream"), "{}", r.stderr);
     let kept = {
         let store = Store::open(&f.state()).unwrap();
         let r = store.read().unwrap();
-        assert!(r.get_ref(codexport::follower::FETCHED).unwrap().is_none(), "no ref moves on a cut stream");
+        assert!(
+            r.get_ref(codexport::follower::FETCHED).unwrap().is_none(),
+            "no ref moves on a cut stream"
+        );
         r.partial(usize::MAX).unwrap().len() as u64
     };
     assert!(kept > 0, "verified objects are kept");
@@ -222,6 +295,10 @@ fn truncated_stream_keeps_verified_objects_and_resumes() {
         let r = store.read().unwrap();
         r.head().unwrap().unwrap().body.objects
     };
-    assert_eq!(s["objects"].as_u64().unwrap() + kept, total, "the second sync fetched exactly the remainder");
+    assert_eq!(
+        s["objects"].as_u64().unwrap() + kept,
+        total,
+        "the second sync fetched exactly the remainder"
+    );
     assert!(f.run(&["fsck"]).ok());
 }

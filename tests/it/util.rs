@@ -165,7 +165,14 @@ impl Master {
         if let Some(p) = path {
             cmd.env("PATH", p);
         }
-        cmd.arg("--home").arg(&home.home).args(["master", "serve", "--host", "127.0.0.1", "--port", "0"]);
+        cmd.arg("--home").arg(&home.home).args([
+            "master",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ]);
         if !watch {
             cmd.arg("--no-watch");
         }
@@ -176,8 +183,14 @@ impl Master {
             .expect("start master serve");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no address in {line:?}")).to_owned();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
         Self { child, url }
     }
 
@@ -187,7 +200,10 @@ impl Master {
 
     /// SIGTERM, then wait: a graceful shutdown.
     pub fn stop(mut self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let _ = self.child.wait();
     }
 }
@@ -210,6 +226,13 @@ pub fn master_home() -> Home {
 
 /// Prints a join link for `master` and enrolls `follower` with it; returns the join JSON.
 pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_json::Value {
-    let link = master_home.json(&["master", "link", "--host", "127.0.0.1", "--port", &master.port()]);
+    let link = master_home.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
     follower.json(&["follower", "join", link["link"].as_str().unwrap()])
 }
