@@ -21,5 +21,6 @@ pub mod sample;
 pub mod service;
 pub mod snapshot;
 pub mod store;
+pub mod time;
 pub mod transport;
 pub mod watch;

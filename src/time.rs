@@ -1,0 +1,25 @@
+//! Calendar arithmetic for UTC timestamps (no time-zone database needed).
+
+/// The UTC calendar date `(year, month, day)` of a day count since 1970-01-01, by Howard
+/// Hinnant's days-to-civil algorithm (proleptic Gregorian).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn known_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_782), (2026, 11, 25));
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
+    }
+}
