@@ -170,9 +170,7 @@ pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, HookError> {
         path: path.clone(),
         what,
     };
-    let doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| bad(e.to_string()))?;
+    let doc = crate::overlay::config::parse_document(&text).map_err(bad)?;
     let command = doc
         .get("command")
         .and_then(toml_edit::Item::as_str)

@@ -38,9 +38,7 @@ impl FollowerConfig {
             path: path.clone(),
             what: what.to_owned(),
         };
-        let doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e: toml_edit::TomlError| bad(&e.to_string()))?;
+        let doc = crate::overlay::config::parse_document(&text).map_err(|e| bad(&e))?;
         let s = |k: &str| {
             doc.get(k)
                 .and_then(|v| v.as_str())
@@ -72,7 +70,7 @@ impl FollowerConfig {
         let path = config_path(paths);
         let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|t| t.parse().ok())
+            .and_then(|t| crate::overlay::config::parse_document(&t).ok())
             .unwrap_or_else(|| {
                 "# codexport follower enrollment, written by `codexport follower join`.\n"
                     .parse()

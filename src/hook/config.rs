@@ -18,11 +18,10 @@ pub(super) fn read(path: &Path) -> Result<String, HookError> {
 }
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<DocumentMut, HookError> {
-    text.parse()
-        .map_err(|e: toml_edit::TomlError| HookError::BadConfig {
-            path: path.to_owned(),
-            what: e.to_string(),
-        })
+    crate::overlay::config::parse_document(text).map_err(|what| HookError::BadConfig {
+        path: path.to_owned(),
+        what,
+    })
 }
 
 /// Sets `features.hooks = true` (and the old alias `codex_hooks`, if present, too).

@@ -44,7 +44,7 @@ pub fn export(
     config: &str,
     ctx: &ExportContext<'_>,
 ) -> Result<Option<ObjectId>, StoreError> {
-    let Ok(doc) = config.parse::<toml_edit::DocumentMut>() else {
+    let Ok(doc) = crate::overlay::config::parse_document(config) else {
         return Ok(None);
     };
     let Some(servers) = doc

@@ -68,6 +68,9 @@ pub enum ClientError {
     },
 }
 
+/// Largest zstd window a follower accepts (16 MiB); the master's level-3 streams use 2 MiB or less.
+const MAX_WINDOW_LOG: u32 = 24;
+
 /// Health answer of a master.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Health {
@@ -260,10 +263,18 @@ impl Client {
             inner: resp,
             count: count.clone(),
         };
-        let decoder = zstd::Decoder::new(counting).map_err(|e| ClientError::Unreachable {
-            url,
+        let mut decoder = zstd::Decoder::new(counting).map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
             reason: e.to_string(),
         })?;
+        // The master compresses with small windows; refuse streams that would make this
+        // follower allocate a large one (the default allows 128 MiB).
+        decoder
+            .window_log_max(MAX_WINDOW_LOG)
+            .map_err(|e| ClientError::Unreachable {
+                url,
+                reason: e.to_string(),
+            })?;
         Ok((decoder, count))
     }
 }
