@@ -197,8 +197,33 @@ fn rewrite_keys(
                 table.insert_formatted(&k, item);
             }
         }
-        if let Some(sub) = table.get_mut(&new_key).and_then(Item::as_table_mut) {
-            rewrite_keys(sub, ctx, vars, unknown);
+        match table.get_mut(&new_key) {
+            Some(Item::Table(sub)) => rewrite_keys(sub, ctx, vars, unknown),
+            Some(Item::Value(Value::InlineTable(sub))) => {
+                rewrite_inline_keys(sub, ctx, vars, unknown);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The same for inline tables (`projects = { "/home/m/src" = { … } }`).
+fn rewrite_inline_keys(
+    table: &mut toml_edit::InlineTable,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
+    for key in keys {
+        let new_key = localise(&key, ctx, vars, unknown);
+        if new_key != key {
+            if let Some(value) = table.remove(&key) {
+                table.insert(&new_key, value);
+            }
+        }
+        if let Some(Value::InlineTable(sub)) = table.get_mut(&new_key) {
+            rewrite_inline_keys(sub, ctx, vars, unknown);
         }
     }
 }
@@ -479,6 +504,18 @@ env = { TOKEN = "x" }
             doc["mcp_servers"]["fs"]["startup_timeout_sec"].as_integer(),
             Some(20)
         );
+    }
+
+    #[test]
+    fn inline_table_keys_are_rewritten() {
+        let m = merge_config(
+            "projects = { \"/home/m/src\" = { trust_level = \"trusted\" } }\n",
+            &ctx(),
+        )
+        .unwrap();
+        let doc: DocumentMut = m.text.parse().unwrap();
+        assert!(doc["projects"].get("/Users/f/src").is_some(), "{}", m.text);
+        assert!(!m.text.contains("/home/m"), "{}", m.text);
     }
 
     #[test]
