@@ -62,7 +62,7 @@ enum Clock {
 
 impl Clock {
     fn detect() -> Self {
-        if succeeds("bash", &["-c", "time true"]) {
+        if codexport::bench::succeeds("bash", &["-c", "time true"]) {
             Clock::Bash
         } else if Path::new(GNU_TIME).exists() {
             Clock::GnuTime
@@ -143,16 +143,6 @@ fn untimed(c: &Cmd) -> String {
 
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
-}
-
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// One finished timed process.
@@ -290,48 +280,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn apt_get(args: &[&str]) -> bool {
-    println!("$ apt-get {}", args.join(" "));
-    match Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err.lines().rev().take(3).collect();
-            println!(
-                "apt-get {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            );
-            false
-        }
-        Err(e) => {
-            println!("cannot run apt-get: {e}");
-            false
-        }
-    }
-}
-
-/// Whether rsync works, after trying to install it with apt-get if it does not.
-fn ensure_rsync() -> bool {
-    if succeeds("rsync", &["--version"]) {
-        return true;
-    }
-    println!("rsync not found; trying to install it");
-    let installed = (apt_get(&["install", "-y", "rsync"])
-        || (apt_get(&["update"]) && apt_get(&["install", "-y", "rsync"])))
-        && succeeds("rsync", &["--version"]);
-    if !installed {
-        println!("rsync not available, skipped");
-    }
-    installed
 }
 
 /// The master: its home, codex dir, server and port.
@@ -671,7 +619,7 @@ fn main() {
     let clock = Clock::detect();
     let timer = Timer { clock, scratch };
     println!("timing: {}", clock.describe());
-    let have_rsync = ensure_rsync();
+    let have_rsync = codexport::bench::ensure_tool("rsync");
 
     let (master, library) = Master::start(&tmp.path().join("master"), files);
     let cp = bench_cp(&timer, runs, tmp.path(), &master.codex);

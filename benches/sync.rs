@@ -178,58 +178,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn apt_get(args: &[&str]) -> bool {
-    println!("$ apt-get {}", args.join(" "));
-    match Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err.lines().rev().take(3).collect();
-            println!(
-                "apt-get {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            );
-            false
-        }
-        Err(e) => {
-            println!("cannot run apt-get: {e}");
-            false
-        }
-    }
-}
-
-/// Whether `tool --version` works, after trying to install it with apt-get if it does not.
-fn ensure_tool(tool: &str) -> bool {
-    if succeeds(tool, &["--version"]) {
-        return true;
-    }
-    println!("{tool} not found; trying to install it");
-    let installed = (apt_get(&["install", "-y", tool])
-        || (apt_get(&["update"]) && apt_get(&["install", "-y", tool])))
-        && succeeds(tool, &["--version"]);
-    if !installed {
-        println!("{tool} not available, skipped");
-    }
-    installed
-}
-
 /// One measured operation.
 #[derive(serde::Serialize)]
 struct Row {
@@ -876,7 +824,10 @@ fn main() {
         warm_up: false,
     };
     let phases = (&phase, &cold);
-    let (have_rsync, have_git) = (ensure_tool("rsync"), ensure_tool("git"));
+    let (have_rsync, have_git) = (
+        codexport::bench::ensure_tool("rsync"),
+        codexport::bench::ensure_tool("git"),
+    );
     println!();
 
     let mut rows = Vec::new();

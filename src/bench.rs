@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `f` once to warm up (page cache, allocator, lazily opened tables), then `runs` times,
@@ -187,6 +188,62 @@ impl Table {
             .collect();
         serde_json::json!({ "rows": self.rows(), "notes": notes })
     }
+}
+
+// Baseline tools the benchmarks compare against (rsync, git), installed on demand.
+
+/// Whether a program runs and exits successfully (output discarded).
+pub fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs apt-get (non-interactive), printing what it does and why it failed.
+fn apt_get(args: &[&str]) -> bool {
+    println!("$ apt-get {}", args.join(" "));
+    match Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            println!(
+                "apt-get {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            );
+            false
+        }
+        Err(e) => {
+            println!("cannot run apt-get: {e}");
+            false
+        }
+    }
+}
+
+/// Whether `tool --version` works, after trying to install it with apt-get if it does not.
+pub fn ensure_tool(tool: &str) -> bool {
+    if succeeds(tool, &["--version"]) {
+        return true;
+    }
+    println!("{tool} not found; trying to install it");
+    let installed = (apt_get(&["install", "-y", tool])
+        || (apt_get(&["update"]) && apt_get(&["install", "-y", tool])))
+        && succeeds(tool, &["--version"]);
+    if !installed {
+        println!("{tool} not available, skipped");
+    }
+    installed
 }
 
 #[cfg(test)]

@@ -1,37 +1,20 @@
 //! Checkout on a follower: merge with the overlay, apply atomically, drift, rollback,
 //! crashes, and the real Codex CLI reading the result.
 
-use crate::util::{Home, Master, master_home, run_in, settle};
+use crate::util::{Home, Master, run_in, settle};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// A master serving on loopback and a follower that joined with --apply.
+/// A master serving on loopback and a follower that joined with --apply, with runtime state
+/// and a user's own file that codexport must never touch.
 fn pair() -> (Home, Master, Home) {
-    let m = master_home();
-    let master = Master::start(&m, false);
-    let f = Home::new();
-    // Runtime state and a user's own file that codexport must never touch.
-    f.write("sessions/2026/a.jsonl", "{}");
-    f.write("history.jsonl", "{\"local\":1}");
-    f.write("installation_id", "follower-id");
-    f.write("notes-of-mine.txt", "mine");
-    let link = m.json(&[
-        "master",
-        "link",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &master.port(),
-    ]);
-    let joined = f.json(&[
-        "follower",
-        "join",
-        "--apply",
-        link["link"].as_str().unwrap(),
-    ]);
-    assert_eq!(joined["sync"]["apply"]["result"], "applied", "{joined}");
-    (m, master, f)
+    crate::util::pair_with(|f| {
+        f.write("sessions/2026/a.jsonl", "{}");
+        f.write("history.jsonl", "{\"local\":1}");
+        f.write("installation_id", "follower-id");
+        f.write("notes-of-mine.txt", "mine");
+    })
 }
 
 fn read(h: &Home, rel: &str) -> String {

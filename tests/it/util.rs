@@ -236,3 +236,28 @@ pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_jso
     ]);
     follower.json(&["follower", "join", link["link"].as_str().unwrap()])
 }
+
+/// A master (realistic `.codex`) serving on loopback and a follower that joined it with
+/// `--apply`; `prepare` runs on the follower's home before it joins.
+pub fn pair_with(prepare: impl FnOnce(&Home)) -> (Home, Master, Home) {
+    let m = master_home();
+    let master = Master::start(&m, false);
+    let f = Home::new();
+    prepare(&f);
+    let link = m.json(&[
+        "master",
+        "link",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &master.port(),
+    ]);
+    let joined = f.json(&[
+        "follower",
+        "join",
+        "--apply",
+        link["link"].as_str().unwrap(),
+    ]);
+    assert_eq!(joined["sync"]["apply"]["result"], "applied", "{joined}");
+    (m, master, f)
+}
