@@ -7,7 +7,7 @@
 //! token enrols one follower and hands it a long-lived credential.
 
 use crate::object::id::{decode_hex, hex};
-use crate::snapshot::now_ms;
+use crate::time::now_ms;
 use crate::store::{Reader, Store, StoreError, Writer};
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};

@@ -50,7 +50,7 @@ pub enum LockError {
 impl StateLock {
     /// Takes the lock, waiting up to `wait` for another holder.
     pub fn acquire(state_dir: &Path, wait: Duration) -> Result<Self, LockError> {
-        let path = state_dir.join("lock");
+        let path = state_dir.join(crate::paths::state::LOCK);
         let io_err = |source| LockError::Io {
             path: path.display().to_string(),
             source,

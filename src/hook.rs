@@ -53,8 +53,6 @@ use thiserror::Error;
 pub const MATCHER: &str = "startup|resume";
 /// Default deadline of `hook run`, in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
-/// `hook.toml` in the state dir: the installed entry.
-pub const HOOK_TOML: &str = "hook.toml";
 
 #[derive(Debug, Error, Diagnostic)]
 #[non_exhaustive]
@@ -160,7 +158,7 @@ pub fn shell_quote(s: &str) -> String {
 
 /// The installed entry (`~/.codexport/hook.toml`), if the hook is installed.
 pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, HookError> {
-    let path = state_dir.join(HOOK_TOML);
+    let path = state_dir.join(crate::paths::state::HOOK_TOML);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -170,7 +168,7 @@ pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, HookError> {
         path: path.clone(),
         what,
     };
-    let doc = crate::overlay::config::parse_document(&text).map_err(bad)?;
+    let doc = crate::toml_doc::parse(&text).map_err(bad)?;
     let command = doc
         .get("command")
         .and_then(toml_edit::Item::as_str)
@@ -332,7 +330,7 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     );
 
     // Everything is validated; now write.
-    let toml_path = paths.state_dir.join(HOOK_TOML);
+    let toml_path = paths.state_dir.join(crate::paths::state::HOOK_TOML);
     crate::fsutil::write_atomic(&toml_path, hook_toml(&entry, timeout_ms).as_bytes(), 0o644)
         .map_err(io(&toml_path))?;
     if current.as_deref() != Some(hooks.as_slice()) {
@@ -409,7 +407,7 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
             write_keeping_mode(&hooks_path, &hooks)?;
         }
     }
-    let toml_path = paths.state_dir.join(HOOK_TOML);
+    let toml_path = paths.state_dir.join(crate::paths::state::HOOK_TOML);
     let hook_toml_removed = match std::fs::remove_file(&toml_path) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

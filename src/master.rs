@@ -143,16 +143,6 @@ impl MasterKey {
     }
 }
 
-/// This machine's host name, recorded in revisions.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "master".to_owned())
-}
-
 /// What `master init` did.
 #[derive(Debug, serde::Serialize)]
 pub struct InitReport {
@@ -207,7 +197,7 @@ pub fn rebuild_with(
         &SnapshotOptions {
             codex_dir: paths.codex_dir.clone(),
             stamp_dir: paths.state_dir.clone(),
-            host: host_name(),
+            host: crate::paths::host_name(),
             home: paths.home.clone(),
             signer: Some(key.signing_key()),
             head_ttl: HEAD_TTL,
@@ -240,7 +230,7 @@ pub fn refresh_head(
     let Some(rev_id) = current else {
         return Ok(head);
     };
-    let now = snapshot::now_ms() / 1000;
+    let now = crate::time::now_ms() / 1000;
     let fresh = head.as_ref().is_some_and(|h| {
         h.body.revision == rev_id
             && h.body.master_key == key.public_key()

@@ -99,8 +99,8 @@ pub struct Overlay {
 
 impl Overlay {
     pub fn load(state_dir: &Path) -> Result<Self, OverlayError> {
-        let local = LocalConfig::load(&state_dir.join("local.toml"))?;
-        let mcps = state_dir.join("mcps.local.toml");
+        let local = LocalConfig::load(&state_dir.join(crate::paths::state::LOCAL_TOML))?;
+        let mcps = state_dir.join(crate::paths::state::LOCAL_MCPS);
         let local_mcps = match std::fs::read_to_string(&mcps) {
             Ok(t) => Some(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -112,14 +112,14 @@ impl Overlay {
             }
         };
         let hook = crate::hook::installed(state_dir).map_err(|e| OverlayError::BadOverlayFile {
-            path: state_dir.join("hook.toml"),
+            path: state_dir.join(crate::paths::state::HOOK_TOML),
             what: e.to_string(),
         })?;
         Ok(Self {
             local,
             local_mcps,
-            skills: read_files(&state_dir.join("skills"))?,
-            overrides: read_files(&state_dir.join("overrides"))?,
+            skills: read_files(&state_dir.join(crate::paths::state::LOCAL_SKILLS))?,
+            overrides: read_files(&state_dir.join(crate::paths::state::OVERRIDES))?,
             hook,
         })
     }

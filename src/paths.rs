@@ -1,6 +1,47 @@
-//! Where things live: the codex dir and codexport's state dir under one home.
+//! Where things live: the codex dir, and the whole layout of codexport's state dir
+//! (`~/.codexport`) in one place. Every file codexport keeps is named here.
 
 use std::path::{Path, PathBuf};
+
+/// Names inside the state dir. Lower layers that are handed only the state dir (the store,
+/// checkout) join these; everything else asks [`Paths`].
+pub mod state {
+    /// The master's ed25519 signing key (0600).
+    pub const MASTER_KEY: &str = "master.key";
+    /// The redb database: object index, refs, logs, tables (see store-format.md).
+    pub const STORE_DB: &str = "store.redb";
+    /// Append-only pack files holding object bytes.
+    pub const PACKS: &str = "packs";
+    /// Serialises syncs and applies of one follower.
+    pub const LOCK: &str = "lock";
+    /// The master snapshot's time stamp (the filesystem's "now", for racily clean files).
+    pub const SNAPSHOT_STAMP: &str = "snapshot.stamp";
+    /// The commit point of an unfinished apply.
+    pub const JOURNAL: &str = "journal.json";
+    /// Copies of local edits taken before an apply replaced them, one folder per apply.
+    pub const BACKUPS: &str = "backups";
+    /// Logs: `hook.log`, and `mcp/<name>.log`.
+    pub const LOGS: &str = "logs";
+    /// The follower's enrollment: master URL and pinned key.
+    pub const FOLLOWER_CONFIG: &str = "follower.toml";
+    /// The follower's credential (0600).
+    pub const CREDENTIAL: &str = "credential";
+    /// What the store says about the master, for the no-change fast path.
+    pub const FOLLOWER_STATE: &str = "follower-state.json";
+    /// The last sync's time and result, for `status`.
+    pub const LAST_SYNC: &str = "last-sync.json";
+    /// The follower's overlay: settings, local MCP servers, local skills, overrides.
+    pub const LOCAL_TOML: &str = "local.toml";
+    pub const LOCAL_MCPS: &str = "mcps.local.toml";
+    pub const LOCAL_SKILLS: &str = "skills";
+    pub const OVERRIDES: &str = "overrides";
+    /// codexport's installed session-start hook entry.
+    pub const HOOK_TOML: &str = "hook.toml";
+    /// The applied revision's MCP manifest, read by `mcp run` without the store.
+    pub const MCP_APPLIED: &str = "mcp/manifest.json";
+    /// Hydrated MCP artifacts (installed packages, copied sources).
+    pub const MCP_ARTIFACTS: &str = "mcp-artifacts";
+}
 
 /// The folders one invocation works on. Everything is under `home` unless `--codex-dir`
 /// points elsewhere, so tests and demos run on temporary homes.
@@ -27,18 +68,42 @@ impl Paths {
         std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
     }
 
-    /// The master's private key file (0600).
-    pub fn master_key(&self) -> PathBuf {
-        self.state_dir.join("master.key")
+    /// Whether the codex dir is the default one under the home.
+    pub fn default_codex_dir(&self) -> bool {
+        self.codex_dir == self.home.join(".codex")
     }
 
-    pub fn store_db(&self) -> PathBuf {
-        crate::store::Store::db_path(&self.state_dir)
-    }
-
+    /// A named file of the state dir (see [`state`]).
     pub fn state(&self, name: &str) -> PathBuf {
         self.state_dir.join(name)
     }
+
+    pub fn master_key(&self) -> PathBuf {
+        self.state(state::MASTER_KEY)
+    }
+
+    pub fn store_db(&self) -> PathBuf {
+        self.state(state::STORE_DB)
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.state(state::LOGS)
+    }
+
+    /// A codex-dir file by its relative name (`config.toml`, `hooks.json`).
+    pub fn codex(&self, name: &str) -> PathBuf {
+        self.codex_dir.join(name)
+    }
+}
+
+/// This machine's host name: recorded in revisions, and a follower's default name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "master".to_owned())
 }
 
 /// Shows `path` with the home replaced by `~`, for messages.

@@ -17,7 +17,8 @@ use miette::Diagnostic;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use crate::time::now_ms;
 use thiserror::Error;
 use walk::{Dir, Found, Node};
 
@@ -227,13 +228,6 @@ pub fn head_body(
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Touches the stamp file and returns its mtime: the filesystem's own "now", so that a file
 /// written later in the same timestamp tick is recognised as racily clean.
 fn stamp(dir: &Path) -> Result<i64, SnapshotError> {
@@ -243,7 +237,7 @@ fn stamp(dir: &Path) -> Result<i64, SnapshotError> {
             source: e,
         })
     })?;
-    let path = dir.join("snapshot.stamp");
+    let path = dir.join(crate::paths::state::SNAPSHOT_STAMP);
     std::fs::write(&path, b"").map_err(|e| {
         SnapshotError::Store(StoreError::Io {
             path: path.clone(),

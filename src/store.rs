@@ -165,7 +165,7 @@ pub struct Store {
 impl Store {
     /// The database file inside a state directory.
     pub fn db_path(state_dir: &Path) -> PathBuf {
-        state_dir.join("store.redb")
+        state_dir.join(crate::paths::state::STORE_DB)
     }
 
     /// Opens an existing store; refuses a missing one.
@@ -203,7 +203,7 @@ impl Store {
         })?;
         let store = Self {
             db,
-            packs: Packs::new(state_dir.join("packs")),
+            packs: Packs::new(state_dir.join(crate::paths::state::PACKS)),
             path,
         };
         store.init_tables()?;
@@ -437,7 +437,7 @@ fn locate_in(
     table: &impl ReadableTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
     id: &ObjectId,
 ) -> Result<Option<Location>, StoreError> {
-    match table.get(id.0)? {
+    match table.get(id.to_bytes())? {
         Some(v) => Location::decode(&v.value())
             .map(Some)
             .ok_or_else(|| StoreError::Corrupt {
@@ -449,7 +449,7 @@ fn locate_in(
 
 impl Reader<'_> {
     pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
-        Ok(self.refs.get(name)?.map(|v| ObjectId(v.value())))
+        Ok(self.refs.get(name)?.map(|v| ObjectId::from_bytes(v.value())))
     }
 
     /// Every ref, by name.
@@ -457,7 +457,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for item in self.refs.iter()? {
             let (k, v) = item?;
-            out.push((k.value().to_owned(), ObjectId(v.value())));
+            out.push((k.value().to_owned(), ObjectId::from_bytes(v.value())));
         }
         Ok(out)
     }
@@ -519,7 +519,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for item in self.objects.iter()? {
             let (k, v) = item?;
-            let id = ObjectId(k.value());
+            let id = ObjectId::from_bytes(k.value());
             let loc = Location::decode(&v.value()).ok_or_else(|| StoreError::Corrupt {
                 what: format!("index entry of {id}"),
             })?;
@@ -568,7 +568,7 @@ impl Writer<'_> {
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
         let mut table = self.txn.open_table(OBJECTS)?;
-        if table.get(id.0)?.is_some() {
+        if table.get(id.to_bytes())?.is_some() {
             return Ok(false);
         }
         let appender = self.appender.get_mut();
@@ -576,8 +576,8 @@ impl Writer<'_> {
             *appender = Some(self.packs.appender()?);
         }
         let appender = appender.as_mut().expect("set just above");
-        let loc = appender.append(kind, &id.0, bytes)?;
-        table.insert(id.0, loc.encode())?;
+        let loc = appender.append(kind, id.as_bytes(), bytes)?;
+        table.insert(id.to_bytes(), loc.encode())?;
         Ok(true)
     }
 
@@ -594,11 +594,11 @@ impl Writer<'_> {
             .txn
             .open_table(REFS)?
             .get(name)?
-            .map(|v| ObjectId(v.value())))
+            .map(|v| ObjectId::from_bytes(v.value())))
     }
 
     pub fn set_ref(&mut self, name: &str, id: ObjectId) -> Result<(), StoreError> {
-        self.txn.open_table(REFS)?.insert(name, id.0)?;
+        self.txn.open_table(REFS)?.insert(name, id.to_bytes())?;
         Ok(())
     }
 
@@ -656,12 +656,12 @@ impl Writer<'_> {
     }
 
     pub(crate) fn remove_object(&mut self, id: &ObjectId) -> Result<(), StoreError> {
-        self.txn.open_table(OBJECTS)?.remove(id.0)?;
+        self.txn.open_table(OBJECTS)?.remove(id.to_bytes())?;
         Ok(())
     }
 
     pub(crate) fn relocate(&mut self, id: &ObjectId, loc: Location) -> Result<(), StoreError> {
-        self.txn.open_table(OBJECTS)?.insert(id.0, loc.encode())?;
+        self.txn.open_table(OBJECTS)?.insert(id.to_bytes(), loc.encode())?;
         Ok(())
     }
 

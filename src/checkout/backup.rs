@@ -16,12 +16,9 @@ pub(super) fn backup(
     if drifted.is_empty() {
         return Ok(None);
     }
-    let parent = state_dir.join("backups");
+    let parent = state_dir.join(crate::paths::state::BACKUPS);
     fs::create_dir_all(&parent).map_err(|e| CheckoutError::io(&parent, e))?;
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let stamp = utc_stamp(secs);
+    let stamp = crate::time::Utc::from_ms(crate::time::now_ms()).compact();
     let mut root = parent.join(&stamp);
     let mut n = 1;
     loop {
@@ -49,28 +46,4 @@ pub(super) fn backup(
         }
     }
     Ok(Some(root))
-}
-
-/// `YYYYmmddTHHMMSSZ` for seconds since the epoch.
-fn utc_stamp(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::time::civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_stamps() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
-        assert_eq!(utc_stamp(1_700_000_000), "20231114T221320Z");
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
-    }
 }

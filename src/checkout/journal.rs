@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 
 /// Version of the journal's layout; a journal of another version is refused, not guessed at.
 pub const VERSION: u32 = 1;
-/// The journal's file name inside the state dir.
-pub const FILE_NAME: &str = "journal.json";
 
 /// Everything needed to finish an apply without the store: the staged files hold the new
 /// content, the ops say where each one goes and what to delete.
@@ -42,7 +40,7 @@ pub fn staged_path(staging: &Path, index: usize) -> PathBuf {
 
 /// Where the journal lives.
 pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join(FILE_NAME)
+    state_dir.join(crate::paths::state::JOURNAL)
 }
 
 /// Whether a journal exists (an apply is committed but unfinished).

@@ -562,7 +562,7 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
     let t1 = tree_of(&fx.store, &[("a".to_string(), file("1"))].into());
     fx.apply(None, t1).unwrap();
     // A tree naming a blob the store lacks: staging fails on it.
-    let missing = ObjectId([7; 32]);
+    let missing = ObjectId::from_bytes([7; 32]);
     let entries = vec![
         TreeEntry {
             name: EntryName::new("a").unwrap(),

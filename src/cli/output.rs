@@ -79,18 +79,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in UTC from milliseconds since the epoch.
-pub fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = crate::time::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use crate::time::format_ms as time;
 
 #[cfg(test)]
 mod tests {
@@ -98,8 +87,6 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(time(0), "1970-01-01 00:00:00");
-        assert_eq!(time(1_795_000_000_000), "2026-11-18 11:06:40");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(12), "12 B");
     }

@@ -161,7 +161,7 @@ pub fn apply_locked(
     }
     let record = ApplyRecord {
         seq: 0,
-        time_ms: crate::snapshot::now_ms(),
+        time_ms: crate::time::now_ms(),
         kind: if matches!(target, Target::Revision(_)) {
             "rollback"
         } else {

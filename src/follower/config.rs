@@ -16,11 +16,11 @@ pub struct FollowerConfig {
 }
 
 pub fn config_path(paths: &Paths) -> PathBuf {
-    paths.state("follower.toml")
+    paths.state(crate::paths::state::FOLLOWER_CONFIG)
 }
 
 pub fn credential_path(paths: &Paths) -> PathBuf {
-    paths.state("credential")
+    paths.state(crate::paths::state::CREDENTIAL)
 }
 
 impl FollowerConfig {
@@ -38,7 +38,7 @@ impl FollowerConfig {
             path: path.clone(),
             what: what.to_owned(),
         };
-        let doc = crate::overlay::config::parse_document(&text).map_err(|e| bad(&e))?;
+        let doc = crate::toml_doc::parse(&text).map_err(|e| bad(&e))?;
         let s = |k: &str| {
             doc.get(k)
                 .and_then(|v| v.as_str())
@@ -70,7 +70,7 @@ impl FollowerConfig {
         let path = config_path(paths);
         let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|t| crate::overlay::config::parse_document(&t).ok())
+            .and_then(|t| crate::toml_doc::parse(&t).ok())
             .unwrap_or_else(|| {
                 "# codexport follower enrollment, written by `codexport follower join`.\n"
                     .parse()

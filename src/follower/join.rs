@@ -94,7 +94,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
             got: Fingerprint::of_key(&got).to_string(),
         });
     }
-    let (credential, name) = client.enroll(&token, &crate::master::host_name())?;
+    let (credential, name) = client.enroll(&token, &crate::paths::host_name())?;
 
     let store = crate::store::Store::open_or_create(&paths.state_dir)?;
     if previous
@@ -111,7 +111,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         fingerprint,
         master_key: got,
         name: name.clone(),
-        enrolled_ms: crate::snapshot::now_ms(),
+        enrolled_ms: crate::time::now_ms(),
     };
     cfg.save(paths)?;
     let sync = sync(

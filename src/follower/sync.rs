@@ -148,7 +148,7 @@ pub struct Mirror {
 
 impl Mirror {
     pub fn path(paths: &Paths) -> std::path::PathBuf {
-        paths.state("follower-state.json")
+        paths.state(crate::paths::state::FOLLOWER_STATE)
     }
 
     pub fn load(paths: &Paths) -> Option<Self> {
@@ -177,18 +177,18 @@ impl Mirror {
 fn record_result(paths: &Paths, result: &Result<SyncReport, FollowerError>) {
     let json = match result {
         Ok(r) => {
-            serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": r.result, "number": r.number})
+            serde_json::json!({"time_ms": crate::time::now_ms(), "result": r.result, "number": r.number})
         }
         Err(e) => {
-            serde_json::json!({"time_ms": crate::snapshot::now_ms(), "result": "error", "error": e.to_string()})
+            serde_json::json!({"time_ms": crate::time::now_ms(), "result": "error", "error": e.to_string()})
         }
     };
-    let _ = std::fs::write(paths.state("last-sync.json"), json.to_string());
+    let _ = std::fs::write(paths.state(crate::paths::state::LAST_SYNC), json.to_string());
 }
 
 /// The last sync's record, if any.
 pub fn last_result(paths: &Paths) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(paths.state("last-sync.json")).ok()?).ok()
+    serde_json::from_slice(&std::fs::read(paths.state(crate::paths::state::LAST_SYNC)).ok()?).ok()
 }
 
 /// Fetches the head and checks its signature, key and expiry.
@@ -201,9 +201,9 @@ fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, Fo
             got: head.body.fingerprint().to_string(),
         });
     }
-    let now = crate::snapshot::now_ms() / 1000;
+    let now = crate::time::now_ms() / 1000;
     if head.body.expires_at < now {
-        let t = |s: i64| crate::cli::output::time(s * 1000);
+        let t = |s: i64| crate::time::format_ms(s * 1000);
         return Err(FollowerError::HeadExpired {
             expired: t(head.body.expires_at),
             now: t(now),

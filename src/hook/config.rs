@@ -18,7 +18,7 @@ pub(super) fn read(path: &Path) -> Result<String, HookError> {
 }
 
 pub(super) fn parse(text: &str, path: &Path) -> Result<DocumentMut, HookError> {
-    crate::overlay::config::parse_document(text).map_err(|what| HookError::BadConfig {
+    crate::toml_doc::parse(text).map_err(|what| HookError::BadConfig {
         path: path.to_owned(),
         what,
     })

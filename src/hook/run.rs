@@ -121,7 +121,7 @@ fn describe(r: &SyncReport) -> (&'static str, String) {
 
 /// Appends the outcome to `logs/hook.log`, rotating it past [`LOG_LIMIT`]. Best effort.
 fn log(paths: &Paths, outcome: &RunOutcome) {
-    let dir = paths.state_dir.join("logs");
+    let dir = paths.logs();
     let path = dir.join("hook.log");
     if std::fs::create_dir_all(&dir).is_err() {
         return;
@@ -129,10 +129,10 @@ fn log(paths: &Paths, outcome: &RunOutcome) {
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
         let _ = std::fs::rename(&path, dir.join("hook.log.1"));
     }
-    let time = crate::cli::output::time(crate::snapshot::now_ms()).replace(' ', "T");
+    let time = crate::time::Utc::from_ms(crate::time::now_ms()).rfc3339();
     let message = outcome.message.replace(['\n', '\r'], " ");
     let line = format!(
-        "{time}Z {} {}ms {message}\n",
+        "{time} {} {}ms {message}\n",
         outcome.result, outcome.elapsed_ms
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()

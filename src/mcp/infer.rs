@@ -44,7 +44,7 @@ pub fn export(
     config: &str,
     ctx: &ExportContext<'_>,
 ) -> Result<Option<ObjectId>, StoreError> {
-    let Ok(doc) = crate::overlay::config::parse_document(config) else {
+    let Ok(doc) = crate::toml_doc::parse(config) else {
         return Ok(None);
     };
     let Some(servers) = doc

@@ -22,7 +22,7 @@ pub struct Applied {
 }
 
 pub fn applied_path(paths: &Paths) -> PathBuf {
-    paths.state("mcp/manifest.json")
+    paths.state(crate::paths::state::MCP_APPLIED)
 }
 
 /// Reads the applied manifest.
@@ -48,7 +48,7 @@ fn server<'a>(applied: &'a Applied, name: &str) -> Result<&'a Server, McpError> 
 pub fn artifact_dir(paths: &Paths, applied: &Applied, name: &str, server: &Server) -> PathBuf {
     let key = serde_json::json!({"artifact": server.artifact, "source": applied.sources.get(name)});
     let id = blake3::hash(key.to_string().as_bytes()).to_hex();
-    paths.state("mcp-artifacts").join(&id.as_str()[..32])
+    paths.state(crate::paths::state::MCP_ARTIFACTS).join(&id.as_str()[..32])
 }
 
 fn needs_hydration(a: &Artifact) -> bool {
@@ -68,7 +68,7 @@ pub fn hydrated(paths: &Paths, applied: &Applied, name: &str, server: &Server) -
 
 /// Maps the master's home and codex dir in `s` to this machine's.
 fn map(s: &str, applied: &Applied, paths: &Paths) -> String {
-    crate::overlay::config::rewrite_paths(
+    crate::pathmap::rewrite_paths(
         s,
         &applied.manifest.source_home,
         &applied.manifest.source_codex_dir,
@@ -291,7 +291,7 @@ struct Log {
 
 impl Log {
     fn open(paths: &Paths, name: &str) -> Result<Self, McpError> {
-        let dir = paths.state("logs/mcp");
+        let dir = paths.logs().join("mcp");
         std::fs::create_dir_all(&dir).map_err(|e| McpError::Io {
             path: dir.clone(),
             source: e,
@@ -308,7 +308,7 @@ impl Log {
     fn line(&mut self, text: &str) {
         let line = format!(
             "{} codexport mcp: {text}\n",
-            crate::cli::output::time(crate::snapshot::now_ms())
+            crate::time::format_ms(crate::time::now_ms())
         );
         let _ = std::io::stderr().write_all(line.as_bytes());
         let _ = self.file.write_all(line.as_bytes());

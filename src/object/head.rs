@@ -105,7 +105,7 @@ impl Fingerprint {
     pub fn of_key(key: &[u8; 32]) -> Self {
         let id = ObjectId::derived(FINGERPRINT_CONTEXT, key);
         let mut fp = [0u8; FINGERPRINT_LEN];
-        fp.copy_from_slice(&id.0[..FINGERPRINT_LEN]);
+        fp.copy_from_slice(&id.as_bytes()[..FINGERPRINT_LEN]);
         Self(fp)
     }
 }
@@ -140,7 +140,7 @@ mod tests {
     fn body(key: &SigningKey) -> HeadBody {
         HeadBody {
             master_key: key.verifying_key().to_bytes(),
-            revision: ObjectId([9; 32]),
+            revision: ObjectId::from_bytes([9; 32]),
             number: 4,
             issued_at: 100,
             expires_at: 200,

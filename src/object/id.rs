@@ -6,12 +6,16 @@ use std::str::FromStr;
 /// A blake3 object id. Blobs are named by the plain blake3 of their bytes (so `b3sum FILE`
 /// names a file's blob); trees and revisions by a keyed derivation per kind, so ids of
 /// different kinds never collide.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct ObjectId(pub [u8; 32]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId([u8; 32]);
 
 impl ObjectId {
+    /// The id made of these 32 bytes (read from the store or the wire, where the bytes are
+    /// checked against content before anything trusts them).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// Hashes `bytes` under a blake3 `derive_key` context.
     pub fn derived(context: &str, bytes: &[u8]) -> Self {
         let mut hasher = blake3::Hasher::new_derive_key(context);
@@ -21,6 +25,10 @@ impl ObjectId {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    pub const fn to_bytes(self) -> [u8; 32] {
+        self.0
     }
 
     /// The first 12 hex digits, for humans.
@@ -54,6 +62,78 @@ impl fmt::Display for ObjectId {
 impl fmt::Debug for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ObjectId({})", self.short())
+    }
+}
+
+/// Lowercase hex in human-readable formats (JSON, TOML); the 32 raw bytes in binary ones
+/// (postcard), exactly as the derived encoding of `ObjectId([u8; 32])` wrote them, so the
+/// binary formats of store-format.md stay byte for byte.
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_newtype_struct("ObjectId", &self.0)
+        }
+    }
+}
+
+/// Reads what [`Serialize`](serde::Serialize) writes; in human-readable formats it also
+/// accepts the array of 32 numbers that JSON state files of earlier versions hold.
+impl<'de> serde::Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            d.deserialize_any(HexOrBytes)
+        } else {
+            d.deserialize_newtype_struct("ObjectId", RawBytes)
+        }
+    }
+}
+
+/// Human-readable forms: a hex string, or (earlier JSON files) a sequence of 32 bytes.
+struct HexOrBytes;
+
+impl<'de> serde::de::Visitor<'de> for HexOrBytes {
+    type Value = ObjectId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a 64-digit hex object id")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ObjectId, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<ObjectId, A::Error> {
+        RawBytes.visit_seq(seq)
+    }
+}
+
+/// The binary form: a newtype around a tuple of 32 bytes.
+struct RawBytes;
+
+impl<'de> serde::de::Visitor<'de> for RawBytes {
+    type Value = ObjectId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("32 id bytes")
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<ObjectId, D::Error> {
+        <[u8; 32] as serde::Deserialize>::deserialize(d).map(ObjectId)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ObjectId, A::Error> {
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = seq
+                .next_element()?
+                .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+        }
+        if seq.next_element::<u8>()?.is_some() {
+            return Err(serde::de::Error::invalid_length(33, &self));
+        }
+        Ok(ObjectId(out))
     }
 }
 
@@ -108,6 +188,22 @@ mod tests {
     fn blob_id_is_plain_blake3() {
         let id = crate::object::ObjectKind::Blob.id_of(b"hello");
         assert_eq!(id.to_string(), blake3::hash(b"hello").to_hex().as_str());
+    }
+
+    #[test]
+    fn serde_is_hex_for_people_and_raw_bytes_for_postcard() {
+        let id = ObjectId([0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<ObjectId>(&json).unwrap(), id);
+        // JSON state files written by earlier versions hold arrays of 32 numbers.
+        let old = serde_json::to_string(&[0xabu8; 32]).unwrap();
+        assert_eq!(serde_json::from_str::<ObjectId>(&old).unwrap(), id);
+        assert!(serde_json::from_str::<ObjectId>("[1,2]").is_err());
+        // postcard: the same 32 raw bytes the derived encoding wrote.
+        let bin = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bin, [0xab; 32]);
+        assert_eq!(postcard::from_bytes::<ObjectId>(&bin).unwrap(), id);
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn config() -> ProptestConfig {
 // Strategies
 
 fn object_id() -> impl Strategy<Value = ObjectId> {
-    any::<[u8; 32]>().prop_map(ObjectId)
+    any::<[u8; 32]>().prop_map(ObjectId::from_bytes)
 }
 
 fn entry_kind() -> impl Strategy<Value = EntryKind> {
@@ -447,7 +447,7 @@ proptest! {
         prop_assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         prop_assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
         let derived = ObjectId::derived("codexport 2026-11-25 master fingerprint v1", &key);
-        prop_assert_eq!(text, super::id::hex(&derived.0[..20]));
+        prop_assert_eq!(text, super::id::hex(&derived.as_bytes()[..20]));
     }
 
     #[test]
@@ -566,7 +566,7 @@ proptest! {
 /// starts past the framing. Deterministic (ed25519 signing is), so regenerating is a no-op
 /// unless the format changed.
 fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
-    let id = |b: u8| ObjectId([b; 32]);
+    let id = |b: u8| ObjectId::from_bytes([b; 32]);
     let entry = |name: &str, kind, b, size| TreeEntry {
         name: EntryName::new(name).unwrap(),
         kind,

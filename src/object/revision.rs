@@ -79,8 +79,8 @@ mod tests {
     fn round_trip_and_golden_prefix() {
         let rev = Revision {
             number: 3,
-            root: ObjectId([1; 32]),
-            parents: vec![ObjectId([2; 32])],
+            root: ObjectId::from_bytes([1; 32]),
+            parents: vec![ObjectId::from_bytes([2; 32])],
             time_ms: 1_700_000_000_000,
             host: "master".into(),
             home: "/home/m".into(),

@@ -120,7 +120,7 @@ mod tests {
         TreeEntry {
             name: EntryName::new(name).unwrap(),
             kind,
-            id: ObjectId([byte; 32]),
+            id: ObjectId::from_bytes([byte; 32]),
             size: 3,
         }
     }

@@ -45,7 +45,7 @@ pub struct MergedConfig {
 const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
 
 pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
-    let mut doc = parse_document(master_text).map_err(|what| OverlayError::BadConfig {
+    let mut doc = crate::toml_doc::parse(master_text).map_err(|what| OverlayError::BadConfig {
         which: "the master's config.toml",
         what,
     })?;
@@ -72,19 +72,6 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     })
 }
 
-/// Parses TOML text into an editable document, never panicking. toml_edit 0.23 panics on
-/// some malformed input instead of returning an error (toml-rs/toml#1100: `==\n[.` hits
-/// "all items have spans", `={=<=u==` "setting a value should set a prefix"); such a panic
-/// is caught here and becomes a parse error, so a bad file is refused rather than fatal.
-pub(crate) fn parse_document(text: &str) -> Result<DocumentMut, String> {
-    match std::panic::catch_unwind(|| text.parse::<DocumentMut>()) {
-        Ok(parsed) => parsed.map_err(|e| e.to_string()),
-        Err(_) => Err(
-            "TOML parse error: the text is not valid TOML (the parser gave up on it)".to_owned(),
-        ),
-    }
-}
-
 fn variables(ctx: &ConfigContext) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::from([
         ("home".to_owned(), ctx.home.clone()),
@@ -107,48 +94,10 @@ fn localise(
         (&ctx.master_home, "${home}"),
     ] {
         if !from.is_empty() {
-            out = replace_path_prefix(&out, from, var);
+            out = crate::pathmap::replace_path_prefix(&out, from, var);
         }
     }
     expand(&out, vars, unknown)
-}
-
-/// Maps paths under the master's codex dir and home to this machine's.
-pub fn rewrite_paths(
-    s: &str,
-    from_home: &str,
-    from_codex: &str,
-    to_home: &str,
-    to_codex: &str,
-) -> String {
-    let mut out = s.to_owned();
-    for (from, to) in [(from_codex, to_codex), (from_home, to_home)] {
-        if !from.is_empty() {
-            out = replace_path_prefix(&out, from, to);
-        }
-    }
-    out
-}
-
-/// Replaces `from` where it is a whole path prefix (followed by `/`, `\`, a quote, or the end).
-fn replace_path_prefix(s: &str, from: &str, to: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find(from) {
-        let after = &rest[i + from.len()..];
-        let boundary = after.is_empty() || after.starts_with(['/', '\\', '"', '\'', ' ', ':', ';']);
-        out.push_str(&rest[..i]);
-        out.push_str(if boundary { to } else { from });
-        rest = after;
-        // A Windows master path mapped to a Unix follower: the rest of that path uses `/`.
-        if boundary && from.contains('\\') && !to.contains('\\') {
-            let end = rest.find(['"', '\'', ' ', ';']).unwrap_or(rest.len());
-            out.push_str(&rest[..end].replace('\\', "/"));
-            rest = &rest[end..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Expands `${name}`; unknown names stay as written and are reported.
@@ -339,7 +288,7 @@ fn add_local_mcps(
     let Some(text) = &ctx.local_mcps else {
         return Ok(());
     };
-    let local = parse_document(text).map_err(|what| OverlayError::BadConfig {
+    let local = crate::toml_doc::parse(text).map_err(|what| OverlayError::BadConfig {
         which: "~/.codexport/mcps.local.toml",
         what,
     })?;
@@ -381,13 +330,13 @@ fn add_local_mcps(
 /// Keeps `[projects.*]` and `[hooks.state.*]` entries that the follower's Codex wrote (in
 /// its current config but not in the master's last applied one).
 fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
-    let Some(current) = ctx.current.as_deref().and_then(|t| parse_document(t).ok()) else {
+    let Some(current) = ctx.current.as_deref().and_then(|t| crate::toml_doc::parse(t).ok()) else {
         return;
     };
     let previous = ctx
         .previous_master
         .as_deref()
-        .and_then(|t| parse_document(t).ok());
+        .and_then(|t| crate::toml_doc::parse(t).ok());
     for path in FOLLOWER_OWNED {
         let Some(cur) = lookup(current.as_table(), path) else {
             continue;
@@ -565,7 +514,7 @@ env = { TOKEN = "x" }
     #[test]
     fn parser_panics_are_parse_errors() {
         for bad in ["==\n[.", "={=<=u=="] {
-            assert!(parse_document(bad).is_err(), "{bad:?}");
+            assert!(crate::toml_doc::parse(bad).is_err(), "{bad:?}");
             let err = merge_config(bad, &ctx()).unwrap_err();
             assert!(
                 matches!(

@@ -65,7 +65,7 @@ impl LocalConfig {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let doc = super::config::parse_document(text)?;
+        let doc = crate::toml_doc::parse(text)?;
         let mut cfg = LocalConfig {
             keep_applies: DEFAULT_KEEP_APPLIES,
             ..Self::default()

@@ -136,7 +136,7 @@ pub fn stat_entry(meta: &fs::Metadata, kind: EntryKind) -> StatEntry {
             .saturating_add(meta.ctime_nsec()),
         inode: meta.ino(),
         kind,
-        id: ObjectId([0; 32]),
+        id: ObjectId::from_bytes([0; 32]),
         racy: false,
     }
 }

@@ -281,7 +281,7 @@ pub fn gc(
     for (id, loc) in &objects {
         if live.contains(id) {
             let bytes = store.packs().read(loc)?;
-            let new_loc = appender.append(loc.kind, &id.0, &bytes)?;
+            let new_loc = appender.append(loc.kind, id.as_bytes(), &bytes)?;
             writer.relocate(id, new_loc)?;
         } else {
             writer.remove_object(id)?;

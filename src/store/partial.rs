@@ -12,7 +12,7 @@ impl Reader<'_> {
         let table = &self.partial;
         let mut out = Vec::new();
         for item in table.iter()?.take(limit) {
-            out.push(ObjectId(item?.0.value()));
+            out.push(ObjectId::from_bytes(item?.0.value()));
         }
         Ok(out)
     }
@@ -20,7 +20,7 @@ impl Reader<'_> {
 
 impl Writer<'_> {
     pub fn add_partial(&mut self, id: &ObjectId) -> Result<(), StoreError> {
-        self.txn.open_table(PARTIAL)?.insert(id.0, ())?;
+        self.txn.open_table(PARTIAL)?.insert(id.to_bytes(), ())?;
         Ok(())
     }
 

@@ -50,7 +50,7 @@ mod tests {
             ctime_ns: 3,
             inode: 4,
             kind: EntryKind::File,
-            id: ObjectId([0; 32]),
+            id: ObjectId::from_bytes([0; 32]),
             racy: false,
         };
         assert!(e.matches(&e));

@@ -115,7 +115,7 @@ impl AppState {
             .lock()
             .expect("seen map is never poisoned: no panic while held");
         let entry = seen.entry(name.to_owned()).or_insert((0, None));
-        entry.0 = crate::snapshot::now_ms();
+        entry.0 = crate::time::now_ms();
         if revision.is_some() {
             entry.1 = revision;
         }

@@ -80,7 +80,7 @@ impl<W: Write> FrameWriter<W> {
             u32::try_from(bytes.len()).map_err(|_| io::Error::other("object larger than 4 GiB"))?;
         self.out.write_all(&[kind.tag()])?;
         self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&id.0)?;
+        self.out.write_all(id.as_bytes())?;
         self.out.write_all(bytes)?;
         self.totals.objects += 1;
         self.totals.bytes += bytes.len() as u64;
@@ -177,7 +177,7 @@ impl<R: Read> FrameReader<R> {
         let mut head = [0u8; 36];
         read_exact_or_truncated(&mut self.input, &mut head)?;
         let len = u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
-        let id = ObjectId(head[4..].try_into().expect("32 bytes"));
+        let id = ObjectId::from_bytes(head[4..].try_into().expect("32 bytes"));
         if self.seen.objects + 1 > self.max_objects {
             return Err(StreamError::OverBudget(format!(
                 "more than {} objects",
@@ -238,13 +238,13 @@ mod tests {
     #[test]
     fn request_round_trip_and_limits() {
         let req = FetchRequest {
-            want: ObjectId([1; 32]),
-            have: vec![ObjectId([2; 32])],
+            want: ObjectId::from_bytes([1; 32]),
+            have: vec![ObjectId::from_bytes([2; 32])],
             partial: vec![],
         };
         assert_eq!(FetchRequest::decode(&req.encode()).unwrap(), req);
         let big = FetchRequest {
-            have: vec![ObjectId([0; 32]); MAX_HAVE + 1],
+            have: vec![ObjectId::from_bytes([0; 32]); MAX_HAVE + 1],
             ..req
         };
         assert!(FetchRequest::decode(&big.encode()).is_err());
