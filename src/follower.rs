@@ -160,7 +160,7 @@ pub enum FollowerError {
     Overlay(#[from] crate::overlay::OverlayError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Checkout(#[from] crate::checkout::apply::CheckoutError),
+    Checkout(#[from] crate::checkout::CheckoutError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Client(#[from] ClientError),

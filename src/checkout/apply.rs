@@ -22,16 +22,15 @@
 //! The caller holds the state dir's [`crate::fsutil::StateLock`] around these calls.
 
 pub use super::steps::CRASH_ENV;
-pub use super::survey::drift;
 
 use super::backup::backup;
 use super::journal::{self, Journal};
 use super::plan::{Op, Plan};
 use super::steps::Steps;
 use super::survey::{Parents, lstat, parents, survey};
+use super::{CheckoutError, STAGING_NAME};
 use crate::object::{EntryKind, RelPath};
-use crate::store::{ObjectSource, StoreError};
-use miette::Diagnostic;
+use crate::store::ObjectSource;
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -39,113 +38,6 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use thiserror::Error;
-
-/// Name of the staging dir inside the codex dir; no plan may write below it.
-pub const STAGING_NAME: &str = ".codexport-staging";
-
-/// Why an apply (or its recovery) stopped.
-#[derive(Debug, Error, Diagnostic)]
-#[non_exhaustive]
-pub enum CheckoutError {
-    #[error("an earlier apply was interrupted and is not finished yet (journal {})", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::pending),
-        help(
-            "run `codexport apply`, which finishes the interrupted apply first, then run the command again"
-        )
-    )]
-    JournalPending { path: PathBuf },
-    #[error("{} is a symlink; codexport never writes through a symlinked directory", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::escape),
-        help(
-            "replace the symlink with a real directory (or remove it) and run the command again; nothing was written through it"
-        )
-    )]
-    Escape { path: PathBuf },
-    #[error("{} is a file codexport does not manage, but the new tree needs a directory there", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::in_the_way),
-        help("move the file somewhere else and run the command again")
-    )]
-    InTheWay { path: PathBuf },
-    #[error("{} is a directory holding files codexport does not manage, but the new tree has a file there", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::dir_not_empty),
-        help("move the directory's contents somewhere else and run the command again")
-    )]
-    DirNotEmpty { path: PathBuf },
-    #[error("{} is not a regular file, directory or symlink", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::special),
-        help(
-            "remove it (a socket, fifo or device has no place in the codex dir) and run the command again"
-        )
-    )]
-    Special { path: PathBuf },
-    #[error("the plan writes {path:?}, which is reserved for codexport's own staging")]
-    #[diagnostic(
-        code(codexport::checkout::reserved),
-        help("remove that path from the master's codex dir and take a new snapshot")
-    )]
-    Reserved { path: String },
-    #[error("the plan puts the tree {path:?} as a file")]
-    #[diagnostic(
-        code(codexport::checkout::bad_plan),
-        help("this is a bug in codexport; please report it with the output of `codexport log`")
-    )]
-    BadPlan { path: String },
-    #[error("I/O error on {}: {source}", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::io),
-        help(
-            "check permissions and free space of the codex dir and the codexport state dir; the next run finishes or undoes this apply"
-        )
-    )]
-    Io { path: PathBuf, source: io::Error },
-    #[error("the apply journal {} is damaged: {source}", path.display())]
-    #[diagnostic(
-        code(codexport::checkout::journal_corrupt),
-        help(
-            "move the journal aside and run the command again; codexport then re-applies the whole tree, backing up any file that differs"
-        )
-    )]
-    JournalCorrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("the apply journal {} has version {found}; this codexport reads version {}", path.display(), journal::VERSION)]
-    #[diagnostic(
-        code(codexport::checkout::journal_version),
-        help("finish the apply with the codexport version that started it, then run this one")
-    )]
-    JournalVersion { path: PathBuf, found: u32 },
-    #[error("the apply journal is for the codex dir {}, not {}", found.display(), expected.display())]
-    #[diagnostic(
-        code(codexport::checkout::journal_other_dir),
-        help("run the command again with the codex dir the interrupted apply was writing")
-    )]
-    JournalOtherDir { expected: PathBuf, found: PathBuf },
-    #[error("injected crash before step {step}")]
-    #[diagnostic(
-        code(codexport::checkout::injected_crash),
-        help("a test hook stopped the apply; run recovery to finish or undo it")
-    )]
-    InjectedCrash { step: usize },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl CheckoutError {
-    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
-        CheckoutError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
-}
 
 /// How to execute a plan.
 #[derive(Debug, Clone, Default)]
@@ -301,50 +193,20 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         }
 }
 
-/// Like [`parents`], but creates missing directories; anything but a real directory in the
-/// way is an error. Directories it creates are added to `touched` (their parents change).
+/// Creates the missing directories above `rel`; anything but a real directory in the way
+/// is an error. Directories it creates are added to `touched` (their parents change).
 fn ensure_parents(
     codex_dir: &Path,
     rel: &RelPath,
     known: &mut HashSet<String>,
     touched: &mut BTreeSet<PathBuf>,
 ) -> Result<(), CheckoutError> {
-    let parts: Vec<&str> = rel.components().collect();
-    let mut prefix = String::new();
-    let mut abs = codex_dir.to_path_buf();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(part);
-        abs.push(part);
-        if known.contains(&prefix) {
-            continue;
-        }
-        let meta = match lstat(&abs)? {
-            Some(m) => m,
-            None => {
-                match fs::create_dir(&abs) {
-                    Ok(()) => {
-                        if let Some(parent) = abs.parent() {
-                            touched.insert(parent.to_owned());
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(CheckoutError::io(&abs, e)),
-                }
-                fs::symlink_metadata(&abs).map_err(|e| CheckoutError::io(&abs, e))?
-            }
-        };
-        if meta.file_type().is_symlink() {
-            return Err(CheckoutError::Escape { path: abs });
-        }
-        if !meta.is_dir() {
-            return Err(CheckoutError::InTheWay { path: abs });
-        }
-        known.insert(prefix.clone());
+    match parents(codex_dir, rel, known, Some(touched))? {
+        Parents::Dirs => Ok(()),
+        Parents::Symlink(path) => Err(CheckoutError::Escape { path }),
+        Parents::Blocked(_, path) => Err(CheckoutError::InTheWay { path }),
+        Parents::Missing => unreachable!("parents() creates missing directories when asked"),
     }
-    Ok(())
 }
 
 /// Copies the new content of every put into the staging dir; returns the staged paths.
@@ -447,7 +309,7 @@ fn roll_forward(
             continue;
         };
         steps.step()?;
-        match parents(codex_dir, path, &mut known)? {
+        match parents(codex_dir, path, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
             Parents::Missing | Parents::Blocked(..) => continue,
@@ -469,7 +331,7 @@ fn roll_forward(
 
     for dir in &journal.stale_dirs {
         steps.step()?;
-        match parents(codex_dir, dir, &mut known)? {
+        match parents(codex_dir, dir, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
             Parents::Missing | Parents::Blocked(..) => continue,

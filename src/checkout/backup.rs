@@ -1,6 +1,6 @@
 //! Backups of drifted files, taken before an apply replaces or deletes them.
 
-use super::apply::CheckoutError;
+use super::CheckoutError;
 use crate::object::RelPath;
 use std::fs;
 use std::io;

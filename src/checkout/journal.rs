@@ -3,7 +3,7 @@
 //! finished (rolled forward) by [`super::apply::recover`]; without it, the codex dir was not
 //! touched and only the staging dir needs removing.
 
-use super::apply::CheckoutError;
+use super::CheckoutError;
 use super::plan::Op;
 use crate::object::{ObjectId, RelPath};
 use std::fs::File;

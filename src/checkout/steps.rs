@@ -1,6 +1,6 @@
 //! The step counter of an apply, and the crash hooks tests use to stop it between steps.
 
-use super::apply::CheckoutError;
+use super::CheckoutError;
 
 /// Test hook for real-process crash tests: abort the process right before this step.
 pub const CRASH_ENV: &str = "CODEXPORT_CRASH_BEFORE_STEP";

@@ -1,12 +1,12 @@
 //! The read-only half of an apply: what is on disk at each target, drift from the tree, and
 //! the pre-flight survey that refuses a plan before anything is written.
 
-use super::apply::{CheckoutError, STAGING_NAME};
+use super::{CheckoutError, STAGING_NAME};
 use super::plan::{Op, Plan};
 use crate::object::{EntryKind, ObjectId, RelPath};
 use crate::store::ObjectSource;
 use crate::store::diff::walk_files;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -23,7 +23,7 @@ pub fn drift(
     let mut known = HashSet::new();
     let mut out = Vec::new();
     for (path, entry) in walk_files(src, tree)? {
-        let same = match parents(codex_dir, &path, &mut known)? {
+        let same = match parents(codex_dir, &path, &mut known, None)? {
             Parents::Dirs => found(&path.to_path(codex_dir))? == Found::Blob(entry.kind, entry.id),
             // A symlinked or missing directory, or a file where a directory was: replaced.
             Parents::Symlink(_) | Parents::Missing | Parents::Blocked(..) => false,
@@ -104,12 +104,15 @@ pub(super) enum Parents {
     Blocked(String, PathBuf),
 }
 
-/// Checks the directories between `codex_dir` and `rel` with `lstat`, remembering (in
-/// `known`, by relative path) those found to be real directories.
+/// The one walk over the directories between `codex_dir` and `rel`, with `lstat`,
+/// remembering (in `known`, by relative path) those found to be real directories. With
+/// `create`, a missing directory is made (and its parent recorded there, as its entries
+/// changed) instead of ending the walk as [`Parents::Missing`].
 pub(super) fn parents(
     codex_dir: &Path,
     rel: &RelPath,
     known: &mut HashSet<String>,
+    mut create: Option<&mut BTreeSet<PathBuf>>,
 ) -> Result<Parents, CheckoutError> {
     let parts: Vec<&str> = rel.components().collect();
     let mut prefix = String::new();
@@ -123,14 +126,29 @@ pub(super) fn parents(
         if known.contains(&prefix) {
             continue;
         }
-        match lstat(&abs)? {
-            None => return Ok(Parents::Missing),
-            Some(m) if m.file_type().is_symlink() => return Ok(Parents::Symlink(abs)),
-            Some(m) if m.is_dir() => {
-                known.insert(prefix.clone());
+        let meta = match (lstat(&abs)?, create.as_deref_mut()) {
+            (Some(m), _) => m,
+            (None, None) => return Ok(Parents::Missing),
+            (None, Some(touched)) => {
+                match fs::create_dir(&abs) {
+                    Ok(()) => {
+                        if let Some(parent) = abs.parent() {
+                            touched.insert(parent.to_owned());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(CheckoutError::io(&abs, e)),
+                }
+                fs::symlink_metadata(&abs).map_err(|e| CheckoutError::io(&abs, e))?
             }
-            Some(_) => return Ok(Parents::Blocked(prefix, abs)),
+        };
+        if meta.file_type().is_symlink() {
+            return Ok(Parents::Symlink(abs));
         }
+        if !meta.is_dir() {
+            return Ok(Parents::Blocked(prefix, abs));
+        }
+        known.insert(prefix.clone());
     }
     Ok(Parents::Dirs)
 }
@@ -168,7 +186,7 @@ pub(super) fn survey(codex_dir: &Path, plan: &Plan) -> Result<Vec<RelPath>, Chec
             });
         }
         let is_put = matches!(op, Op::Put { .. });
-        match parents(codex_dir, rel, &mut known)? {
+        match parents(codex_dir, rel, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Missing => continue,
             Parents::Symlink(path) => return Err(CheckoutError::Escape { path }),

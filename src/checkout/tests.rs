@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::checkout::plan::plan;
+use crate::checkout::{CheckoutError, STAGING_NAME, drift};
+use crate::store::StoreError;
+use miette::Diagnostic;
 use crate::object::{EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
 use crate::store::{Store, Writer};
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! plan from the tree applied last, and check it out through the crash-safe executor.
 
 use super::{FETCHED, FollowerError, meta};
-use crate::checkout::apply::{ExecOptions, ExecReport, drift, execute, recover};
+use crate::checkout::{ExecOptions, ExecReport, drift, execute, recover};
 use crate::checkout::plan::{Plan, plan};
 use crate::object::{ObjectId, RelPath, Revision};
 use crate::overlay::{self, MergeFacts, Overlay};
