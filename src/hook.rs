@@ -24,24 +24,25 @@
 //!   skips an untrusted hook and the TUI offers it for review under `/hooks`. The hash
 //!   covers the handler's configuration (command, timeout, matcher), not its position: the
 //!   same handler at group 0 or 1 has the same hash, so a trust entry may move with its
-//!   handler (see [`trust_key_moves`]). Install asks `codex app-server` (JSON-RPC on stdio:
+//!   handler (see `overlay::hooks::trust_key_moves`). Install asks `codex app-server` (JSON-RPC on stdio:
 //!   `initialize`, `initialized`, `hooks/list`) for the key and `currentHash` instead of
 //!   reimplementing the hash. Without a codex binary the hook is installed untrusted and the
 //!   user is told to accept it once under `/hooks`.
 //! - Our group goes first in SessionStart so its key (`…:session_start:0:0`) is stable
 //!   whatever the master's hooks.json holds.
 
-mod config;
-mod json;
 mod run;
 mod trust;
 
-pub use config::{enable_hooks_feature, move_trust_state};
-pub use json::is_codexport_command;
 pub use run::{RunOutcome, run};
 pub use trust::{ListedHook, find_codex, list_hooks};
 
 use crate::follower::{FollowerConfig, FollowerError};
+use crate::overlay::OverlayError;
+use crate::overlay::hooks::{
+    self, HookEntry, merge_hooks_json, move_trust_state, set_hooks_feature, set_trust,
+    shell_quote, trust_key_moves,
+};
 use crate::fsutil::{LockError, StateLock};
 use crate::paths::Paths;
 use miette::Diagnostic;
@@ -49,34 +50,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
-/// The SessionStart matcher of codexport's group: new and resumed sessions.
-pub const MATCHER: &str = "startup|resume";
 /// Default deadline of `hook run`, in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 3000;
 
 #[derive(Debug, Error, Diagnostic)]
 #[non_exhaustive]
 pub enum HookError {
-    #[error("~/.codex/hooks.json is not a valid hooks file: {what}")]
-    #[diagnostic(
-        code(codexport::usage::bad_hooks_json),
-        help(
-            "fix the file (it must be a JSON object like {{\"hooks\":{{\"SessionStart\":[…]}}}}); nothing was written"
-        )
-    )]
-    BadHooksJson { what: String },
     #[error("{} is not valid TOML: {what}", path.display())]
     #[diagnostic(
         code(codexport::usage::bad_codex_config),
         help("fix the file; nothing was written")
     )]
     BadConfig { path: PathBuf, what: String },
-    #[error("{} is malformed: {what}", path.display())]
-    #[diagnostic(
-        code(codexport::usage::bad_hook_toml),
-        help("run `codexport hook install` again to rewrite it")
-    )]
-    BadHookToml { path: PathBuf, what: String },
     #[error("this machine is the master; the session-start hook belongs on followers")]
     #[diagnostic(
         code(codexport::usage::hook_on_master),
@@ -106,6 +91,9 @@ pub enum HookError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Overlay(#[from] OverlayError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HookError + '_ {
@@ -113,139 +101,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HookError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// codexport's handler: the shell command and Codex's timeout for it, in seconds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HookEntry {
-    pub command: String,
-    pub timeout: u64,
-}
-
-impl HookEntry {
-    /// The entry for `exe` with a `timeout_ms` deadline; `extra` are further arguments
-    /// (already quoted), such as `--home "…"`.
-    pub fn new(exe: &Path, timeout_ms: u64, extra: &str) -> Self {
-        let mut command = format!(
-            "{} hook run --timeout-ms {timeout_ms}",
-            shell_quote(&exe.display().to_string())
-        );
-        if !extra.is_empty() {
-            command.push(' ');
-            command.push_str(extra);
-        }
-        // Codex's timeout leaves a second beyond our own deadline for start-up and logging.
-        Self {
-            command,
-            timeout: timeout_ms.div_ceil(1000) + 1,
-        }
-    }
-}
-
-/// Double-quotes `s` for a POSIX shell (`\`, `"`, `$` and `` ` `` escaped).
-pub fn shell_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// The installed entry (`~/.codexport/hook.toml`), if the hook is installed.
-pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, HookError> {
-    let path = state_dir.join(crate::paths::state::HOOK_TOML);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(HookError::Io { path, source: e }),
-    };
-    let bad = |what: String| HookError::BadHookToml {
-        path: path.clone(),
-        what,
-    };
-    let doc = crate::toml_doc::parse(&text).map_err(bad)?;
-    let command = doc
-        .get("command")
-        .and_then(toml_edit::Item::as_str)
-        .ok_or_else(|| bad("missing command".into()))?;
-    let timeout = doc
-        .get("timeout")
-        .and_then(toml_edit::Item::as_integer)
-        .and_then(|t| u64::try_from(t).ok())
-        .ok_or_else(|| bad("missing timeout".into()))?;
-    Ok(Some(HookEntry {
-        command: command.to_owned(),
-        timeout,
-    }))
-}
-
-fn hook_toml(entry: &HookEntry, timeout_ms: u64) -> String {
-    let mut doc = toml_edit::DocumentMut::new();
-    doc["command"] = toml_edit::value(entry.command.clone());
-    doc["timeout"] = toml_edit::value(entry.timeout as i64);
-    doc["timeout_ms"] = toml_edit::value(timeout_ms as i64);
-    format!(
-        "# codexport's Codex SessionStart hook, written by `codexport hook install`.\n# The merge keeps this entry first in ~/.codex/hooks.json; `codexport hook uninstall` removes it.\n{doc}"
-    )
-}
-
-/// `hooks.json` with every codexport handler removed and, if `ours` is given, our group
-/// inserted first in SessionStart (matcher `startup|resume`, so its trust key is
-/// `…:session_start:0:0`). Every other key, event, group and handler keeps its place.
-/// Idempotent. Returns `existing` unchanged when there is nothing to do; otherwise the
-/// document pretty-printed (two-space indents, final newline).
-pub fn merge_hooks_json(
-    existing: Option<&[u8]>,
-    ours: Option<&HookEntry>,
-) -> Result<Vec<u8>, HookError> {
-    let (doc, changed, _) = json::edit(existing, ours)?;
-    Ok(match existing {
-        Some(bytes) if !changed => bytes.to_vec(),
-        _ => json::to_bytes(&doc),
-    })
-}
-
-/// A trust entry that moves when `merge_hooks_json` edits the file: the key suffix
-/// (`session_start:1:0`, after `<hooks.json path>:`) before and after; `to: None` means the
-/// handler is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustMove {
-    pub from: String,
-    pub to: Option<String>,
-}
-
-/// Where the trust entries of `existing`'s handlers go once `merge_hooks_json(existing,
-/// ours)` has run: handlers after our inserted group shift by one, removed codexport
-/// handlers lose theirs (or keep it, at `session_start:0:0`, when one is exactly `ours`).
-/// Only entries that change are listed. Apply them with [`move_trust_state`].
-pub fn trust_key_moves(
-    existing: Option<&[u8]>,
-    ours: Option<&HookEntry>,
-) -> Result<Vec<TrustMove>, HookError> {
-    let (_, _, placements) = json::edit(existing, ours)?;
-    let mut kept_ours = false;
-    let mut moves = Vec::new();
-    for p in placements {
-        let (event, g, h) = &p.old;
-        let from = format!("{}:{g}:{h}", json::snake(event));
-        let to = match p.new {
-            Some((ng, nh)) => Some(format!("{}:{ng}:{nh}", json::snake(event))),
-            None if p.same_as_ours && !kept_ours => {
-                kept_ours = true;
-                Some("session_start:0:0".to_owned())
-            }
-            None => None,
-        };
-        if to.as_deref() != Some(from.as_str()) {
-            moves.push(TrustMove { from, to });
-        }
-    }
-    Ok(moves)
 }
 
 /// The absolute path of `hooks.json` as Codex names it in trust keys.
@@ -288,6 +143,20 @@ fn location_args(paths: &Paths) -> String {
     extra.join(" ")
 }
 
+/// config.toml's text; a missing file is empty.
+fn read_config(path: &Path) -> Result<String, HookError> {
+    Ok(read_optional(path)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default())
+}
+
+fn parse_config(text: &str, path: &Path) -> Result<toml_edit::DocumentMut, HookError> {
+    crate::toml_doc::parse(text).map_err(|what| HookError::BadConfig {
+        path: path.to_owned(),
+        what,
+    })
+}
+
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, HookError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -320,9 +189,12 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     let current = read_optional(&hooks_path)?;
     let hooks = merge_hooks_json(current.as_deref(), Some(&entry))?;
     let moves = trust_key_moves(current.as_deref(), Some(&entry))?;
-    let config_text = config::read(&config_path)?;
-    let mut doc = config::parse(&config_text, &config_path)?;
-    config::set_hooks_feature(&mut doc, &config_path)?;
+    let config_text = read_config(&config_path)?;
+    let mut doc = parse_config(&config_text, &config_path)?;
+    set_hooks_feature(&mut doc).map_err(|what| HookError::BadConfig {
+        path: config_path.clone(),
+        what: what.to_owned(),
+    })?;
     move_trust_state(
         &mut doc,
         &hooks_json_path(paths).display().to_string(),
@@ -331,7 +203,7 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
 
     // Everything is validated; now write.
     let toml_path = paths.state_dir.join(crate::paths::state::HOOK_TOML);
-    crate::fsutil::write_atomic(&toml_path, hook_toml(&entry, timeout_ms).as_bytes(), 0o644)
+    crate::fsutil::write_atomic(&toml_path, hooks::hook_toml(&entry, timeout_ms).as_bytes(), 0o644)
         .map_err(io(&toml_path))?;
     if current.as_deref() != Some(hooks.as_slice()) {
         write_keeping_mode(&hooks_path, &hooks)?;
@@ -350,7 +222,7 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
         write_config(&config_path, &config_text, &doc)?;
         match trust::trusted_key(&codex, paths, &report.entry, Duration::from_secs(10)) {
             Ok((key, hash)) => {
-                config::set_trust(&mut doc, &key, &hash);
+                set_trust(&mut doc, &key, &hash);
                 report.trust = "trusted";
                 report.trust_key = Some(key);
             }
@@ -392,8 +264,8 @@ pub fn uninstall(paths: &Paths) -> Result<UninstallReport, HookError> {
         let moves = trust_key_moves(Some(&current), None)?;
         removed = moves.iter().filter(|m| m.to.is_none()).count();
         if config_path.exists() && !moves.is_empty() {
-            let text = config::read(&config_path)?;
-            let mut doc = config::parse(&text, &config_path)?;
+            let text = read_config(&config_path)?;
+            let mut doc = parse_config(&text, &config_path)?;
             move_trust_state(
                 &mut doc,
                 &hooks_json_path(paths).display().to_string(),

@@ -6,6 +6,7 @@
 //! rollback point and `diff` is a tree diff. Nothing here writes outside the store.
 
 pub mod config;
+pub mod hooks;
 pub mod local;
 
 pub use local::{LocalConfig, Policy};
@@ -56,6 +57,14 @@ pub enum OverlayError {
         help("rename or remove it; overlay file names follow the same rules as synced files")
     )]
     BadOverlayFile { path: PathBuf, what: String },
+    #[error("~/.codex/hooks.json is not a valid hooks file: {what}")]
+    #[diagnostic(
+        code(codexport::usage::bad_hooks_json),
+        help(
+            "fix the file (it must be a JSON object like {{\"hooks\":{{\"SessionStart\":[…]}}}}); nothing was written"
+        )
+    )]
+    BadHooksJson { what: String },
     #[error("I/O error on {}: {source}", path.display())]
     #[diagnostic(
         code(codexport::overlay::io),
@@ -94,7 +103,7 @@ pub struct Overlay {
     pub skills: Vec<LocalFile>,
     pub overrides: Vec<LocalFile>,
     /// codexport's session-start hook, when `hook install` ran on this follower.
-    pub hook: Option<crate::hook::HookEntry>,
+    pub hook: Option<hooks::HookEntry>,
 }
 
 impl Overlay {
@@ -111,10 +120,7 @@ impl Overlay {
                 });
             }
         };
-        let hook = crate::hook::installed(state_dir).map_err(|e| OverlayError::BadOverlayFile {
-            path: state_dir.join(crate::paths::state::HOOK_TOML),
-            what: e.to_string(),
-        })?;
+        let hook = hooks::installed(state_dir)?;
         Ok(Self {
             local,
             local_mcps,
@@ -246,14 +252,6 @@ fn previous_blob(
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(hook_error)`
-fn hook_error(e: crate::hook::HookError) -> OverlayError {
-    OverlayError::BadOverlayFile {
-        path: PathBuf::from(HOOKS),
-        what: e.to_string(),
-    }
-}
-
 /// hooks.json: the master's hooks without the master's own codexport hook, and this
 /// follower's hook (if installed) first, so its trust key stays `session_start:0:0`.
 /// Returns the trust keys that move because of it.
@@ -261,17 +259,15 @@ fn merge_hooks(
     w: &mut Writer<'_>,
     root: &mut ObjectId,
     overlay: &Overlay,
-) -> Result<Vec<crate::hook::TrustMove>, OverlayError> {
+) -> Result<Vec<hooks::TrustMove>, OverlayError> {
     let hooks_path = RelPath::new(HOOKS).expect("valid path");
     let master_hooks = match lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree) {
         Some(e) => Some(w.blob(&e.id)?),
         None => None,
     };
-    let trust_moves = crate::hook::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref())
-        .map_err(hook_error)?;
+    let trust_moves = hooks::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref())?;
     if master_hooks.is_some() || overlay.hook.is_some() {
-        let merged = crate::hook::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref())
-            .map_err(hook_error)?;
+        let merged = hooks::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref())?;
         if master_hooks.as_deref() != Some(merged.as_slice()) {
             *root = put(w, *root, &hooks_path, EntryKind::File, &merged)?;
         }
@@ -286,7 +282,7 @@ fn merge_config_file(
     revision: &Revision,
     overlay: &Overlay,
     facts: &MergeFacts<'_>,
-    trust_moves: Vec<crate::hook::TrustMove>,
+    trust_moves: Vec<hooks::TrustMove>,
 ) -> Result<Vec<String>, OverlayError> {
     let config_path = RelPath::new(CONFIG).expect("valid path");
     let config_entry = lookup(w, *root, &config_path)?.filter(|e| e.kind != EntryKind::Tree);
@@ -329,7 +325,7 @@ fn merge_config_file(
         let merged = config::merge_config(&master, &ctx)?;
         let unknown_variables = merged.unknown_variables;
         let text = match overlay.hook {
-            Some(_) => crate::hook::enable_hooks_feature(&merged.text).map_err(hook_error)?,
+            Some(_) => hooks::enable_hooks_feature(&merged.text)?,
             None => merged.text,
         };
         let kind = config_entry.map_or(EntryKind::File, |e| e.kind);

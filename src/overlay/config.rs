@@ -31,7 +31,7 @@ pub struct ConfigContext {
     /// The follower's hooks.json path and the hook trust keys that move because codexport's
     /// session-start group goes first in the merged hooks.json.
     pub hooks_json_path: String,
-    pub trust_moves: Vec<crate::hook::TrustMove>,
+    pub trust_moves: Vec<super::hooks::TrustMove>,
 }
 
 /// The merged text and the `${names}` that no variable defines.
@@ -52,7 +52,7 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
-    crate::hook::move_trust_state(&mut doc, &ctx.hooks_json_path, &ctx.trust_moves);
+    super::hooks::move_trust_state(&mut doc, &ctx.hooks_json_path, &ctx.trust_moves);
 
     if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
         for (name, server) in servers.iter_mut() {

@@ -2,7 +2,7 @@
 //! shell completions, and the real Codex CLI running the hook.
 
 use crate::util::{Home, Master, Run, master_home};
-use codexport::hook::{self, HookEntry, TrustMove};
+use codexport::overlay::hooks::{self as hooks_merge, HookEntry, TrustMove};
 use codexport::service::{self, Platform, ServiceSpec};
 use serde_json::{Value, json};
 use std::fs;
@@ -41,7 +41,7 @@ fn merge_puts_ours_first_and_keeps_everything_else_in_order() {
         "\"/opt/code x/codexport\" hook run --timeout-ms 3000"
     );
     assert_eq!(entry.timeout, 4, "ceil(3000 ms) + 1 s");
-    let merged = hook::merge_hooks_json(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
+    let merged = hooks_merge::merge_hooks_json(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
     let text = String::from_utf8(merged.clone()).unwrap();
     let (v, h, a) = (
         text.find("\"version\"").unwrap(),
@@ -69,22 +69,22 @@ fn merge_puts_ours_first_and_keeps_everything_else_in_order() {
 
     // Idempotent, and uninstall gives back the user's hooks exactly.
     assert_eq!(
-        hook::merge_hooks_json(Some(&merged), Some(&entry)).unwrap(),
+        hooks_merge::merge_hooks_json(Some(&merged), Some(&entry)).unwrap(),
         merged
     );
-    let removed = hook::merge_hooks_json(Some(&merged), None).unwrap();
+    let removed = hooks_merge::merge_hooks_json(Some(&merged), None).unwrap();
     assert_eq!(parse(&removed), parse(EXISTING.as_bytes()));
     assert_eq!(
-        hook::merge_hooks_json(Some(&removed), None).unwrap(),
+        hooks_merge::merge_hooks_json(Some(&removed), None).unwrap(),
         removed
     );
     // Nothing to do: the bytes stay as they are (the master's formatting survives).
     assert_eq!(
-        hook::merge_hooks_json(Some(EXISTING.as_bytes()), None).unwrap(),
+        hooks_merge::merge_hooks_json(Some(EXISTING.as_bytes()), None).unwrap(),
         EXISTING.as_bytes()
     );
     // No file yet.
-    let fresh = hook::merge_hooks_json(None, Some(&entry)).unwrap();
+    let fresh = hooks_merge::merge_hooks_json(None, Some(&entry)).unwrap();
     assert_eq!(
         parse(&fresh),
         json!({"hooks": {"SessionStart": [start[0].clone()]}})
@@ -99,7 +99,7 @@ fn merge_strips_codexport_handlers_from_the_master_and_older_versions() {
         {"matcher":"startup","hooks":[{"type":"command","command":"codexport hook sync"},{"type":"command","command":"keep-me"}]},
         {"matcher":"resume","hooks":[]}
     ],"Stop":[{"hooks":[{"type":"command","command":"/usr/local/bin/codexport --home /x hook run"}]}]}}"#;
-    let merged = parse(&hook::merge_hooks_json(Some(master.as_bytes()), Some(&ours())).unwrap());
+    let merged = parse(&hooks_merge::merge_hooks_json(Some(master.as_bytes()), Some(&ours())).unwrap());
     let start = merged["hooks"]["SessionStart"].as_array().unwrap();
     assert_eq!(start.len(), 3, "{merged}");
     assert_eq!(start[0]["hooks"][0]["command"], ours().command);
@@ -117,17 +117,17 @@ fn merge_strips_codexport_handlers_from_the_master_and_older_versions() {
         merged["hooks"].get("Stop").is_none(),
         "an event left empty by the strip goes: {merged}"
     );
-    let without = parse(&hook::merge_hooks_json(Some(master.as_bytes()), None).unwrap());
+    let without = parse(&hooks_merge::merge_hooks_json(Some(master.as_bytes()), None).unwrap());
     assert_eq!(
         without["hooks"]["SessionStart"].as_array().unwrap().len(),
         2
     );
 
-    assert!(hook::is_codexport_command(
+    assert!(hooks_merge::is_codexport_command(
         "'/home/u/bin/codexport' hook run --timeout-ms 9"
     ));
-    assert!(!hook::is_codexport_command("echo codexport"));
-    assert!(!hook::is_codexport_command("hook run codexport"));
+    assert!(!hooks_merge::is_codexport_command("echo codexport"));
+    assert!(!hooks_merge::is_codexport_command("hook run codexport"));
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn merge_refuses_invalid_files() {
         "{\"hooks\": []}",
         "{\"hooks\": {\"SessionStart\": {}}}",
     ] {
-        let err = hook::merge_hooks_json(Some(bad.as_bytes()), Some(&ours())).unwrap_err();
+        let err = hooks_merge::merge_hooks_json(Some(bad.as_bytes()), Some(&ours())).unwrap_err();
         let code = miette::Diagnostic::code(&err).unwrap().to_string();
         assert_eq!(code, "codexport::usage::bad_hooks_json", "{bad}: {err}");
     }
@@ -147,7 +147,7 @@ fn merge_refuses_invalid_files() {
 #[test]
 fn trust_entries_move_with_their_handlers() {
     let entry = ours();
-    let moves = hook::trust_key_moves(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
+    let moves = hooks_merge::trust_key_moves(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
     assert_eq!(
         moves,
         vec![TrustMove {
@@ -155,16 +155,16 @@ fn trust_entries_move_with_their_handlers() {
             to: Some("session_start:1:0".into())
         }]
     );
-    let installed = hook::merge_hooks_json(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
+    let installed = hooks_merge::merge_hooks_json(Some(EXISTING.as_bytes()), Some(&entry)).unwrap();
     // Installing again keeps our own trust (same handler) and the user's where it is.
     assert!(
-        hook::trust_key_moves(Some(&installed), Some(&entry))
+        hooks_merge::trust_key_moves(Some(&installed), Some(&entry))
             .unwrap()
             .is_empty()
     );
     // Another timeout is another handler: its old trust goes.
     let other = HookEntry::new(Path::new("/opt/code x/codexport"), 9000, "");
-    let moves = hook::trust_key_moves(Some(&installed), Some(&other)).unwrap();
+    let moves = hooks_merge::trust_key_moves(Some(&installed), Some(&other)).unwrap();
     assert_eq!(
         moves,
         vec![TrustMove {
@@ -172,7 +172,7 @@ fn trust_entries_move_with_their_handlers() {
             to: None
         }]
     );
-    let back = hook::trust_key_moves(Some(&installed), None).unwrap();
+    let back = hooks_merge::trust_key_moves(Some(&installed), None).unwrap();
     assert_eq!(
         back,
         vec![
@@ -192,10 +192,10 @@ fn trust_entries_move_with_their_handlers() {
         "# mine\nmodel = \"m\"\n\n[hooks.state.\"{path}:session_start:0:0\"]\ntrusted_hash = \"sha256:user\"\n\n[hooks.state.\"{path}:pre_tool_use:0:0\"]\ntrusted_hash = \"sha256:bash\"\n"
     );
     let mut doc: toml_edit::DocumentMut = config.parse().unwrap();
-    hook::move_trust_state(
+    hooks_merge::move_trust_state(
         &mut doc,
         path,
-        &hook::trust_key_moves(Some(EXISTING.as_bytes()), Some(&entry)).unwrap(),
+        &hooks_merge::trust_key_moves(Some(EXISTING.as_bytes()), Some(&entry)).unwrap(),
     );
     let state = doc["hooks"]["state"].as_table().unwrap();
     assert!(state.get(&format!("{path}:session_start:0:0")).is_none());
@@ -216,7 +216,7 @@ fn trust_entries_move_with_their_handlers() {
 #[test]
 fn feature_flag_is_set_keeping_the_rest() {
     let text = "# top comment\nmodel = \"gpt\" # trailing\n\n[features]\nother = 1\n";
-    let on = hook::enable_hooks_feature(text).unwrap();
+    let on = hooks_merge::enable_hooks_feature(text).unwrap();
     assert!(
         on.starts_with("# top comment\nmodel = \"gpt\" # trailing\n"),
         "{on}"
@@ -224,17 +224,17 @@ fn feature_flag_is_set_keeping_the_rest() {
     let doc: toml_edit::DocumentMut = on.parse().unwrap();
     assert_eq!(doc["features"]["hooks"].as_bool(), Some(true));
     assert_eq!(doc["features"]["other"].as_integer(), Some(1));
-    assert_eq!(hook::enable_hooks_feature(&on).unwrap(), on, "idempotent");
+    assert_eq!(hooks_merge::enable_hooks_feature(&on).unwrap(), on, "idempotent");
     let inline: toml_edit::DocumentMut =
-        hook::enable_hooks_feature("features = { hooks = false, codex_hooks = false }\n")
+        hooks_merge::enable_hooks_feature("features = { hooks = false, codex_hooks = false }\n")
             .unwrap()
             .parse()
             .unwrap();
     assert_eq!(inline["features"]["hooks"].as_bool(), Some(true));
     assert_eq!(inline["features"]["codex_hooks"].as_bool(), Some(true));
-    let empty: toml_edit::DocumentMut = hook::enable_hooks_feature("").unwrap().parse().unwrap();
+    let empty: toml_edit::DocumentMut = hooks_merge::enable_hooks_feature("").unwrap().parse().unwrap();
     assert_eq!(empty["features"]["hooks"].as_bool(), Some(true));
-    assert!(hook::enable_hooks_feature("features = 3\n").is_err());
+    assert!(hooks_merge::enable_hooks_feature("features = 3\n").is_err());
 }
 
 /// Runs the binary with extra environment and optional stdin, and times it.
@@ -484,7 +484,7 @@ fn hook_install_without_codex_is_idempotent_and_uninstall_keeps_other_hooks() {
     );
     let cdoc: toml_edit::DocumentMut = config.parse().unwrap();
     assert_eq!(cdoc["features"]["hooks"].as_bool(), Some(true));
-    let entry = hook::installed(&f.state()).unwrap().unwrap();
+    let entry = hooks_merge::installed(&f.state()).unwrap().unwrap();
     assert_eq!(entry.command, cmd);
 
     let (again, _) = run_env(
@@ -503,7 +503,7 @@ fn hook_install_without_codex_is_idempotent_and_uninstall_keeps_other_hooks() {
         parse(read(&f.codex().join("hooks.json")).as_bytes()),
         parse(EXISTING.as_bytes())
     );
-    assert!(hook::installed(&f.state()).unwrap().is_none());
+    assert!(hooks_merge::installed(&f.state()).unwrap().is_none());
 
     // The server's key is not the pinned one: refused, logged, exit 0.
     let other = [9u8; 32];
@@ -846,7 +846,7 @@ fn real_codex_runs_the_installed_hook() {
         "# Agents, from the hook\n"
     );
     assert!(
-        hook::merge_hooks_json(Some(read(&f.codex().join("hooks.json")).as_bytes()), None).unwrap()
+        hooks_merge::merge_hooks_json(Some(read(&f.codex().join("hooks.json")).as_bytes()), None).unwrap()
             != read(&f.codex().join("hooks.json")).into_bytes(),
         "the applied revision keeps the hook"
     );
@@ -877,7 +877,7 @@ fn installed_hook_survives_a_master_hooks_json_change() {
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let ours = hook::installed(&f.state()).unwrap().unwrap();
+    let ours = hooks_merge::installed(&f.state()).unwrap().unwrap();
     m.write(
         "hooks.json",
         r#"{"hooks":{"SessionStart":[{"matcher":"startup","hooks":[{"type":"command","command":"echo from-master","timeout":3}]},{"hooks":[{"type":"command","command":"codexport hook run"}]}]}}"#,

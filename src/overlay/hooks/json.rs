@@ -5,7 +5,8 @@
 //! which would change every JSON output of the crate; this small tree keeps the user's order
 //! without that.
 
-use super::{HookEntry, HookError, MATCHER};
+use super::{HookEntry, MATCHER};
+use crate::overlay::OverlayError;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::fmt;
@@ -144,12 +145,12 @@ pub(crate) struct Placement {
     pub same_as_ours: bool,
 }
 
-fn parse(bytes: &[u8]) -> Result<Json, HookError> {
-    let doc: Json = serde_json::from_slice(bytes).map_err(|e| HookError::BadHooksJson {
+fn parse(bytes: &[u8]) -> Result<Json, OverlayError> {
+    let doc: Json = serde_json::from_slice(bytes).map_err(|e| OverlayError::BadHooksJson {
         what: e.to_string(),
     })?;
     if !matches!(doc, Json::Object(_)) {
-        return Err(HookError::BadHooksJson {
+        return Err(OverlayError::BadHooksJson {
             what: "the top level is not a JSON object".into(),
         });
     }
@@ -157,7 +158,7 @@ fn parse(bytes: &[u8]) -> Result<Json, HookError> {
         .get("hooks")
         .is_some_and(|h| !matches!(h, Json::Object(_)))
     {
-        return Err(HookError::BadHooksJson {
+        return Err(OverlayError::BadHooksJson {
             what: "\"hooks\" is not an object".into(),
         });
     }
@@ -271,7 +272,7 @@ fn our_group(ours: &HookEntry) -> Json {
 pub(crate) fn edit(
     existing: Option<&[u8]>,
     ours: Option<&HookEntry>,
-) -> Result<(Json, bool, Vec<Placement>), HookError> {
+) -> Result<(Json, bool, Vec<Placement>), OverlayError> {
     let mut doc = match existing {
         Some(bytes) => parse(bytes)?,
         None => Json::Object(Vec::new()),
@@ -279,7 +280,7 @@ pub(crate) fn edit(
     let mut placements = Vec::new();
     let mut changed = strip(&mut doc, ours, &mut placements);
     if let Some(ours) = ours {
-        let bad = |what: &str| HookError::BadHooksJson {
+        let bad = |what: &str| OverlayError::BadHooksJson {
             what: what.to_owned(),
         };
         let Json::Object(top) = &mut doc else {
