@@ -1,28 +1,30 @@
-//! The command line: argument definitions and dispatch. Each command is a function returning
-//! an [`output::Output`]; printing and exit codes are decided in one place.
+//! The command line: argument definitions, dispatch, and rendering. Each command calls one
+//! library function and renders the typed report it returns (text and JSON from the same
+//! value, see [`output`]); printing and exit codes are decided in one place.
 
 mod bench_cmd;
-mod checkout_cmd;
 mod demo;
-mod history;
 mod hook_cmd;
-mod master_cmd;
-mod mcp_cmd;
-mod net;
 pub mod output;
-pub mod rev;
-mod service_cmd;
-mod state;
+mod render;
 
 use crate::paths::Paths;
 use clap::{Args, Parser, Subcommand};
+use output::Output;
 use std::path::PathBuf;
+use std::time::Duration;
 
-/// Protocol version spoken on the wire (see store-format.md).
-pub const PROTOCOL_VERSION: u32 = 1;
-
+/// `--version`: the crate version with the store format and protocol it speaks.
 fn long_version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (store format 1, protocol 1)")
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} (store format {}, protocol {})",
+            env!("CARGO_PKG_VERSION"),
+            crate::object::FORMAT_VERSION,
+            crate::transport::PROTOCOL_VERSION
+        )
+    })
 }
 
 /// Keep one trusted Codex setup (~/.codex) identical across your machines.
@@ -315,25 +317,75 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
-fn dispatch(cli: Cli) -> miette::Result<output::Output> {
+/// The running codexport executable (hooks, services and MCP servers run it again).
+fn current_exe() -> miette::Result<PathBuf> {
+    std::env::current_exe().map_err(|e| {
+        miette::miette!(
+            code = "codexport::io::current_exe",
+            help = "run codexport from a path that still exists",
+            "cannot tell where the running codexport executable is: {e}"
+        )
+    })
+}
+
+fn dispatch(cli: Cli) -> miette::Result<Output> {
     let paths = cli.global.paths();
-    match cli.command {
-        Command::Master(MasterCommand::Init) => master_cmd::init(&paths),
-        Command::Master(MasterCommand::Rebuild) => master_cmd::rebuild(&paths),
+    let mcp_export: &crate::master::McpExport = &crate::mcp::infer::export_for;
+    let progress = !cli.global.quiet
+        && !cli.global.json
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    Ok(match cli.command {
+        Command::Master(MasterCommand::Init) => {
+            Output::of(&crate::master::init(&paths, Some(mcp_export))?)
+        }
+        Command::Master(MasterCommand::Rebuild) => {
+            Output::of(&crate::master::rebuild(&paths, Some(mcp_export))?)
+        }
         Command::Master(MasterCommand::Serve {
             host,
             port,
             no_watch,
-        }) => net::serve(&paths, host, port, !no_watch),
+        }) => {
+            crate::master::serve::run(crate::master::serve::ServeOptions {
+                paths,
+                host,
+                port,
+                watch: !no_watch,
+                mcp: Some(std::sync::Arc::new(crate::mcp::infer::export_for)),
+            })?;
+            Output::new(&serde_json::json!({"stopped": true}), "")
+        }
         Command::Master(MasterCommand::Link {
             host,
             port,
             expires_hours,
-        }) => net::link(&paths, host, port, expires_hours),
-        Command::Master(MasterCommand::Followers { action: None }) => net::followers(&paths),
+        }) => Output::of(&crate::master::link::link(
+            &paths,
+            host,
+            port,
+            expires_hours,
+        )?),
+        Command::Master(MasterCommand::Followers { action: None }) => {
+            Output::of(&crate::master::link::followers(&paths)?)
+        }
         Command::Master(MasterCommand::Followers {
             action: Some(FollowersAction::Revoke { name }),
-        }) => net::revoke(&paths, &name),
+        }) => Output::of(&crate::master::link::revoke(&paths, &name)?),
+        Command::Master(MasterCommand::Service(cmd)) => match cmd {
+            ServiceCommand::Install { port, dry_run } => Output::of(&crate::service::install(
+                &paths,
+                current_exe()?,
+                port,
+                dry_run,
+            )?),
+            ServiceCommand::Uninstall { dry_run } => {
+                Output::of(&crate::service::uninstall(&paths, dry_run)?)
+            }
+            ServiceCommand::Status => Output::of(&crate::service::status(
+                crate::service::Platform::current()?,
+                &paths.home,
+            )),
+        },
         Command::Follower(FollowerCommand::Join {
             link,
             master,
@@ -342,48 +394,126 @@ fn dispatch(cli: Cli) -> miette::Result<output::Output> {
             reset_trust,
             apply,
             timeout_ms,
-        }) => net::join(
+        }) => Output::of(&crate::follower::join::join(
             &paths,
-            crate::follower::join::JoinOptions {
+            &crate::follower::join::JoinOptions {
                 link,
                 master,
                 fingerprint,
                 token,
                 reset_trust,
-                timeout: std::time::Duration::from_millis(timeout_ms),
-                progress: false,
+                timeout: Duration::from_millis(timeout_ms),
+                progress,
                 apply,
             },
-            cli.global.quiet,
-            cli.global.json,
-        ),
-        Command::Sync { apply, timeout_ms } => {
-            net::sync(&paths, apply, timeout_ms, cli.global.quiet, cli.global.json)
+        )?),
+        Command::Sync { apply, timeout_ms } => Output::of(&crate::follower::sync(
+            &paths,
+            &crate::follower::SyncOptions {
+                timeout: Duration::from_millis(timeout_ms),
+                progress,
+                apply,
+            },
+        )?),
+        Command::Apply { dry_run } => Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+        Command::Diff { rev, patch } => {
+            Output::of(&crate::follower::diff::diff(&paths, rev.as_deref(), patch)?)
         }
-        Command::Apply { dry_run } => checkout_cmd::apply(&paths, dry_run),
-        Command::Diff { rev, patch } => checkout_cmd::diff(&paths, rev.as_deref(), patch),
-        Command::Rollback { rev } => checkout_cmd::rollback(&paths, &rev),
-        Command::Mcp(McpCommand::Run { name }) => mcp_cmd::run_server(&paths, &name),
-        Command::Mcp(McpCommand::List) => mcp_cmd::list(&paths),
-        Command::Mcp(McpCommand::Repair { name }) => mcp_cmd::repair(&paths, name.as_deref()),
-        Command::Log { limit } => history::log(&paths, limit),
-        Command::Show { rev, path } => history::show(&paths, &rev, path.as_deref()),
-        Command::Status { timeout_ms } => state::status(&paths, timeout_ms),
-        Command::Fsck => state::fsck(&paths),
-        Command::Gc { keep } => state::gc(&paths, keep),
+        Command::Rollback { rev } => {
+            Output::of(&crate::follower::rollback::rollback(&paths, &rev)?)
+        }
+        Command::Mcp(McpCommand::Run { name }) => match crate::mcp::run::run(&paths, &name)? {},
+        Command::Mcp(McpCommand::List) => Output::of(&crate::mcp::repair::list(&paths)?),
+        Command::Mcp(McpCommand::Repair { name }) => {
+            let report = crate::mcp::repair::repair(&paths, name.as_deref())?;
+            if !report.failed.is_empty() {
+                eprint!("{}", output::Render::render(&report));
+                return Err(miette::miette!(
+                    code = "codexport::mcp::repair",
+                    help = "see ~/.codexport/logs/mcp/<name>.log for each failure",
+                    "{} MCP server(s) could not be prepared",
+                    report.failed.len()
+                ));
+            }
+            Output::of(&report)
+        }
+        Command::Log { limit } => {
+            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+            Output::of(&crate::store::history::log(&store, limit)?)
+        }
+        Command::Show { rev, path } => {
+            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+            Output::of(&crate::store::history::show(&store, &rev, path.as_deref())?)
+        }
+        Command::Status { timeout_ms } => Output::of(&crate::status::status(
+            &paths,
+            Duration::from_millis(timeout_ms),
+        )?),
+        Command::Fsck => {
+            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+            let report = crate::store::fsck::fsck(&store)?;
+            if !report.is_clean() {
+                return Err(FsckFailed::from(&report).into());
+            }
+            Output::of(&report)
+        }
+        Command::Gc { keep } => {
+            let mut store =
+                crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+            Output::of(&crate::store::fsck::gc(&mut store, keep, &[])?)
+        }
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
-            master_cmd::gen_library(&dir, files, seed)
+            bench_cmd::gen_library(&dir, files, seed)?
         }
         Command::Bench(BenchCommand::Sync { files, runs }) => {
-            bench_cmd::sync(&cli.global, files, runs)
+            bench_cmd::sync(&cli.global, files, runs)?
         }
-        Command::Demo { keep } => demo::run(keep),
-        Command::Hook(HookCommand::Install { timeout_ms }) => hook_cmd::install(&paths, timeout_ms),
-        Command::Hook(HookCommand::Uninstall) => hook_cmd::uninstall(&paths),
+        Command::Demo { keep } => demo::run(keep)?,
+        Command::Hook(HookCommand::Install { timeout_ms }) => {
+            hook_cmd::install(&paths, &current_exe()?, timeout_ms)?
+        }
+        Command::Hook(HookCommand::Uninstall) => Output::of(&crate::hook::uninstall(&paths)?),
         Command::Hook(HookCommand::Run { timeout_ms, .. }) => {
-            Ok(hook_cmd::run_output(&cli.global, timeout_ms))
+            hook_cmd::run(&cli.global, timeout_ms);
+            Output::new(&serde_json::json!({}), "")
         }
-        Command::Master(MasterCommand::Service(cmd)) => service_cmd::service(&paths, &cmd),
-        Command::Completions { shell } => Ok(service_cmd::completions(shell)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "codexport", &mut script);
+            let script = String::from_utf8_lossy(&script).into_owned();
+            Output::new(
+                &serde_json::json!({"shell": shell.to_string(), "script": script}),
+                script,
+            )
+        }
+    })
+}
+
+/// `fsck` found damage: the list, and how to repair it.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("fsck found {count} damaged or missing object(s):\n{list}")]
+#[diagnostic(
+    code(codexport::fsck::damaged),
+    help(
+        "on a master, `codexport master rebuild` stores changed files again; on a follower, `codexport sync` fetches missing objects again"
+    )
+)]
+struct FsckFailed {
+    count: usize,
+    list: String,
+}
+
+impl From<&crate::store::fsck::FsckReport> for FsckFailed {
+    fn from(report: &crate::store::fsck::FsckReport) -> Self {
+        let list: Vec<String> = report
+            .bad
+            .iter()
+            .map(|b| format!("  {}  {}", b.id, b.problem))
+            .collect();
+        Self {
+            count: report.bad.len(),
+            list: list.join("\n"),
+        }
     }
 }

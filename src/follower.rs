@@ -6,11 +6,15 @@
 
 pub mod apply;
 pub mod config;
+pub mod diff;
 pub mod join;
+pub mod rollback;
+pub mod state;
+pub mod status;
 pub mod sync;
 
 pub use config::FollowerConfig;
-pub use sync::{SyncOptions, SyncReport, sync};
+pub use sync::{SyncOptions, SyncOutcome, SyncReport, sync};
 
 use crate::transport::client::ClientError;
 use miette::Diagnostic;
@@ -169,8 +173,11 @@ pub enum FollowerError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     #[diagnostic(transparent)]
+    Rev(#[from] crate::store::rev::RevError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
     Lock(#[from] crate::fsutil::LockError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Link(#[from] crate::access::AccessError),
+    Link(#[from] crate::transport::link::LinkError),
 }

@@ -34,7 +34,7 @@
 mod run;
 mod trust;
 
-pub use run::{RunOutcome, run};
+pub use run::{RunOutcome, RunResult, run};
 pub use trust::{ListedHook, find_codex, list_hooks};
 
 use crate::follower::{FollowerConfig, FollowerError};
@@ -113,13 +113,26 @@ pub fn hooks_json_path(paths: &Paths) -> PathBuf {
     }
 }
 
+/// Whether Codex trusts the installed hook (it runs only trusted hooks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trust {
+    /// Marked trusted with the hash `codex app-server` reported.
+    Trusted,
+    /// No codex binary was found to ask; accept the hook once under /hooks.
+    NoCodex,
+    /// Asking codex failed (see `trust_error`); accept the hook once under /hooks.
+    Failed,
+}
+
 /// What `hook install` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InstallReport {
     pub entry: HookEntry,
+    /// The deadline of one `hook run`.
+    pub timeout_ms: u64,
     pub hooks_json: String,
-    /// `trusted`, `no_codex` (no codex binary found) or `failed` (see `trust_error`).
-    pub trust: &'static str,
+    pub trust: Trust,
     pub trust_key: Option<String>,
     pub trust_error: Option<String>,
     pub codex: Option<String>,
@@ -210,8 +223,9 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     }
     let mut report = InstallReport {
         entry,
+        timeout_ms,
         hooks_json: hooks_path.display().to_string(),
-        trust: "no_codex",
+        trust: Trust::NoCodex,
         trust_key: None,
         trust_error: None,
         codex: None,
@@ -223,11 +237,11 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
         match trust::trusted_key(&codex, paths, &report.entry, Duration::from_secs(10)) {
             Ok((key, hash)) => {
                 set_trust(&mut doc, &key, &hash);
-                report.trust = "trusted";
+                report.trust = Trust::Trusted;
                 report.trust_key = Some(key);
             }
             Err(e) => {
-                report.trust = "failed";
+                report.trust = Trust::Failed;
                 report.trust_error = Some(e.to_string());
             }
         }

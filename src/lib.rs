@@ -3,7 +3,6 @@
 //! Layers, lowest first: `object` (encodings, ids) ← `store` (redb + packs) ← `snapshot` ←
 //! `cli`. A lower module never imports a higher one.
 
-pub mod access;
 pub mod bench;
 pub mod checkout;
 pub mod cli;
@@ -21,8 +20,8 @@ pub mod progress;
 pub mod sample;
 pub mod service;
 pub mod snapshot;
+pub mod status;
 pub mod store;
 pub mod time;
 pub mod toml_doc;
 pub mod transport;
-pub mod watch;

@@ -3,6 +3,7 @@
 
 pub mod infer;
 pub mod manifest;
+pub mod repair;
 pub mod run;
 
 use miette::Diagnostic;

@@ -43,6 +43,18 @@ pub mod state {
     pub const MCP_ARTIFACTS: &str = "mcp-artifacts";
 }
 
+/// What this machine is to codexport, told by the files in its state dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// It holds a master key.
+    Master,
+    /// It enrolled with a master.
+    Follower,
+    /// Neither yet.
+    None,
+}
+
 /// The folders one invocation works on. Everything is under `home` unless `--codex-dir`
 /// points elsewhere, so tests and demos run on temporary homes.
 #[derive(Debug, Clone)]
@@ -71,6 +83,17 @@ impl Paths {
     /// Whether the codex dir is the default one under the home.
     pub fn default_codex_dir(&self) -> bool {
         self.codex_dir == self.home.join(".codex")
+    }
+
+    /// Master if it holds a master key, follower if it enrolled.
+    pub fn role(&self) -> Role {
+        if self.master_key().exists() {
+            Role::Master
+        } else if self.state(state::FOLLOWER_CONFIG).exists() {
+            Role::Follower
+        } else {
+            Role::None
+        }
     }
 
     /// A named file of the state dir (see [`state`]).

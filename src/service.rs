@@ -450,6 +450,66 @@ pub fn execute(plan: &Plan) -> Result<Vec<String>, ServiceError> {
     Ok(done)
 }
 
+/// What `service install` or `uninstall` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceReport {
+    pub action: ServiceAction,
+    pub dry_run: bool,
+    pub plan: Plan,
+    /// What each step did, in order (empty for a dry run).
+    pub done: Vec<String>,
+}
+
+/// Which way a service report went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    Install,
+    Uninstall,
+}
+
+fn carry_out(
+    action: ServiceAction,
+    plan: Plan,
+    dry_run: bool,
+) -> Result<ServiceReport, ServiceError> {
+    let done = if dry_run { Vec::new() } else { execute(&plan)? };
+    Ok(ServiceReport {
+        action,
+        dry_run,
+        plan,
+        done,
+    })
+}
+
+/// Installs and starts `master serve` as this user's service, running `exe`.
+pub fn install(
+    paths: &Paths,
+    exe: PathBuf,
+    port: u16,
+    dry_run: bool,
+) -> Result<ServiceReport, ServiceError> {
+    let platform = Platform::current()?;
+    if !paths.master_key().exists() {
+        return Err(ServiceError::NotMaster);
+    }
+    carry_out(
+        ServiceAction::Install,
+        install_plan(platform, &ServiceSpec::new(exe, paths, port)),
+        dry_run,
+    )
+}
+
+/// Stops and removes the service.
+pub fn uninstall(paths: &Paths, dry_run: bool) -> Result<ServiceReport, ServiceError> {
+    let platform = Platform::current()?;
+    carry_out(
+        ServiceAction::Uninstall,
+        uninstall_plan(platform, &paths.home),
+        dry_run,
+    )
+}
+
 /// What `service status` found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {

@@ -94,7 +94,7 @@ pub struct SnapshotReport {
     pub created: bool,
     /// The current revision (new or unchanged); `None` only if the store is empty.
     pub number: Option<u64>,
-    pub revision: Option<String>,
+    pub revision: Option<ObjectId>,
     pub files: u64,
     pub bytes: u64,
     /// Files read and hashed this time (the rest came from the stat cache).
@@ -155,7 +155,7 @@ pub fn snapshot(
     let mut report = SnapshotReport {
         created: false,
         number: parent.as_ref().map(|(_, r)| r.number),
-        revision: parent.as_ref().map(|(id, _)| id.to_string()),
+        revision: parent.as_ref().map(|(id, _)| *id),
         files: built.files,
         bytes: root_entry.size,
         hashed: to_hash.len() as u64,
@@ -201,7 +201,7 @@ pub fn snapshot(
     )?;
     report.created = true;
     report.number = Some(number);
-    report.revision = Some(rev_id.to_string());
+    report.revision = Some(rev_id);
     report.changes = changes;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(report)

@@ -9,9 +9,11 @@ pub mod applies;
 pub mod diff;
 pub mod edit;
 pub mod fsck;
+pub mod history;
 pub mod log;
 pub mod pack;
 pub mod partial;
+pub mod rev;
 pub mod statcache;
 
 pub use log::LogEntry;
@@ -153,6 +155,16 @@ db_from!(
     redb::CommitError,
     redb::CompactionError
 );
+
+/// The size of a store.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct StoreStats {
+    pub objects: u64,
+    /// Bytes of the objects themselves.
+    pub content_bytes: u64,
+    /// The database and packs on disk.
+    pub disk_bytes: u64,
+}
 
 /// One machine's store.
 #[derive(Debug)]
@@ -341,6 +353,16 @@ impl Store {
                 .len();
         }
         Ok(total)
+    }
+
+    /// How many objects the store holds, their bytes, and the bytes on disk.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let objects = self.read()?.objects()?;
+        Ok(StoreStats {
+            objects: objects.len() as u64,
+            content_bytes: objects.iter().map(|(_, l)| l.len).sum(),
+            disk_bytes: self.disk_bytes()?,
+        })
     }
 
     pub(crate) fn packs(&self) -> &Packs {

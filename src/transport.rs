@@ -6,6 +6,7 @@
 //! credential.
 
 pub mod client;
+pub mod link;
 pub mod negotiate;
 pub mod server;
 pub mod wire;
@@ -14,3 +15,16 @@ pub mod wire;
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Default port, as in the original tool.
 pub const DEFAULT_PORT: u16 = 17342;
+
+/// `GET /v1/health`: who the master is, before any credential is spent. Carries the public
+/// key, so a follower checks it against the join link's fingerprint before enrolling.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    #[serde(default)]
+    pub service: String,
+    pub protocol: u64,
+    pub version: String,
+    /// The master's ed25519 public key, hex.
+    pub master_key: String,
+    pub fingerprint: String,
+}

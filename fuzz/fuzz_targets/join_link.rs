@@ -2,7 +2,7 @@
 //! link that parses prints as text that parses back to the same link.
 #![no_main]
 
-use codexport::access::JoinLink;
+use codexport::transport::link::JoinLink;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -582,3 +582,24 @@ fn render(r: &Report) -> String {
     );
     out
 }
+
+/// `bench gen-library`: a deterministic generated skill library in `dir`.
+pub fn gen_library(dir: &Path, files: usize, seed: u64) -> miette::Result<Output> {
+    let stats = crate::library::generate(dir, &crate::library::LibrarySpec { files, seed })
+        .map_err(|e| {
+            miette::miette!(
+                code = "codexport::bench::io",
+                help = "choose a writable directory",
+                "cannot write the library into {}: {e}",
+                dir.display()
+            )
+        })?;
+    let human = format!(
+        "generated {} files in {} skills ({}) in {}\n",
+        stats.files,
+        stats.skills,
+        bytes(stats.bytes),
+        dir.display()
+    );
+    Ok(Output::new(&stats, human))
+}

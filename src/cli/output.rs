@@ -3,6 +3,12 @@
 
 use serde::Serialize;
 
+/// A report's text form, for people. Its JSON form is the report's serde serialisation, so
+/// both come from the same value.
+pub trait Render {
+    fn render(&self) -> String;
+}
+
 /// What a command produced: the same data for machines and for people.
 pub struct Output {
     pub json: serde_json::Value,
@@ -15,6 +21,11 @@ impl Output {
             json: serde_json::to_value(data).expect("command reports serialise to JSON"),
             human: human.into(),
         }
+    }
+
+    /// A report, rendered once as JSON and once as text.
+    pub fn of(report: &(impl Serialize + Render)) -> Self {
+        Self::new(report, report.render())
     }
 
     pub fn print(&self, json: bool, quiet: bool) {

@@ -1,11 +1,13 @@
 //! `apply`, `rollback` and `diff` on a follower: merge a fetched revision with the overlay,
 //! plan from the tree applied last, and check it out through the crash-safe executor.
 
+use super::state::Mirror;
 use super::{FETCHED, FollowerError, meta};
-use crate::checkout::{ExecOptions, ExecReport, drift, execute, recover};
 use crate::checkout::plan::{Plan, plan};
+use crate::checkout::{ExecOptions, ExecReport, drift, execute, recover};
 use crate::object::{ObjectId, RelPath, Revision};
 use crate::overlay::{self, MergeFacts, Overlay};
+use crate::fsutil::StateLock;
 use crate::paths::Paths;
 use crate::store::applies::ApplyRecord;
 use crate::store::{ObjectSource, Store};
@@ -19,17 +21,29 @@ pub enum Target {
     Revision(ObjectId),
 }
 
+/// What an apply ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyOutcome {
+    /// The codex dir was changed.
+    Applied,
+    /// The codex dir already held the merged tree.
+    Unchanged,
+    /// A dry run: the plan only.
+    Planned,
+}
+
 /// What an apply did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApplyReport {
-    /// `applied`, `unchanged`, `planned` (dry run) or `held` (after a rollback).
-    pub result: &'static str,
+    pub result: ApplyOutcome,
     pub number: u64,
-    pub revision: String,
-    pub merged: String,
+    pub revision: ObjectId,
+    pub merged: ObjectId,
     pub added: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Managed files edited here, backed up before they were replaced.
     pub drift: Vec<String>,
     pub backup_dir: Option<String>,
     pub unknown_variables: Vec<String>,
@@ -37,6 +51,26 @@ pub struct ApplyReport {
     pub plan: Option<Plan>,
     /// Set when an interrupted apply was finished first.
     pub recovered: bool,
+}
+
+/// Takes the state lock and opens the store: what every apply, diff and rollback holds.
+pub fn open_locked(paths: &Paths) -> Result<(StateLock, Store), FollowerError> {
+    let lock = StateLock::acquire(&paths.state_dir, crate::store::WAIT)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+    Ok((lock, store))
+}
+
+/// `codexport apply`: merges the newest fetched revision with the overlay and writes it
+/// (or with `dry_run`, only plans it). Also releases a rollback hold.
+pub fn apply(paths: &Paths, dry_run: bool) -> Result<ApplyReport, FollowerError> {
+    let (_lock, store) = open_locked(paths)?;
+    apply_locked(
+        paths,
+        &store,
+        Target::Fetched,
+        dry_run,
+        &ExecOptions::default(),
+    )
 }
 
 /// Finishes an apply a crash interrupted, recording it. Call with the state lock held.
@@ -132,10 +166,10 @@ pub fn apply_locked(
     let plan = plan(&store.read()?, last.as_ref().map(|a| a.merged), merged_tree)?;
     let (added, updated, deleted) = plan.counts();
     let mut report = ApplyReport {
-        result: "planned",
+        result: ApplyOutcome::Planned,
         number: revision.number,
-        revision: rev_id.to_string(),
-        merged: merged_tree.to_string(),
+        revision: rev_id,
+        merged: merged_tree,
         added,
         updated,
         deleted,
@@ -154,8 +188,8 @@ pub fn apply_locked(
             .is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
     if unchanged {
         write_mcp_manifest(paths, store, &revision)?;
-        super::sync::Mirror::refresh(paths, store)?;
-        report.result = "unchanged";
+        Mirror::refresh(paths, store)?;
+        report.result = ApplyOutcome::Unchanged;
         clear_hold_if(store, target)?;
         return Ok(report);
     }
@@ -215,8 +249,8 @@ pub fn apply_locked(
     }
     w.commit()?;
     write_mcp_manifest(paths, store, &revision)?;
-    super::sync::Mirror::refresh(paths, store)?;
-    report.result = "applied";
+    Mirror::refresh(paths, store)?;
+    report.result = ApplyOutcome::Applied;
     report.drift = drift;
     report.backup_dir = backup_dir;
     Ok(report)
@@ -233,15 +267,6 @@ fn clear_hold_if(store: &Store, target: Target) -> Result<(), FollowerError> {
         w.commit()?;
     }
     Ok(())
-}
-
-/// The revision number a rollback holds the follower at, if any.
-pub fn hold(store: &Store) -> Result<Option<u64>, FollowerError> {
-    Ok(store
-        .read()?
-        .meta(meta::HOLD)?
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes))
 }
 
 /// Managed files edited locally since the last apply.
@@ -267,28 +292,29 @@ fn only_replaced(paths: &Paths, drift: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Writes the applied revision's MCP manifest (and the ids of copied sources) where
+/// Writes the applied revision's MCP manifest (and the tree ids of copied sources) where
 /// `codexport mcp run` reads it without opening the store; 0600, as it holds env secrets.
+/// The manifest is kept as the JSON the master wrote: its meaning is the MCP layer's.
 fn write_mcp_manifest(
     paths: &Paths,
     store: &Store,
     revision: &Revision,
 ) -> Result<(), FollowerError> {
-    use crate::mcp::manifest::{MANIFEST_FILE, SOURCES_DIR};
-    let path = crate::mcp::run::applied_path(paths);
+    use crate::object::revision::{MCP_MANIFEST, MCP_SOURCES};
+    let path = paths.state(crate::paths::state::MCP_APPLIED);
     let Some(tree_id) = revision.mcp else {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     };
     let r = store.read()?;
     let tree = r.tree(&tree_id)?;
-    let Some(entry) = tree.get(MANIFEST_FILE) else {
+    let Some(entry) = tree.get(MCP_MANIFEST) else {
         return Ok(());
     };
-    let manifest = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| {
+    let manifest: serde_json::Value = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| {
         FollowerError::Stream(format!("MCP manifest of revision {}: {e}", revision.number))
     })?;
-    let sources = match tree.get(SOURCES_DIR) {
+    let sources: std::collections::BTreeMap<String, ObjectId> = match tree.get(MCP_SOURCES) {
         Some(s) => r
             .tree(&s.id)?
             .entries()
@@ -297,7 +323,7 @@ fn write_mcp_manifest(
             .collect(),
         None => std::collections::BTreeMap::new(),
     };
-    let applied = crate::mcp::run::Applied { manifest, sources };
+    let applied = serde_json::json!({"manifest": manifest, "sources": sources});
     let bytes = serde_json::to_vec_pretty(&applied).expect("manifests serialise");
     crate::fsutil::write_atomic(&path, &bytes, 0o600)
         .map_err(|e| FollowerError::Io { path, source: e })

@@ -2,7 +2,7 @@
 //! for a credential, then sync.
 
 use super::{FollowerConfig, FollowerError, SyncOptions, SyncReport, config, sync};
-use crate::access::JoinLink;
+use crate::transport::link::JoinLink;
 use crate::object::Fingerprint;
 use crate::paths::Paths;
 use crate::transport::client::Client;
@@ -26,7 +26,7 @@ pub struct JoinOptions {
 /// What `follower join` did.
 #[derive(Debug, serde::Serialize)]
 pub struct JoinReport {
-    pub role: &'static str,
+    pub role: crate::paths::Role,
     pub name: String,
     pub master_url: String,
     pub fingerprint: String,
@@ -102,7 +102,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         .is_some_and(|p| p.fingerprint != fingerprint)
     {
         forget_master(&store)?;
-        let _ = std::fs::remove_file(super::sync::Mirror::path(paths));
+        let _ = std::fs::remove_file(super::state::Mirror::path(paths));
     }
     drop(store);
     config::save_credential(paths, &credential)?;
@@ -123,7 +123,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         },
     )?;
     Ok(JoinReport {
-        role: "follower",
+        role: crate::paths::Role::Follower,
         name,
         master_url,
         fingerprint: fingerprint.to_string(),

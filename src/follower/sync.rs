@@ -1,5 +1,7 @@
 //! `codexport sync`: head, then one fetch of exactly the missing objects.
 
+use super::apply::{self, ApplyReport, Target};
+use super::state::{LastOutcome, LastSync, Mirror, accepted_number, hold};
 use super::{FETCHED, FollowerConfig, FollowerError, config, meta};
 use crate::fsutil::StateLock;
 use crate::object::{ObjectId, SignedHead};
@@ -33,14 +35,23 @@ impl Default for SyncOptions {
     }
 }
 
+/// Whether a sync found something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncOutcome {
+    /// The newest revision was already here.
+    Current,
+    /// A new revision was fetched and accepted.
+    Fetched,
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SyncReport {
-    /// `current` (nothing new) or `fetched`.
-    pub result: &'static str,
+    pub result: SyncOutcome,
     pub master_url: String,
     pub number: u64,
-    pub revision: String,
+    pub revision: ObjectId,
     /// Objects and their bytes received (decompressed) in this sync.
     pub objects: u64,
     pub object_bytes: u64,
@@ -48,7 +59,7 @@ pub struct SyncReport {
     pub wire_bytes: u64,
     pub elapsed_ms: f64,
     /// With `apply`: what the apply did.
-    pub apply: Option<super::apply::ApplyReport>,
+    pub apply: Option<ApplyReport>,
     /// Set when a rollback holds the follower at an older revision (see `codexport apply`).
     pub held_at: Option<u64>,
 }
@@ -71,7 +82,24 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
         opts.timeout.saturating_sub(started.elapsed()),
     )?;
     let result = sync_with_lock(paths, &cfg, &client, opts, started);
-    record_result(paths, &result);
+    let (outcome, number, error) = match &result {
+        Ok(r) => (
+            match r.result {
+                SyncOutcome::Current => LastOutcome::Current,
+                SyncOutcome::Fetched => LastOutcome::Fetched,
+            },
+            Some(r.number),
+            None,
+        ),
+        Err(e) => (LastOutcome::Error, None, Some(e.to_string())),
+    };
+    LastSync {
+        time_ms: crate::time::now_ms(),
+        result: outcome,
+        number,
+        error,
+    }
+    .record(paths);
     result
 }
 
@@ -100,18 +128,18 @@ fn sync_with_lock(
         &paths.state_dir,
         opts.timeout.saturating_sub(started.elapsed()),
     )?;
-    super::apply::recover_interrupted(paths, &store)?;
+    apply::recover_interrupted(paths, &store)?;
     let mut report = sync_locked(&store, cfg, client, &head, opts, started)?;
     if opts.apply {
-        match super::apply::hold(&store)? {
+        match hold(&store)? {
             Some(hold_at) if report.number <= hold_at => report.held_at = Some(hold_at),
             _ => {
-                let applied = super::apply::apply_locked(
+                let applied = apply::apply_locked(
                     paths,
                     &store,
-                    super::apply::Target::Fetched,
+                    Target::Fetched,
                     false,
-                    &crate::checkout::apply::ExecOptions::default(),
+                    &crate::checkout::ExecOptions::default(),
                 )?;
                 report.apply = Some(applied);
             }
@@ -124,10 +152,10 @@ fn sync_with_lock(
 
 fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> SyncReport {
     SyncReport {
-        result: "current",
+        result: SyncOutcome::Current,
         master_url: cfg.master_url.clone(),
         number: head.body.number,
-        revision: head.body.revision.to_string(),
+        revision: head.body.revision,
         objects: 0,
         object_bytes: 0,
         wire_bytes: 0,
@@ -135,60 +163,6 @@ fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> 
         apply: None,
         held_at: None,
     }
-}
-
-/// What the store says about the master, mirrored in `~/.codexport/follower-state.json`
-/// after every accepted fetch and apply, so a no-change sync need not open the store.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Mirror {
-    pub fetched: Option<ObjectId>,
-    pub accepted: Option<u64>,
-    pub applied: Option<ObjectId>,
-}
-
-impl Mirror {
-    pub fn path(paths: &Paths) -> std::path::PathBuf {
-        paths.state(crate::paths::state::FOLLOWER_STATE)
-    }
-
-    pub fn load(paths: &Paths) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(Self::path(paths)).ok()?).ok()
-    }
-
-    /// Rewrites the mirror from the store (call after committing a change to it).
-    pub fn refresh(paths: &Paths, store: &Store) -> Result<(), FollowerError> {
-        let r = store.read()?;
-        let m = Mirror {
-            fetched: r.get_ref(FETCHED)?,
-            accepted: accepted_number(&r)?,
-            applied: r.last_apply()?.map(|a| a.revision),
-        };
-        let path = Self::path(paths);
-        crate::fsutil::write_atomic(
-            &path,
-            &serde_json::to_vec(&m).expect("mirrors serialise"),
-            0o644,
-        )
-        .map_err(|e| FollowerError::Io { path, source: e })
-    }
-}
-
-/// Records the last sync's time and result in `~/.codexport/last-sync.json` (for `status`).
-fn record_result(paths: &Paths, result: &Result<SyncReport, FollowerError>) {
-    let json = match result {
-        Ok(r) => {
-            serde_json::json!({"time_ms": crate::time::now_ms(), "result": r.result, "number": r.number})
-        }
-        Err(e) => {
-            serde_json::json!({"time_ms": crate::time::now_ms(), "result": "error", "error": e.to_string()})
-        }
-    };
-    let _ = std::fs::write(paths.state(crate::paths::state::LAST_SYNC), json.to_string());
-}
-
-/// The last sync's record, if any.
-pub fn last_result(paths: &Paths) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(paths.state(crate::paths::state::LAST_SYNC)).ok()?).ok()
 }
 
 /// Fetches the head and checks its signature, key and expiry.
@@ -201,9 +175,9 @@ fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, Fo
             got: head.body.fingerprint().to_string(),
         });
     }
-    let now = crate::time::now_ms() / 1000;
+    let now = crate::time::now_secs();
     if head.body.expires_at < now {
-        let t = |s: i64| crate::time::format_ms(s * 1000);
+        let t = |s: i64| crate::time::Utc::from_secs(s).to_string();
         return Err(FollowerError::HeadExpired {
             expired: t(head.body.expires_at),
             now: t(now),
@@ -245,13 +219,6 @@ pub fn fetch_head(
     Ok(head)
 }
 
-/// The highest revision number accepted so far.
-pub fn accepted_number(r: &crate::store::Reader<'_>) -> Result<Option<u64>, FollowerError> {
-    Ok(r.meta(meta::ACCEPTED)?
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes))
-}
-
 fn sync_locked(
     store: &Store,
     cfg: &FollowerConfig,
@@ -267,10 +234,10 @@ fn sync_locked(
     let head = head.clone();
     let want = head.body.revision;
     let mut report = SyncReport {
-        result: "current",
+        result: SyncOutcome::Current,
         master_url: cfg.master_url.clone(),
         number: head.body.number,
-        revision: want.to_string(),
+        revision: want,
         objects: 0,
         object_bytes: 0,
         wire_bytes: 0,
@@ -294,7 +261,7 @@ fn sync_locked(
         (report.objects, report.object_bytes, report.wire_bytes) = (objects, bytes, wire);
     }
     accept(store, &head, fetched)?;
-    report.result = "fetched";
+    report.result = SyncOutcome::Fetched;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(report)
 }

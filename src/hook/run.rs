@@ -2,6 +2,7 @@
 //! `sync --apply` within one deadline; never a byte on stdout (Codex would hand it to the
 //! model); one line per run in `~/.codexport/logs/hook.log`.
 
+use crate::follower::apply::ApplyOutcome;
 use crate::follower::{self, SyncOptions, SyncReport};
 use crate::paths::Paths;
 use std::io::{IsTerminal, Write};
@@ -13,11 +14,34 @@ pub const LOG_LIMIT: u64 = 1 << 20;
 /// How long past the deadline a sync that ignores it is waited for before giving up.
 const GRACE: Duration = Duration::from_millis(250);
 
+/// How one run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    /// Nothing new.
+    Current,
+    /// A new revision was applied.
+    Applied,
+    /// A rollback holds this follower.
+    Held,
+    Error,
+}
+
+impl RunResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Current => "current",
+            RunResult::Applied => "applied",
+            RunResult::Held => "held",
+            RunResult::Error => "error",
+        }
+    }
+}
+
 /// What one run did, as logged.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunOutcome {
-    /// `current`, `applied`, `held` (a rollback holds this follower) or `error`.
-    pub result: &'static str,
+    pub result: RunResult,
     pub message: String,
     pub elapsed_ms: u64,
 }
@@ -55,10 +79,10 @@ fn drain_stdin() -> Option<mpsc::Receiver<()>> {
     Some(rx)
 }
 
-fn sync_within(paths: &Paths, deadline: Instant) -> (&'static str, String) {
+fn sync_within(paths: &Paths, deadline: Instant) -> (RunResult, String) {
     if paths.master_key().exists() {
         return (
-            "error",
+            RunResult::Error,
             "this machine is the master; the hook syncs followers only".into(),
         );
     }
@@ -79,22 +103,22 @@ fn sync_within(paths: &Paths, deadline: Instant) -> (&'static str, String) {
             let code = miette::Diagnostic::code(&e)
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default();
-            ("error", format!("{e}{code}"))
+            (RunResult::Error, format!("{e}{code}"))
         }
         Err(mpsc::RecvTimeoutError::Timeout) => (
-            "error",
+            RunResult::Error,
             format!("gave up after the {} ms deadline", left.as_millis()),
         ),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
-            ("error", "the sync stopped unexpectedly (see stderr)".into())
+            (RunResult::Error, "the sync stopped unexpectedly (see stderr)".into())
         }
     }
 }
 
-fn describe(r: &SyncReport) -> (&'static str, String) {
+fn describe(r: &SyncReport) -> (RunResult, String) {
     if let Some(held) = r.held_at {
         return (
-            "held",
+            RunResult::Held,
             format!(
                 "held at revision {held} by a rollback; the master's newest is {} (run `codexport apply` to return)",
                 r.number
@@ -102,7 +126,7 @@ fn describe(r: &SyncReport) -> (&'static str, String) {
         );
     }
     match &r.apply {
-        Some(a) if a.result == "applied" => {
+        Some(a) if a.result == ApplyOutcome::Applied => {
             let mut msg = format!(
                 "revision {} from {}: {} added, {} updated, {} deleted",
                 a.number, r.master_url, a.added, a.updated, a.deleted
@@ -110,10 +134,10 @@ fn describe(r: &SyncReport) -> (&'static str, String) {
             if !a.drift.is_empty() {
                 msg.push_str(&format!("; local edits backed up: {}", a.drift.join(", ")));
             }
-            ("applied", msg)
+            (RunResult::Applied, msg)
         }
         _ => (
-            "current",
+            RunResult::Current,
             format!("revision {} from {}", r.number, r.master_url),
         ),
     }
@@ -133,7 +157,7 @@ fn log(paths: &Paths, outcome: &RunOutcome) {
     let message = outcome.message.replace(['\n', '\r'], " ");
     let line = format!(
         "{time} {} {}ms {message}\n",
-        outcome.result, outcome.elapsed_ms
+        outcome.result.as_str(), outcome.elapsed_ms
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -156,7 +180,7 @@ mod tests {
         std::fs::create_dir_all(&logs).unwrap();
         std::fs::write(logs.join("hook.log"), vec![b'x'; LOG_LIMIT as usize + 1]).unwrap();
         let outcome = RunOutcome {
-            result: "error",
+            result: RunResult::Error,
             message: "two\nlines".into(),
             elapsed_ms: 7,
         };

@@ -38,6 +38,22 @@ pub struct ExportContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// The master's MCP export as publishing takes it (`crate::master::McpExport`): this
+/// process's `PATH` and environment, the master's home and codex dir.
+pub fn export_for(
+    w: &mut Writer<'_>,
+    config: &[u8],
+    paths: &crate::paths::Paths,
+) -> Result<Option<ObjectId>, StoreError> {
+    let ctx = ExportContext {
+        home: &paths.home,
+        codex_dir: &paths.codex_dir,
+        path: std::env::var_os("PATH"),
+        env: &|name| std::env::var(name).ok(),
+    };
+    export(w, &String::from_utf8_lossy(config), &ctx)
+}
+
 /// Builds the manifest tree for a config.toml; `None` if it defines no MCP server.
 pub fn export(
     w: &mut Writer<'_>,

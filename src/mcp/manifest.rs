@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 
 /// Version of the manifest JSON.
 pub const MANIFEST_VERSION: u32 = 1;
-/// Name of the manifest blob in the `mcp` tree.
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// Name of the subtree holding copied sources, one subtree per server.
-pub const SOURCES_DIR: &str = "sources";
+pub use crate::object::revision::{MCP_MANIFEST as MANIFEST_FILE, MCP_SOURCES as SOURCES_DIR};
 
 /// How a follower obtains and starts a server.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -5,6 +5,10 @@ use super::{DecodeError, ObjectId, ObjectKind, codec};
 pub(crate) const MAGIC: &[u8; 4] = b"CXRV";
 pub(crate) const ID_CONTEXT: &str = "codexport 2026-11-25 revision v1";
 const MAX_PARENTS: usize = 16;
+/// In a revision's `mcp` tree: the MCP manifest blob (JSON, see store-format.md)…
+pub const MCP_MANIFEST: &str = "manifest.json";
+/// …and the subtree of copied MCP sources, one subtree per server.
+pub const MCP_SOURCES: &str = "sources";
 const MAX_HOST_LEN: usize = 255;
 const MAX_PATH_LEN: usize = 4096;
 

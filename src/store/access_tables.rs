@@ -1,6 +1,6 @@
 //! The master's access tables: join tokens (`tokens-v1`, by the token's hash) and enrolled
 //! followers (`followers-v1`, by name), as encoded records. What a record means is
-//! `crate::access`'s business.
+//! `crate::master::access`'s business.
 
 use super::{FOLLOWERS, Reader, StoreError, TOKENS, Writer};
 use redb::ReadableTable;

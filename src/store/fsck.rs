@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 /// One object that failed the check.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BadObject {
-    pub id: String,
+    pub id: ObjectId,
     pub problem: String,
 }
 
@@ -43,14 +43,14 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
             check_object(&reader, id, loc)
                 .err()
                 .map(|problem| BadObject {
-                    id: id.to_string(),
+                    id: *id,
                     problem,
                 })
         })
         .collect();
     report.bytes = objects.iter().map(|(_, l)| l.len).sum();
     let index: HashMap<ObjectId, Location> = objects.into_iter().collect();
-    let broken: HashSet<String> = bad.iter().map(|b| b.id.clone()).collect();
+    let broken: HashSet<ObjectId> = bad.iter().map(|b| b.id).collect();
 
     let mut seen = HashSet::new();
     for (kind, id, from) in roots(&reader)? {
@@ -113,21 +113,21 @@ fn walk(
     from: &str,
     seen: &mut HashSet<ObjectId>,
     bad: &mut Vec<BadObject>,
-    broken: &HashSet<String>,
+    broken: &HashSet<ObjectId>,
 ) {
     if !seen.insert(id) {
         return;
     }
     let Some(loc) = index.get(&id) else {
         bad.push(BadObject {
-            id: id.to_string(),
+            id,
             problem: format!("missing, referenced by {from}"),
         });
         return;
     };
     if loc.kind != kind {
         bad.push(BadObject {
-            id: id.to_string(),
+            id,
             problem: format!(
                 "is a {}, {from} expects a {}",
                 loc.kind.as_str(),
@@ -136,7 +136,7 @@ fn walk(
         });
         return;
     }
-    if broken.contains(&id.to_string()) {
+    if broken.contains(&id) {
         return;
     }
     match kind {
@@ -156,7 +156,7 @@ fn walk(
                     if e.kind != EntryKind::Tree {
                         if let Some(l) = index.get(&e.id).filter(|l| l.len != e.size) {
                             bad.push(BadObject {
-                                id: e.id.to_string(),
+                                id: e.id,
                                 problem: format!(
                                     "{from} declares {} bytes for {:?}, blob has {}",
                                     e.size,

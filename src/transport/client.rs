@@ -1,5 +1,6 @@
 //! The follower's HTTP client: one total deadline across every request of a command.
 
+use super::Health;
 use super::wire::FetchRequest;
 use miette::Diagnostic;
 use reqwest::StatusCode;
@@ -70,15 +71,6 @@ pub enum ClientError {
 
 /// Largest zstd window a follower accepts (16 MiB); the master's level-3 streams use 2 MiB or less.
 const MAX_WINDOW_LOG: u32 = 24;
-
-/// Health answer of a master.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Health {
-    pub protocol: u64,
-    pub version: String,
-    pub master_key: String,
-    pub fingerprint: String,
-}
 
 /// A client bound to one master and one deadline.
 pub struct Client {

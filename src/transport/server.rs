@@ -1,149 +1,57 @@
-//! `master serve`: the axum server. Serves the signed head and streams missing objects to
-//! enrolled followers; never serves a path of the filesystem.
+//! The HTTP side of protocol v1: routes, limits, and the object stream of `/v1/fetch`.
 //!
-//! redb admits one process per database, so the server opens the store only while requests
-//! (or a rebuild) need it and lets it close when idle: `master rebuild`, `log` and the other
-//! master commands then wait briefly instead of failing while the service runs.
+//! Who may do what is not decided here: every request is handed to a [`Backend`] (the
+//! master), which authenticates it and names the store to stream from. This layer serves
+//! nothing but what the backend returns and the objects negotiation selects from its store;
+//! never a path of the filesystem.
 
 use super::negotiate::send_missing;
-use super::wire::{FetchRequest, FrameWriter, MAX_REQUEST_BYTES};
-use crate::access;
-use crate::master::{self, MasterKey};
-use crate::object::ObjectKind;
-use crate::paths::Paths;
-use crate::store::{ObjectSource, Store, StoreError};
+use super::wire::{FetchRequest, FrameWriter, MAX_REQUEST_BYTES, StreamTotals};
+use super::{Health, PROTOCOL_VERSION};
+use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use miette::Diagnostic;
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
-use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc};
 
 /// Fetch streams served at once; more get 503 and retry.
 const MAX_CONCURRENT_FETCHES: usize = 64;
 /// How long a request may take to arrive and be answered (headers; streaming bodies go on).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a request waits for the store while another process holds it.
-const STORE_WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Error, Diagnostic)]
-#[non_exhaustive]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    #[diagnostic(
-        code(codexport::serve::bind),
-        help(
-            "choose another --port, or stop the process using it (`codexport master service status`)"
-        )
-    )]
-    Bind { addr: String, source: io::Error },
-    #[error("the server failed: {0}")]
-    #[diagnostic(
-        code(codexport::serve::io),
-        help("see the messages above; restart `codexport master serve`")
-    )]
-    Io(#[from] io::Error),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Master(#[from] master::MasterError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Watch(#[from] crate::watch::WatchError),
+/// What the HTTP layer asks of the master. Every method may block (it runs on a blocking
+/// thread) and answers a refusal as an [`ApiError`].
+pub trait Backend: Send + Sync + 'static {
+    /// The master's public identity, for `/v1/health`.
+    fn health(&self) -> Health;
+    /// Exchanges a join token for a follower credential: `(credential, enrolled name)`.
+    fn enroll(&self, token: &str, name: &str) -> Result<(String, String), ApiError>;
+    /// The encoded signed head for the follower holding `credential`; `None` before the
+    /// first revision.
+    fn head(&self, credential: &str) -> Result<Option<Vec<u8>>, ApiError>;
+    /// Authenticates a fetch of `req.want` and names where to stream it from.
+    fn fetch(&self, credential: &str, req: &FetchRequest) -> Result<FetchSource, ApiError>;
+    /// A stream ended (sent whole, or stopped with the reason).
+    fn fetched(&self, source: &FetchSource, result: Result<StreamTotals, String>);
 }
 
-/// How to serve.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub paths: Paths,
-    pub host: String,
-    pub port: u16,
-    pub watch: bool,
+/// What one fetch streams from, and for whom.
+pub struct FetchSource {
+    pub store: Arc<Store>,
+    /// The follower's enrolled name, for logs.
+    pub follower: String,
+    /// The wanted revision's number.
+    pub number: u64,
 }
 
-/// The store, opened on demand and closed when the last user drops it.
-pub struct SharedStore {
-    dir: PathBuf,
-    slot: Mutex<Weak<Store>>,
-}
-
-impl SharedStore {
-    pub fn new(dir: PathBuf) -> Self {
-        Self {
-            dir,
-            slot: Mutex::new(Weak::new()),
-        }
-    }
-
-    /// The open store (blocking: call from a blocking thread).
-    pub fn get(&self) -> Result<Arc<Store>, StoreError> {
-        let mut slot = self
-            .slot
-            .lock()
-            .expect("store slot is never poisoned: no panic while held");
-        if let Some(store) = slot.upgrade() {
-            return Ok(store);
-        }
-        let store = Arc::new(Store::open_waiting(&self.dir, STORE_WAIT)?);
-        *slot = Arc::downgrade(&store);
-        Ok(store)
-    }
-}
-
-struct AppState {
-    store: SharedStore,
-    key: MasterKey,
-    paths: Paths,
-    fetches: Arc<Semaphore>,
-    /// Last contact per follower, flushed to the store periodically (not per request: the
-    /// head request is on every follower's session-start path).
-    seen: Mutex<HashMap<String, (i64, Option<u64>)>>,
-}
-
-impl AppState {
-    fn note_seen(&self, name: &str, revision: Option<u64>) {
-        let mut seen = self
-            .seen
-            .lock()
-            .expect("seen map is never poisoned: no panic while held");
-        let entry = seen.entry(name.to_owned()).or_insert((0, None));
-        entry.0 = crate::time::now_ms();
-        if revision.is_some() {
-            entry.1 = revision;
-        }
-    }
-
-    fn flush_seen(&self) {
-        let updates: Vec<(String, i64, Option<u64>)> = {
-            let mut seen = self
-                .seen
-                .lock()
-                .expect("seen map is never poisoned: no panic while held");
-            seen.drain().map(|(k, (t, r))| (k, t, r)).collect()
-        };
-        if updates.is_empty() {
-            return;
-        }
-        let result = self
-            .store
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|s| access::record_seen(&s, &updates).map_err(|e| e.to_string()));
-        if let Err(e) = result {
-            eprintln!("codexport serve: could not record follower activity: {e}");
-        }
-    }
-}
-
-/// An error answer: status plus `{"error": {"code", "message"}}`.
+/// Why a request was refused; answered as its status and `{"error": {"code", "message"}}`.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -160,7 +68,36 @@ impl ApiError {
         }
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    /// No credential, or one the master does not know.
+    pub fn credential(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "credential", message)
+    }
+
+    /// The follower was revoked.
+    pub fn revoked(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "revoked", message)
+    }
+
+    /// A join token that is unknown, used or expired.
+    pub fn token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "token", message)
+    }
+
+    /// Something the master does not have (a revision, a head).
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// Try again shortly.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }
@@ -168,29 +105,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Busy { .. } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the master's store is busy; retry",
-            ),
+            StoreError::Busy { .. } => Self::busy("the master's store is busy; retry"),
             other => Self::internal(other),
         }
-    }
-}
-
-impl From<access::AccessError> for ApiError {
-    fn from(e: access::AccessError) -> Self {
-        let code = e.code().map(|c| c.to_string()).unwrap_or_default();
-        let (status, short) = if code.contains("revoked") {
-            (StatusCode::FORBIDDEN, "revoked")
-        } else if code.contains("token") {
-            (StatusCode::GONE, "token")
-        } else if code.contains("credential") {
-            (StatusCode::UNAUTHORIZED, "credential")
-        } else {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        };
-        Self::new(status, short, e.to_string())
     }
 }
 
@@ -199,6 +116,11 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+struct Shared<B> {
+    backend: Arc<B>,
+    fetches: Arc<Semaphore>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -216,22 +138,14 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|v| v.trim().to_owned())
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "credential",
+            ApiError::credential(
                 "this endpoint needs a follower credential (Authorization: Bearer …)",
             )
         })
 }
 
-async fn health(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    axum::Json(serde_json::json!({
-        "service": "codexport",
-        "protocol": super::PROTOCOL_VERSION,
-        "version": env!("CARGO_PKG_VERSION"),
-        "master_key": crate::object::id::hex(&st.key.public_key()),
-        "fingerprint": st.key.fingerprint().to_string(),
-    }))
+async fn health<B: Backend>(State(st): State<Arc<Shared<B>>>) -> impl IntoResponse {
+    axum::Json(st.backend.health())
 }
 
 #[derive(serde::Deserialize)]
@@ -240,45 +154,25 @@ struct EnrollRequest {
     name: String,
 }
 
-async fn enroll(
-    State(st): State<Arc<AppState>>,
+async fn enroll<B: Backend>(
+    State(st): State<Arc<Shared<B>>>,
     axum::Json(req): axum::Json<EnrollRequest>,
 ) -> Result<Response, ApiError> {
-    let st2 = st.clone();
-    let (credential, record) = blocking(move || {
-        let store = st2.store.get()?;
-        Ok(access::redeem_token(&store, &req.token, &req.name)?)
-    })
-    .await?;
-    eprintln!("codexport serve: enrolled follower {}", record.name);
-    Ok(
-        axum::Json(serde_json::json!({"credential": credential, "name": record.name}))
-            .into_response(),
-    )
+    let backend = st.backend.clone();
+    let (credential, name) = blocking(move || backend.enroll(&req.token, &req.name)).await?;
+    Ok(axum::Json(serde_json::json!({"credential": credential, "name": name})).into_response())
 }
 
-async fn head(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn head<B: Backend>(
+    State(st): State<Arc<Shared<B>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let credential = bearer(&headers)?;
-    let st2 = st.clone();
-    let head = blocking(move || {
-        let store = st2.store.get()?;
-        let follower = access::authenticate(&store.read()?, &credential)?;
-        st2.note_seen(&follower.name, None);
-        master::refresh_head(&store, &st2.key, false).map_err(ApiError::internal)
-    })
-    .await?;
-    let head = head.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_head",
-            "the master has no revision yet",
-        )
-    })?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        head.encode(),
-    )
-        .into_response())
+    let backend = st.backend.clone();
+    let head = blocking(move || backend.head(&credential))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no_head", "the master has no revision yet"))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], head).into_response())
 }
 
 /// Sends written bytes to the response body in chunks.
@@ -318,78 +212,52 @@ impl Write for ChannelWriter {
     }
 }
 
-async fn fetch(
-    State(st): State<Arc<AppState>>,
+/// Writes the zstd-compressed object stream of `req` into `tx`.
+fn stream_objects(
+    source: &FetchSource,
+    req: &FetchRequest,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<StreamTotals, Box<dyn std::error::Error>> {
+    let reader = source.store.read()?;
+    let encoder = zstd::Encoder::new(
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        },
+        3,
+    )?;
+    let mut frames = FrameWriter::new(encoder)?;
+    let totals = send_missing(&reader, req, &mut frames)?;
+    let (encoder, _) = frames.finish()?;
+    let mut sink = encoder.finish()?;
+    sink.flush()?;
+    Ok(totals)
+}
+
+async fn fetch<B: Backend>(
+    State(st): State<Arc<Shared<B>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let credential = bearer(&headers)?;
-    let req = FetchRequest::decode(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
-    let permit = st.fetches.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "too many syncs at once; retry shortly",
-        )
-    })?;
-    let st2 = st.clone();
+    let req = FetchRequest::decode(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let permit = st
+        .fetches
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::busy("too many syncs at once; retry shortly"))?;
+    let backend = st.backend.clone();
     let req2 = req.clone();
-    let (store, follower, number) = blocking(move || {
-        let store = st2.store.get()?;
-        let reader = store.read()?;
-        let follower = access::authenticate(&reader, &credential)?;
-        match reader.locate(&req2.want)? {
-            Some(loc) if loc.kind == ObjectKind::Revision => {}
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_revision",
-                    format!("the master has no revision {}", req2.want),
-                ));
-            }
-        }
-        let number = reader.revision(&req2.want)?.number;
-        drop(reader);
-        Ok((store, follower, number))
-    })
-    .await?;
-    st.note_seen(&follower.name, Some(number));
+    let source = blocking(move || backend.fetch(&credential, &req2)).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(8);
-    let name = follower.name.clone();
-    let st3 = st.clone();
+    let backend = st.backend.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let result = (|| -> Result<super::wire::StreamTotals, Box<dyn std::error::Error>> {
-            let reader = store.read()?;
-            let encoder = zstd::Encoder::new(
-                ChannelWriter {
-                    tx: tx.clone(),
-                    buf: Vec::new(),
-                },
-                3,
-            )?;
-            let mut frames = FrameWriter::new(encoder)?;
-            let totals = send_missing(&reader, &req, &mut frames)?;
-            let (encoder, _) = frames.finish()?;
-            let mut sink = encoder.finish()?;
-            sink.flush()?;
-            Ok(totals)
-        })();
-        match result {
-            Ok(t) => {
-                eprintln!(
-                    "codexport serve: sent revision {number} to {name}: {} objects, {} bytes",
-                    t.objects, t.bytes
-                );
-                // Fetches are rare: record who has which revision at once.
-                st3.flush_seen();
-            }
-            Err(e) => {
-                eprintln!("codexport serve: stream to {name} stopped: {e}");
-                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-            }
+        let result = stream_objects(&source, &req, tx.clone()).map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            let _ = tx.blocking_send(Err(io::Error::other(e.clone())));
         }
+        backend.fetched(&source, result);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -401,137 +269,46 @@ async fn fetch(
         .into_response())
 }
 
-fn router(state: Arc<AppState>) -> Router {
+fn router<B: Backend>(backend: Arc<B>) -> Router {
+    let shared = Arc::new(Shared {
+        backend,
+        fetches: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
+    });
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/enroll", post(enroll))
-        .route("/v1/head", get(head))
-        .route("/v1/fetch", post(fetch))
+        .route("/v1/health", get(health::<B>))
+        .route("/v1/enroll", post(enroll::<B>))
+        .route("/v1/head", get(head::<B>))
+        .route("/v1/fetch", post(fetch::<B>))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
+        .with_state(shared)
 }
 
-/// Serves on `listener` until `shutdown` completes. Publishes a fresh revision first and,
-/// with `opts.watch`, after every settled change of the codex dir.
-pub async fn serve(
-    opts: ServeOptions,
+/// The health answer of a master with this key.
+pub fn health_of(master_key: &[u8; 32]) -> Health {
+    Health {
+        service: "codexport".to_owned(),
+        protocol: u64::from(PROTOCOL_VERSION),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        master_key: crate::object::id::hex(master_key),
+        fingerprint: crate::object::Fingerprint::of_key(master_key).to_string(),
+    }
+}
+
+/// Serves `backend` on `listener` until `shutdown` completes.
+pub async fn serve<B: Backend>(
+    backend: Arc<B>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let key = MasterKey::load(&opts.paths.master_key())?;
-    let state = Arc::new(AppState {
-        store: SharedStore::new(opts.paths.state_dir.clone()),
-        key,
-        paths: opts.paths.clone(),
-        fetches: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
-        seen: Mutex::new(HashMap::new()),
-    });
-    {
-        let st = state.clone();
-        tokio::task::spawn_blocking(move || publish(&st))
-            .await
-            .map_err(io::Error::other)??;
-    }
-    let _watcher = if opts.watch {
-        let st = state.clone();
-        Some(crate::watch::watch(
-            &opts.paths.codex_dir,
-            Duration::from_millis(300),
-            move || {
-                if let Err(e) = publish(&st) {
-                    eprintln!("codexport serve: rebuild failed: {e:?}");
-                }
-            },
-        )?)
-    } else {
-        None
-    };
-    let flusher = {
-        let st = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(10));
-            loop {
-                tick.tick().await;
-                let st = st.clone();
-                let _ = tokio::task::spawn_blocking(move || st.flush_seen()).await;
-            }
-        })
-    };
+) -> io::Result<()> {
     // Small answers (a head, a one-file fetch) must not wait behind the peer's delayed ACK.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state.clone()))
+    axum::serve(listener, router(backend))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    flusher.abort();
-    let st = state.clone();
-    let _ = tokio::task::spawn_blocking(move || st.flush_seen()).await;
-    Ok(())
-}
-
-/// Snapshots the codex dir and signs the head for whatever is current.
-fn publish(st: &AppState) -> Result<(), master::MasterError> {
-    let store = st.store.get()?;
-    let report = master::rebuild_with(&store, &st.paths, &st.key)?;
-    if report.created {
-        let c = report.changes;
-        eprintln!(
-            "codexport serve: published revision {} (+{} ~{} -{})",
-            report.number.unwrap_or(0),
-            c.added,
-            c.modified,
-            c.removed
-        );
-    }
-    for w in &report.warnings {
-        eprintln!("codexport serve: warning: {w}");
-    }
-    Ok(())
-}
-
-/// Runs `master serve` in the foreground until SIGINT or SIGTERM.
-pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let addr = format!("{}:{}", opts.host, opts.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local = listener.local_addr()?;
-        println!(
-            "codexport master serving on http://{local} (protocol v{})",
-            super::PROTOCOL_VERSION
-        );
-        io::stdout().flush()?;
-        serve(opts, listener, shutdown_signal()).await
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    eprintln!("codexport serve: shutting down");
+        .await
 }

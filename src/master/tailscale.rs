@@ -1,6 +1,6 @@
 //! Finding a host name followers can reach: this machine's Tailscale name or address.
 
-use super::AccessError;
+use super::access::AccessError;
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};

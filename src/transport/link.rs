@@ -1,11 +1,44 @@
 //! Join links: the `codexport://join?…` text a follower enrols from, and the master URL
 //! it names.
 
-use super::{AccessError, DEFAULT_PORT, LINK_VERSION, TOKEN_PREFIX, parse_secret};
+use super::DEFAULT_PORT;
 use crate::object::Fingerprint;
 use reqwest::Url;
 use std::fmt;
 use std::str::FromStr;
+
+/// The only link version this build writes and reads.
+pub const LINK_VERSION: u32 = 1;
+/// Text prefix of a join token: lets a human (and a secret scanner) tell what it is.
+pub const TOKEN_PREFIX: &str = "cxt1_";
+
+/// Why a link or a master host was refused.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
+pub enum LinkError {
+    #[error("bad join link: {problem}")]
+    #[diagnostic(
+        code(codexport::usage::bad_link),
+        help(
+            "copy the whole link printed by `codexport master link`, in quotes (it looks like codexport://join?host=…&fingerprint=…&token=…)"
+        )
+    )]
+    BadLink { problem: String },
+    #[error("bad master host {host:?}: {problem}")]
+    #[diagnostic(
+        code(codexport::usage::bad_host),
+        help(
+            "pass a host name, an IP address, or a URL such as https://master.example.ts.net:8443"
+        )
+    )]
+    BadHost { host: String, problem: String },
+}
+
+/// The 32 secret bytes of `prefix` + 64 hex digits, or `None` if `text` is not of that form
+/// (join tokens and follower credentials are both written so).
+pub fn parse_secret(text: &str, prefix: &str) -> Option<[u8; 32]> {
+    crate::object::id::decode_hex::<32>(text.trim().strip_prefix(prefix)?)
+}
 
 /// Everything a follower needs to enrol: where the master is, which key to trust, and a
 /// single-use token. Its text form is
@@ -43,9 +76,9 @@ impl JoinLink {
         port: u16,
         fingerprint: Fingerprint,
         token: Option<String>,
-    ) -> Result<Self, AccessError> {
+    ) -> Result<Self, LinkError> {
         let text = host_or_url.trim();
-        let bad = |problem: &str| AccessError::BadHost {
+        let bad = |problem: &str| LinkError::BadHost {
             host: text.to_owned(),
             problem: problem.to_owned(),
         };
@@ -169,13 +202,13 @@ impl fmt::Display for JoinLink {
 }
 
 impl FromStr for JoinLink {
-    type Err = AccessError;
+    type Err = LinkError;
 
     /// Parses a link strictly: scheme `codexport`, target `join`, `host` and `fingerprint`
     /// required, `port` defaulting to 17342, `protocol` `http` or `https`, `version` 1 if
     /// given. Unknown parameters are ignored (so a newer master can add some).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |problem: String| AccessError::BadLink { problem };
+        let bad = |problem: String| LinkError::BadLink { problem };
         let url = Url::parse(s.trim()).map_err(|e| bad(format!("it is not a URL ({e})")))?;
         if url.scheme() != "codexport" {
             return Err(bad(format!(
@@ -387,7 +420,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             match text.parse::<JoinLink>() {
-                Err(e @ AccessError::BadLink { .. }) => {
+                Err(e @ LinkError::BadLink { .. }) => {
                     let msg = e.to_string();
                     assert!(msg.contains(expected), "{text}: {msg}");
                     let code = miette::Diagnostic::code(&e).unwrap().to_string();
@@ -429,7 +462,7 @@ mod tests {
             "[::1",
         ] {
             assert!(
-                matches!(url(bad), Err(AccessError::BadHost { .. })),
+                matches!(url(bad), Err(LinkError::BadHost { .. })),
                 "{bad}: {:?}",
                 url(bad)
             );

@@ -1,10 +1,12 @@
-//! `<rev>` arguments: a revision number, an id prefix, or `HEAD`.
+//! `<rev>` arguments: a revision number, an id prefix, or `HEAD`, resolved against the
+//! revision log.
 
-use crate::store::{LogEntry, StoreError};
+use super::{LogEntry, StoreError};
 use miette::Diagnostic;
 use thiserror::Error;
 
 #[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
 pub enum RevError {
     #[error("no revision matches {0:?}")]
     #[diagnostic(

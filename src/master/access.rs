@@ -1,37 +1,25 @@
-//! Who may talk to the master: single-use join tokens, per-follower credentials, join links,
-//! and detection of a host name followers can reach.
+//! Who may talk to the master: single-use join tokens and per-follower credentials.
 //!
 //! The master's store keeps only hashes of tokens and credentials (`tokens-v1`,
 //! `followers-v1`), so a copy of the store does not let anyone enrol or pose as a follower.
 //! A join link carries the master's address, its key fingerprint and a token; redeeming the
 //! token enrols one follower and hands it a long-lived credential.
 
-use crate::object::id::{decode_hex, hex};
-use crate::time::now_ms;
+use crate::object::id::hex;
 use crate::store::{Reader, Store, StoreError, Writer};
+use crate::time::now_ms;
+use crate::transport::link::{TOKEN_PREFIX, parse_secret};
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use thiserror::Error;
 
-mod link;
-mod tailscale;
-
-pub use link::JoinLink;
-pub use tailscale::{parse_tailscale_status, tailscale_host};
-
 /// How long a join token is valid unless the master says otherwise.
 pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-/// The port a master serves on unless told otherwise (same as `transport::DEFAULT_PORT`).
-pub const DEFAULT_PORT: u16 = 17342;
-/// Text prefix of a join token: lets a human (and a secret scanner) tell what it is.
-pub const TOKEN_PREFIX: &str = "cxt1_";
 /// Text prefix of a follower credential.
 pub const CREDENTIAL_PREFIX: &str = "cxc1_";
 /// Longest follower name.
 pub const MAX_NAME_LEN: usize = 64;
-/// The only link version this build writes and reads.
-pub const LINK_VERSION: u32 = 1;
 
 /// blake3 key-derivation contexts: a token can never be taken for a credential.
 const TOKEN_CONTEXT: &str = "codexport 2026-11-25 join token v1";
@@ -84,22 +72,6 @@ pub enum AccessError {
         help("use one of the known names exactly as listed")
     )]
     UnknownFollower { name: String, known: String },
-    #[error("bad join link: {problem}")]
-    #[diagnostic(
-        code(codexport::usage::bad_link),
-        help(
-            "copy the whole link printed by `codexport master link`, in quotes (it looks like codexport://join?host=…&fingerprint=…&token=…)"
-        )
-    )]
-    BadLink { problem: String },
-    #[error("bad master host {host:?}: {problem}")]
-    #[diagnostic(
-        code(codexport::usage::bad_host),
-        help(
-            "pass a host name, an IP address, or a URL such as https://master.example.ts.net:8443"
-        )
-    )]
-    BadHost { host: String, problem: String },
     #[error("cannot tell which host followers should connect to: {reason}")]
     #[diagnostic(
         code(codexport::usage::no_host),
@@ -167,11 +139,6 @@ fn random_secret() -> Result<[u8; 32], AccessError> {
         reason: e.to_string(),
     })?;
     Ok(secret)
-}
-
-/// The 32 secret bytes of `prefix` + 64 hex digits, or `None` if `text` is not of that form.
-fn parse_secret(text: &str, prefix: &str) -> Option<[u8; 32]> {
-    decode_hex::<32>(text.trim().strip_prefix(prefix)?)
 }
 
 fn hash_secret(context: &str, secret: &[u8; 32]) -> blake3::Hash {

@@ -1,0 +1,20 @@
+//! The text form of every report: what people read. Nothing here decides or does anything;
+//! each `render` only lays out a value the library returned.
+
+mod follower;
+mod history;
+mod master;
+mod status;
+mod tools;
+
+use std::fmt::Write;
+
+/// `name         value` lines, as every report writes its facts.
+pub(super) fn fact(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    writeln!(out, "{name:<12} {value}").ok();
+}
+
+/// A path with the user's home shown as `~`.
+pub(super) fn home_relative(path: &std::path::Path) -> String {
+    crate::paths::tilde(path, &crate::paths::Paths::default_home())
+}

@@ -1,0 +1,168 @@
+//! `follower join`, `sync`, `apply`, `diff`, `rollback`.
+
+use super::super::output::{Render, bytes};
+use super::fact;
+use crate::checkout::plan::{Op, Plan};
+use crate::follower::apply::{ApplyOutcome, ApplyReport};
+use crate::follower::diff::DiffReport;
+use crate::follower::join::JoinReport;
+use crate::follower::rollback::RollbackReport;
+use crate::follower::{SyncOutcome, SyncReport};
+use std::fmt::Write;
+
+impl Render for ApplyReport {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        if self.recovered {
+            s.push_str("finished an apply that was interrupted\n");
+        }
+        let what = match self.result {
+            ApplyOutcome::Applied => "applied",
+            ApplyOutcome::Unchanged => "unchanged",
+            ApplyOutcome::Planned => "would apply",
+        };
+        writeln!(
+            s,
+            "{what}: revision {} ({}): +{} ~{} -{}",
+            self.number,
+            self.revision.short(),
+            self.added,
+            self.updated,
+            self.deleted
+        )
+        .ok();
+        for d in &self.drift {
+            writeln!(s, "  local edit backed up: {d}").ok();
+        }
+        if let Some(dir) = &self.backup_dir {
+            writeln!(s, "  backups in {dir}").ok();
+        }
+        if !self.unknown_variables.is_empty() {
+            writeln!(s, "  unknown ${{variables}} left as written: {} (define them under [pathVariables] in ~/.codexport/local.toml)", self.unknown_variables.join(", ")).ok();
+        }
+        if self.result == ApplyOutcome::Planned {
+            if let Some(plan) = &self.plan {
+                s.push_str(&plan_lines(plan));
+            }
+        }
+        s
+    }
+}
+
+/// One line per planned change: `+` added, `~` updated, `-` deleted.
+fn plan_lines(plan: &Plan) -> String {
+    let mut s = String::new();
+    for op in &plan.ops {
+        let (sign, path, kind) = match op {
+            Op::Put {
+                path,
+                kind,
+                old: None,
+                ..
+            } => ("+", path, kind.as_str()),
+            Op::Put {
+                path,
+                kind,
+                old: Some(_),
+                ..
+            } => ("~", path, kind.as_str()),
+            Op::Delete { path, old } => ("-", path, old.0.as_str()),
+        };
+        let kind = if kind == "file" {
+            String::new()
+        } else {
+            format!(" ({kind})")
+        };
+        writeln!(s, "  {sign} {path}{kind}").ok();
+    }
+    s
+}
+
+impl Render for DiffReport {
+    fn render(&self) -> String {
+        let mut s = self.apply.render();
+        if self.apply.plan.is_none() {
+            s.push_str(&plan_lines(&self.plan));
+        }
+        for p in self.patches.iter().flatten() {
+            s.push_str(&p.patch);
+        }
+        for path in &self.binary {
+            writeln!(s, "Binary file {path} differs").ok();
+        }
+        s
+    }
+}
+
+impl Render for RollbackReport {
+    fn render(&self) -> String {
+        let mut s = self.apply.render();
+        if let Some(n) = self.held_at {
+            writeln!(
+                s,
+                "held at revision {n}: `codexport sync --apply` keeps it until the master publishes a newer revision; `codexport apply` returns to the newest fetched one now"
+            )
+            .ok();
+        }
+        s
+    }
+}
+
+impl Render for SyncReport {
+    fn render(&self) -> String {
+        let mut s = match self.result {
+            SyncOutcome::Current => {
+                format!("current: revision {} ({})\n", self.number, self.revision.short())
+            }
+            SyncOutcome::Fetched => format!(
+                "fetched: revision {} ({}): {} objects, {} ({} on the wire) in {:.0} ms\n",
+                self.number,
+                self.revision.short(),
+                self.objects,
+                bytes(self.object_bytes),
+                bytes(self.wire_bytes),
+                self.elapsed_ms
+            ),
+        };
+        if let Some(a) = &self.apply {
+            s.push_str(&a.render());
+        }
+        if let Some(held) = self.held_at {
+            writeln!(
+                s,
+                "held back: a rollback keeps this follower below revision {}; run `codexport apply` to return to the newest revision now",
+                held + 1
+            )
+            .ok();
+        }
+        s
+    }
+}
+
+impl Render for JoinReport {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        fact(&mut s, "role", "follower");
+        fact(&mut s, "name", &self.name);
+        fact(&mut s, "master", &self.master_url);
+        fact(&mut s, "fingerprint", &self.fingerprint);
+        let what = match self.sync.result {
+            SyncOutcome::Current => "current",
+            SyncOutcome::Fetched => "fetched",
+        };
+        fact(
+            &mut s,
+            "revision",
+            format!(
+                "{} {what} ({} objects, {})",
+                self.sync.number,
+                self.sync.objects,
+                bytes(self.sync.object_bytes)
+            ),
+        );
+        if let Some(a) = &self.sync.apply {
+            s.push_str(&a.render());
+        }
+        s
+    }
+}

@@ -1,0 +1,130 @@
+//! The follower's part of `status`: its master, what it fetched, accepted and applied, local
+//! drift, and whether the master is reachable with a newer head. Finishes an apply a crash
+//! interrupted first, unless a sync or apply runs right now.
+
+use super::state::{LastSync, accepted_number, hold};
+use super::{FETCHED, FollowerConfig, FollowerError, config, meta, sync};
+use crate::fsutil::StateLock;
+use crate::object::ObjectId;
+use crate::paths::Paths;
+use crate::store::Store;
+use crate::transport::client::Client;
+use std::time::Duration;
+
+/// The apply the codex dir holds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliedStatus {
+    pub number: u64,
+    pub revision: ObjectId,
+    pub merged: ObjectId,
+    pub time_ms: i64,
+    pub time: String,
+    /// `apply` or `rollback`.
+    pub kind: String,
+}
+
+/// Whether the master answered, and with what.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemoteStatus {
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<ObjectId>,
+    /// The master has a revision this follower has not fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_update: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything `status` shows about a follower.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FollowerStatus {
+    pub name: String,
+    pub master_url: String,
+    /// The pinned master key's fingerprint.
+    pub fingerprint: String,
+    /// An interrupted apply was finished just now.
+    pub recovered: bool,
+    pub applied: Option<AppliedStatus>,
+    /// Managed files edited here since the last apply.
+    pub drift: Vec<String>,
+    /// `${names}` in the applied config.toml that no variable defines.
+    pub unknown_variables: Vec<String>,
+    /// After a rollback: the first revision number `sync --apply` applies again.
+    pub held_below: Option<u64>,
+    pub fetched: Option<ObjectId>,
+    pub accepted_number: Option<u64>,
+    pub last_sync: Option<LastSync>,
+    pub remote: RemoteStatus,
+}
+
+/// Gathers the follower's status, asking the master within `timeout`.
+pub fn status(
+    paths: &Paths,
+    store: &Store,
+    timeout: Duration,
+) -> Result<FollowerStatus, FollowerError> {
+    let cfg = FollowerConfig::load(paths)?;
+    // Finish an apply a crash interrupted, unless a sync or apply is running now.
+    let recovered = match StateLock::acquire(&paths.state_dir, Duration::from_millis(200)) {
+        Ok(_lock) => super::apply::recover_interrupted(paths, store)?,
+        Err(_) => false,
+    };
+    let reader = store.read()?;
+    let fetched = reader.get_ref(FETCHED)?;
+    let last = reader.last_apply()?;
+    let drift = match &last {
+        Some(_) => super::apply::local_drift(paths, store)?,
+        None => Vec::new(),
+    };
+    let unknown_variables = reader
+        .meta(meta::UNKNOWN_VARIABLES)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let remote = Client::new(
+        &cfg.master_url,
+        config::load_credential(paths).ok(),
+        timeout,
+    )
+    .map_err(FollowerError::from)
+    .and_then(|c| sync::fetch_head(store, &cfg, &c));
+    let remote = match remote {
+        Ok(head) => RemoteStatus {
+            reachable: true,
+            number: Some(head.body.number),
+            revision: Some(head.body.revision),
+            pending_update: Some(fetched != Some(head.body.revision)),
+            error: None,
+        },
+        Err(e) => RemoteStatus {
+            reachable: false,
+            number: None,
+            revision: None,
+            pending_update: None,
+            error: Some(e.to_string()),
+        },
+    };
+    Ok(FollowerStatus {
+        name: cfg.name,
+        master_url: cfg.master_url,
+        fingerprint: cfg.fingerprint.to_string(),
+        recovered,
+        applied: last.map(|a| AppliedStatus {
+            number: a.number,
+            revision: a.revision,
+            merged: a.merged,
+            time_ms: a.time_ms,
+            time: crate::time::format_ms(a.time_ms),
+            kind: a.kind,
+        }),
+        drift,
+        unknown_variables,
+        held_below: hold(store)?.map(|h| h + 1),
+        fetched,
+        accepted_number: accepted_number(&reader)?,
+        last_sync: LastSync::load(paths),
+        remote,
+    })
+}
