@@ -10,7 +10,7 @@ pub mod head;
 pub mod id;
 pub mod name;
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 pub mod revision;
 pub mod tree;
 

@@ -13,6 +13,8 @@ pub mod history;
 pub mod log;
 pub mod pack;
 pub mod partial;
+#[cfg(test)]
+mod proptests;
 pub mod rev;
 pub mod statcache;
 

@@ -9,9 +9,6 @@ use super::{
     DecodeError, EntryKind, EntryName, Fingerprint, HeadBody, ObjectId, ObjectKind, Revision,
     SignedHead, Tree, TreeEntry, codec,
 };
-use crate::store::log::ChangeCounts;
-use crate::store::pack::Location;
-use crate::store::{LogEntry, StatEntry};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
@@ -19,18 +16,18 @@ const TREE_MAGIC: &[u8] = b"CXTR\x01";
 const REVISION_MAGIC: &[u8] = b"CXRV\x01";
 const HEAD_MAGIC: &[u8] = b"CXHD\x01";
 
-fn config() -> ProptestConfig {
+pub(crate) fn config() -> ProptestConfig {
     ProptestConfig::with_cases(256)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Strategies
 
-fn object_id() -> impl Strategy<Value = ObjectId> {
+pub(crate) fn object_id() -> impl Strategy<Value = ObjectId> {
     any::<[u8; 32]>().prop_map(ObjectId::from_bytes)
 }
 
-fn entry_kind() -> impl Strategy<Value = EntryKind> {
+pub(crate) fn entry_kind() -> impl Strategy<Value = EntryKind> {
     prop_oneof![
         Just(EntryKind::File),
         Just(EntryKind::Executable),
@@ -39,7 +36,7 @@ fn entry_kind() -> impl Strategy<Value = EntryKind> {
     ]
 }
 
-fn object_kind() -> impl Strategy<Value = ObjectKind> {
+pub(crate) fn object_kind() -> impl Strategy<Value = ObjectKind> {
     prop_oneof![
         Just(ObjectKind::Blob),
         Just(ObjectKind::Tree),
@@ -202,7 +199,7 @@ fn signed_head() -> impl Strategy<Value = (SigningKey, SignedHead)> {
         )
 }
 
-fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..max)
 }
 
@@ -214,14 +211,14 @@ fn with_header(header: &'static [u8], max: usize) -> impl Strategy<Value = Vec<u
 /// One small edit of a valid encoding: a byte replaced, a byte inserted, a byte removed or
 /// the tail cut off. Near-valid input reaches far deeper into a decoder than random bytes.
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(crate) enum Mutation {
     Set(prop::sample::Index, u8),
     Insert(prop::sample::Index, u8),
     Remove(prop::sample::Index),
     Truncate(prop::sample::Index),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
         (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
@@ -230,7 +227,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-fn mutate(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
+pub(crate) fn mutate(mut bytes: Vec<u8>, m: &Mutation) -> Vec<u8> {
     if bytes.is_empty() {
         return bytes;
     }
@@ -261,67 +258,6 @@ fn revision_decoder_input() -> impl Strategy<Value = Vec<u8>> {
         with_header(REVISION_MAGIC, 256),
         (revision(), mutation()).prop_map(|(r, m)| mutate(r.encode(), &m)),
     ]
-}
-
-fn stat_entry() -> impl Strategy<Value = StatEntry> {
-    (
-        any::<u64>(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<u64>(),
-        entry_kind(),
-        object_id(),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(size, mtime_ns, ctime_ns, inode, kind, id, racy)| StatEntry {
-                size,
-                mtime_ns,
-                ctime_ns,
-                inode,
-                kind,
-                id,
-                racy,
-            },
-        )
-}
-
-fn log_entry() -> impl Strategy<Value = LogEntry> {
-    (
-        (
-            any::<u64>(),
-            object_id(),
-            any::<i64>(),
-            any::<u64>(),
-            any::<u64>(),
-        ),
-        (
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-        ),
-    )
-        .prop_map(
-            |(
-                (number, id, time_ms, files, bytes),
-                (objects, object_bytes, added, modified, removed),
-            )| LogEntry {
-                number,
-                id,
-                time_ms,
-                files,
-                bytes,
-                objects,
-                object_bytes,
-                changes: ChangeCounts {
-                    added,
-                    modified,
-                    removed,
-                },
-            },
-        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,23 +386,6 @@ proptest! {
         prop_assert_eq!(text, super::id::hex(&derived.as_bytes()[..20]));
     }
 
-    #[test]
-    fn location_round_trips(kind in object_kind(), pack in any::<u32>(), offset in any::<u64>(), len in any::<u64>()) {
-        let loc = Location { kind, pack, offset, len };
-        let encoded = loc.encode();
-        prop_assert_eq!(encoded.len(), Location::ENCODED_LEN);
-        prop_assert_eq!(Location::decode(&encoded), Some(loc));
-    }
-
-    #[test]
-    fn log_entry_round_trips(entry in log_entry()) {
-        prop_assert_eq!(LogEntry::decode(&entry.encode()).unwrap(), entry);
-    }
-
-    #[test]
-    fn stat_entry_round_trips(entry in stat_entry()) {
-        prop_assert_eq!(StatEntry::decode(&entry.encode()), Some(entry));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,18 +407,6 @@ proptest! {
                 prop_assert_eq!(kind.tag(), tag);
                 let _ = kind.validate(rest);
             }
-        }
-        let _ = Location::decode(&data);
-        let _ = LogEntry::decode(&data);
-        let _ = StatEntry::decode(&data);
-    }
-
-    /// Every 21-byte string either is refused or is a location that encodes back to it.
-    #[test]
-    fn location_decode_is_exact(data in any::<[u8; 21]>()) {
-        match Location::decode(&data) {
-            Some(loc) => prop_assert_eq!(loc.encode(), data),
-            None => prop_assert!(!(1..=3).contains(&data[0])),
         }
     }
 
@@ -552,11 +459,6 @@ proptest! {
         }
     }
 
-    #[test]
-    fn log_and_stat_decoders_survive_damaged_entries(entry in log_entry(), stat in stat_entry(), m in mutation()) {
-        let _ = LogEntry::decode(&mutate(entry.encode(), &m));
-        let _ = StatEntry::decode(&mutate(stat.encode(), &m));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ mod cli;
 mod diskfull;
 mod faults;
 mod hook;
+mod layers;
 mod mcp;
 mod mcp_more;
 mod mitm;
