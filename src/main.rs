@@ -1,4 +1,3 @@
-use clap::Parser;
 use std::io::IsTerminal;
 
 fn main() {
@@ -8,6 +7,5 @@ fn main() {
             Box::new(miette::MietteHandlerOpts::new().width(400).build())
         }));
     }
-    let cli = codexport::cli::Cli::parse();
-    std::process::exit(codexport::cli::run(cli));
+    std::process::exit(codexport::run_cli());
 }

@@ -52,12 +52,17 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
     let index: HashMap<ObjectId, Location> = objects.into_iter().collect();
     let broken: HashSet<ObjectId> = bad.iter().map(|b| b.id).collect();
 
-    let mut seen = HashSet::new();
+    let mut walk = Reachability {
+        reader: &reader,
+        index: &index,
+        broken: &broken,
+        seen: HashSet::new(),
+        bad: &mut bad,
+    };
     for (kind, id, from) in roots(&reader)? {
-        walk(
-            &reader, &index, kind, id, &from, &mut seen, &mut bad, &broken,
-        );
+        walk.visit(kind, id, &from);
     }
+    let seen = walk.seen;
     report.reachable = seen.len() as u64;
     report.unreachable = index.keys().filter(|id| !seen.contains(*id)).count() as u64;
     bad.sort_by(|a, b| a.id.cmp(&b.id));
@@ -104,78 +109,71 @@ fn roots(reader: &super::Reader<'_>) -> Result<Vec<(ObjectKind, ObjectId, String
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    reader: &super::Reader<'_>,
-    index: &HashMap<ObjectId, Location>,
-    kind: ObjectKind,
-    id: ObjectId,
-    from: &str,
-    seen: &mut HashSet<ObjectId>,
-    bad: &mut Vec<BadObject>,
-    broken: &HashSet<ObjectId>,
-) {
-    if !seen.insert(id) {
-        return;
-    }
-    let Some(loc) = index.get(&id) else {
-        bad.push(BadObject {
-            id,
-            problem: format!("missing, referenced by {from}"),
-        });
-        return;
-    };
-    if loc.kind != kind {
-        bad.push(BadObject {
-            id,
-            problem: format!(
-                "is a {}, {from} expects a {}",
-                loc.kind.as_str(),
-                kind.as_str()
-            ),
-        });
-        return;
-    }
-    if broken.contains(&id) {
-        return;
-    }
-    match kind {
-        ObjectKind::Blob => {}
-        ObjectKind::Revision => {
-            if let Ok(rev) = reader.revision(&id) {
-                let from = format!("revision {}", rev.number);
-                for (k, child) in rev.children() {
-                    walk(reader, index, k, child, &from, seen, bad, broken);
+/// The walk from the roots: what is reachable, and what is missing or mislabelled on the way.
+struct Reachability<'a, 'r> {
+    reader: &'a super::Reader<'r>,
+    index: &'a HashMap<ObjectId, Location>,
+    /// Objects that failed their own check (not walked into).
+    broken: &'a HashSet<ObjectId>,
+    seen: HashSet<ObjectId>,
+    bad: &'a mut Vec<BadObject>,
+}
+
+impl Reachability<'_, '_> {
+    fn visit(&mut self, kind: ObjectKind, id: ObjectId, from: &str) {
+        if !self.seen.insert(id) {
+            return;
+        }
+        let Some(loc) = self.index.get(&id) else {
+            self.bad.push(BadObject {
+                id,
+                problem: format!("missing, referenced by {from}"),
+            });
+            return;
+        };
+        if loc.kind != kind {
+            self.bad.push(BadObject {
+                id,
+                problem: format!(
+                    "is a {}, {from} expects a {}",
+                    loc.kind.as_str(),
+                    kind.as_str()
+                ),
+            });
+            return;
+        }
+        if self.broken.contains(&id) {
+            return;
+        }
+        match kind {
+            ObjectKind::Blob => {}
+            ObjectKind::Revision => {
+                if let Ok(rev) = self.reader.revision(&id) {
+                    let from = format!("revision {}", rev.number);
+                    for (k, child) in rev.children() {
+                        self.visit(k, child, &from);
+                    }
                 }
             }
-        }
-        ObjectKind::Tree => {
-            if let Ok(tree) = reader.tree(&id) {
-                let from = format!("tree {}", id.short());
-                for e in tree.entries() {
-                    if e.kind != EntryKind::Tree {
-                        if let Some(l) = index.get(&e.id).filter(|l| l.len != e.size) {
-                            bad.push(BadObject {
-                                id: e.id,
-                                problem: format!(
-                                    "{from} declares {} bytes for {:?}, blob has {}",
-                                    e.size,
-                                    e.name.as_str(),
-                                    l.len
-                                ),
-                            });
+            ObjectKind::Tree => {
+                if let Ok(tree) = self.reader.tree(&id) {
+                    let from = format!("tree {}", id.short());
+                    for e in tree.entries() {
+                        if e.kind != EntryKind::Tree {
+                            if let Some(l) = self.index.get(&e.id).filter(|l| l.len != e.size) {
+                                self.bad.push(BadObject {
+                                    id: e.id,
+                                    problem: format!(
+                                        "{from} declares {} bytes for {:?}, blob has {}",
+                                        e.size,
+                                        e.name.as_str(),
+                                        l.len
+                                    ),
+                                });
+                            }
                         }
+                        self.visit(e.kind.object_kind(), e.id, &from);
                     }
-                    walk(
-                        reader,
-                        index,
-                        e.kind.object_kind(),
-                        e.id,
-                        &from,
-                        seen,
-                        bad,
-                        broken,
-                    );
                 }
             }
         }
