@@ -23,8 +23,9 @@ pub use tree::{EntryKind, Tree, TreeEntry};
 use miette::Diagnostic;
 use thiserror::Error;
 
-/// Version of the object encodings and of the store layout described in `store-format.md`.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version of the store layout and wire format described in `store-format.md`. Each object
+/// kind also versions its own encoding (the byte after its magic).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// What an object is. The byte tag is part of the store and wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -66,7 +67,9 @@ impl ObjectKind {
     pub fn id_of(self, encoded: &[u8]) -> ObjectId {
         match self {
             ObjectKind::Blob => ObjectId::from(blake3::hash(encoded)),
-            ObjectKind::Tree => ObjectId::derived(tree::ID_CONTEXT, encoded),
+            ObjectKind::Tree => {
+                ObjectId::derived(tree::id_context(encoded.get(4).copied().unwrap_or(0)), encoded)
+            }
             ObjectKind::Revision => ObjectId::derived(revision::ID_CONTEXT, encoded),
         }
     }

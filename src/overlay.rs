@@ -92,6 +92,8 @@ fn quoted(names: &[String]) -> String {
 pub struct LocalFile {
     pub path: RelPath,
     pub kind: EntryKind,
+    /// Group and others may not read it.
+    pub private: bool,
     pub bytes: Vec<u8>,
 }
 
@@ -171,6 +173,7 @@ fn read_into(abs: &Path, rel: &RelPath, out: &mut Vec<LocalFile>) -> Result<(), 
             out.push(LocalFile {
                 path: child,
                 kind: EntryKind::Symlink,
+                private: false,
                 bytes: target.as_os_str().as_bytes().to_vec(),
             });
         } else if meta.is_file() {
@@ -182,6 +185,7 @@ fn read_into(abs: &Path, rel: &RelPath, out: &mut Vec<LocalFile>) -> Result<(), 
             out.push(LocalFile {
                 path: child,
                 kind,
+                private: meta.permissions().mode() & 0o044 == 0,
                 bytes: std::fs::read(&p).map_err(|e| io(&p, e))?,
             });
         }
@@ -229,7 +233,7 @@ pub fn merge(
     add_local_skills(w, &mut root, overlay)?;
     // Overrides replace canonical files (or directories) at the same path.
     for f in &overlay.overrides {
-        root = put(w, root, &f.path, f.kind, &f.bytes)?;
+        root = put(w, root, &f.path, (f.kind, f.private), &f.bytes)?;
     }
     Ok(Merged {
         tree: root,
@@ -261,7 +265,9 @@ fn merge_hooks(
     overlay: &Overlay,
 ) -> Result<Vec<hooks::TrustMove>, OverlayError> {
     let hooks_path = RelPath::new(HOOKS).expect("valid path");
-    let master_hooks = match lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree) {
+    let master_entry = lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree);
+    let private = master_entry.as_ref().is_some_and(|e| e.private);
+    let master_hooks = match master_entry {
         Some(e) => Some(w.blob(&e.id)?),
         None => None,
     };
@@ -269,7 +275,7 @@ fn merge_hooks(
     if master_hooks.is_some() || overlay.hook.is_some() {
         let merged = hooks::merge_hooks_json(master_hooks.as_deref(), overlay.hook.as_ref())?;
         if master_hooks.as_deref() != Some(merged.as_slice()) {
-            *root = put(w, *root, &hooks_path, EntryKind::File, &merged)?;
+            *root = put(w, *root, &hooks_path, (EntryKind::File, private), &merged)?;
         }
     }
     Ok(trust_moves)
@@ -328,7 +334,7 @@ fn merge_config_file(
             Some(_) => hooks::enable_hooks_feature(&merged.text)?,
             None => merged.text,
         };
-        let kind = config_entry.map_or(EntryKind::File, |e| e.kind);
+        let kind = config_entry.map_or((EntryKind::File, false), |e| (e.kind, e.private));
         *root = put(w, *root, &config_path, kind, text.as_bytes())?;
         Ok(unknown_variables)
     }
@@ -369,7 +375,7 @@ fn merge_co_owned(
                 previous_blob(w, facts, &path)?.as_deref(),
             ),
         };
-        *root = put(w, *root, &path, entry.kind, &content)?;
+        *root = put(w, *root, &path, (entry.kind, entry.private), &content)?;
     }
     Ok(())
 }
@@ -414,16 +420,17 @@ fn add_local_skills(
                 what: e.to_string(),
             }
         })?;
-        *root = put(w, *root, &path, f.kind, &f.bytes)?;
+        *root = put(w, *root, &path, (f.kind, f.private), &f.bytes)?;
     }
     Ok(())
 }
 
+/// Stores `bytes` at `path` as `kind`; owner-only when `private`.
 fn put(
     w: &mut Writer<'_>,
     root: ObjectId,
     path: &RelPath,
-    kind: EntryKind,
+    (kind, private): (EntryKind, bool),
     bytes: &[u8],
 ) -> Result<ObjectId, StoreError> {
     let id = w.put(ObjectKind::Blob, bytes)?;
@@ -435,6 +442,7 @@ fn put(
             kind,
             id,
             size: bytes.len() as u64,
+            private: private && kind != EntryKind::Symlink,
         },
     )
 }

@@ -101,6 +101,8 @@ pub struct SnapshotReport {
     pub hashed: u64,
     pub changes: ChangeCounts,
     pub warnings: Vec<String>,
+    /// Top-level symlinks that leave the codex dir, whose targets were taken in their place.
+    pub followed: Vec<walk::Followed>,
     pub elapsed_ms: f64,
 }
 
@@ -161,6 +163,7 @@ pub fn snapshot(
         hashed: to_hash.len() as u64,
         changes: ChangeCounts::default(),
         warnings: std::mem::take(&mut walked.warnings),
+        followed: std::mem::take(&mut walked.followed),
         elapsed_ms: 0.0,
     };
 
@@ -319,6 +322,7 @@ fn build_tree(
                     kind: f.stat.kind,
                     id: f.stat.id,
                     size: f.stat.size,
+                    private: f.private,
                 }
             }
             Node::Dir(sub) => TreeEntry {
@@ -341,6 +345,7 @@ fn build_tree(
         kind: EntryKind::Tree,
         id,
         size: tree.size(),
+        private: false,
     })
 }
 

@@ -48,6 +48,7 @@ fn write_dir(w: &mut Writer<'_>, dir: &BTreeMap<String, Node>) -> (ObjectId, u64
             kind,
             id,
             size,
+            private: false,
         });
     }
     let tree = Tree::new(entries).unwrap();
@@ -572,12 +573,14 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
             kind: EntryKind::File,
             id: missing,
             size: 1,
+            private: false,
         },
         TreeEntry {
             name: EntryName::new("b").unwrap(),
             kind: EntryKind::File,
             id: missing,
             size: 1,
+            private: false,
         },
     ];
     let mut w = fx.store.write().unwrap();

@@ -90,6 +90,7 @@ pub fn export(
                     kind: EntryKind::Tree,
                     id,
                     size,
+                    private: false,
                 }),
                 Ok(None) | Err(_) => {
                     let mut s = server;
@@ -107,11 +108,13 @@ pub fn export(
     }
     let json = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
     let blob = w.put(ObjectKind::Blob, &json)?;
+    // The manifest holds the servers' exported environment (tokens, keys): owner-only.
     let mut entries = vec![TreeEntry {
         name: EntryName::new(MANIFEST_FILE).expect("valid name"),
         kind: EntryKind::File,
         id: blob,
         size: json.len() as u64,
+        private: true,
     }];
     if !sources.is_empty() {
         let tree = Tree::new(sources).map_err(|e| StoreError::Corrupt {
@@ -122,6 +125,7 @@ pub fn export(
             kind: EntryKind::Tree,
             size: tree.size(),
             id: w.put_tree(&tree)?,
+            private: false,
         });
     }
     let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
@@ -503,6 +507,7 @@ fn copy_tree(
                     kind: EntryKind::Tree,
                     id,
                     size,
+                    private: false,
                 });
             } else {
                 return Ok(None);
@@ -534,6 +539,7 @@ fn copy_tree(
                 kind,
                 id,
                 size: bytes.len() as u64,
+                private: meta.permissions().mode() & 0o044 == 0,
             });
         }
     }

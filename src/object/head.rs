@@ -5,6 +5,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::fmt;
 
 const MAGIC: &[u8; 4] = b"CXHD";
+/// The head's encoding version.
+pub const VERSION: u8 = 1;
 /// Domain separation prefix of the signed bytes.
 pub const SIGNATURE_CONTEXT: &[u8] = b"codexport signed head v1\n";
 const FINGERPRINT_CONTEXT: &str = "codexport 2026-11-25 master fingerprint v1";
@@ -36,7 +38,7 @@ pub struct SignedHead {
 
 impl HeadBody {
     fn encode(&self) -> Vec<u8> {
-        codec::encode(MAGIC, self)
+        codec::encode(MAGIC, VERSION, self)
     }
 
     fn signing_input(&self) -> Vec<u8> {
@@ -75,7 +77,7 @@ impl SignedHead {
             ));
         }
         let (body_bytes, sig) = bytes.split_at(bytes.len() - 64);
-        let body: HeadBody = codec::decode(MAGIC, "head (CXHD)", body_bytes)?;
+        let body: HeadBody = codec::decode(MAGIC, "head (CXHD)", VERSION, body_bytes)?;
         let signature: [u8; 64] = sig.try_into().expect("split_at left exactly 64 bytes");
         let head = SignedHead { body, signature };
         head.verify()?;

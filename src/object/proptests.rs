@@ -12,7 +12,7 @@ use super::{
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
-const TREE_MAGIC: &[u8] = b"CXTR\x01";
+const TREE_MAGIC: &[u8] = b"CXTR\x02";
 const REVISION_MAGIC: &[u8] = b"CXRV\x01";
 const HEAD_MAGIC: &[u8] = b"CXHD\x01";
 
@@ -25,6 +25,11 @@ pub(crate) fn config() -> ProptestConfig {
 
 pub(crate) fn object_id() -> impl Strategy<Value = ObjectId> {
     any::<[u8; 32]>().prop_map(ObjectId::from_bytes)
+}
+
+/// A private flag where one has meaning (files), none elsewhere.
+fn private_for(kind: EntryKind, private: bool) -> bool {
+    private && matches!(kind, EntryKind::File | EntryKind::Executable)
 }
 
 pub(crate) fn entry_kind() -> impl Strategy<Value = EntryKind> {
@@ -81,8 +86,8 @@ fn entry_name_string() -> impl Strategy<Value = String> {
     ]
 }
 
-fn tree_entry_fields() -> impl Strategy<Value = (EntryKind, ObjectId, u64)> {
-    (entry_kind(), object_id(), any::<u64>())
+fn tree_entry_fields() -> impl Strategy<Value = (EntryKind, ObjectId, u64, bool)> {
+    (entry_kind(), object_id(), any::<u64>(), any::<bool>())
 }
 
 /// Valid, unique entries in an arbitrary (shuffled) order, for `Tree::new` to sort.
@@ -90,11 +95,12 @@ fn tree_entries() -> impl Strategy<Value = Vec<TreeEntry>> {
     prop::collection::btree_map(entry_name_string(), tree_entry_fields(), 0..24)
         .prop_map(|map| {
             map.into_iter()
-                .map(|(name, (kind, id, size))| TreeEntry {
+                .map(|(name, (kind, id, size, private))| TreeEntry {
                     name: EntryName::new(name).expect("strategy makes valid names"),
                     kind,
                     id,
                     size,
+                    private: private_for(kind, private),
                 })
                 .collect::<Vec<_>>()
         })
@@ -109,11 +115,12 @@ fn tree() -> impl Strategy<Value = Tree> {
 fn raw_tree_entries() -> impl Strategy<Value = Vec<TreeEntry>> {
     prop::collection::vec(("[ab]{1,3}", tree_entry_fields()), 0..8).prop_map(|v| {
         v.into_iter()
-            .map(|(name, (kind, id, size))| TreeEntry {
+            .map(|(name, (kind, id, size, private))| TreeEntry {
                 name: EntryName::new(name).expect("valid"),
                 kind,
                 id,
                 size,
+                private: private_for(kind, private),
             })
             .collect()
     })
@@ -299,7 +306,7 @@ proptest! {
         struct Raw<'a> {
             entries: &'a [TreeEntry],
         }
-        let bytes = codec::encode(super::tree::MAGIC, &Raw { entries: &entries });
+        let bytes = codec::encode(super::tree::MAGIC, super::tree::VERSION, &Raw { entries: &entries });
         let sorted_unique = entries.windows(2).all(|p| p[0].name.as_str().as_bytes() < p[1].name.as_str().as_bytes());
         match Tree::decode(&bytes) {
             Ok(t) => {
@@ -474,11 +481,13 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         kind,
         id: id(b),
         size,
+        private: name == "a" || name == "auth.json",
     };
     let empty = Tree::default();
     // The golden tree of `tree::tests::golden_bytes`.
     let golden = Tree::new(vec![entry("a", EntryKind::Executable, 7, 3)]).unwrap();
     let mixed = Tree::new(vec![
+        entry("auth.json", EntryKind::File, 6, 120),
         entry("config.toml", EntryKind::File, 1, 512),
         entry("skills", EntryKind::Tree, 2, 70_000),
         entry("run.sh", EntryKind::Executable, 3, 300),
@@ -529,6 +538,12 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("decode_tree", "empty", empty.encode()),
         ("decode_tree", "golden", golden.encode()),
         ("decode_tree", "mixed", mixed.encode()),
+        ("decode_tree", "golden-v1", {
+            let mut v1 = b"CXTR\x01\x01\x01a\x01".to_vec();
+            v1.extend_from_slice(&[7; 32]);
+            v1.push(3);
+            v1
+        }),
         ("decode_revision", "first", first.encode()),
         ("decode_revision", "second", second.encode()),
         ("decode_head", "first", head(&first, 1_700_000_000)),

@@ -3,6 +3,8 @@
 use super::{DecodeError, ObjectId, ObjectKind, codec};
 
 pub(crate) const MAGIC: &[u8; 4] = b"CXRV";
+/// The revision's encoding version.
+pub const VERSION: u8 = 1;
 pub(crate) const ID_CONTEXT: &str = "codexport 2026-11-25 revision v1";
 const MAX_PARENTS: usize = 16;
 /// In a revision's `mcp` tree: the MCP manifest blob (JSON, see store-format.md)…
@@ -38,7 +40,7 @@ pub struct Revision {
 
 impl Revision {
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(MAGIC, self)
+        codec::encode(MAGIC, VERSION, self)
     }
 
     pub fn id(&self) -> ObjectId {
@@ -46,7 +48,7 @@ impl Revision {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let rev: Revision = codec::decode(MAGIC, "revision (CXRV)", bytes)?;
+        let rev: Revision = codec::decode(MAGIC, "revision (CXRV)", VERSION, bytes)?;
         if rev.parents.len() > MAX_PARENTS {
             return Err(DecodeError::TooLarge {
                 what: "revision parent count",

@@ -1,7 +1,10 @@
-//! Walks the selected part of the codex dir with `lstat`, never following symlinks.
+//! Walks the selected part of the codex dir with `lstat`. Symlinks are kept as symlinks,
+//! except a top-level one that leaves the codex dir (a stow-style `config.toml` or `skills/`
+//! living in a dotfiles folder): its target's content is taken as if it stood there, since a
+//! follower has no such folder to point at.
 
 use super::SnapshotError;
-use super::select::is_selected;
+use super::select::{is_secret, is_selected};
 use crate::object::{EntryKind, EntryName, ObjectId};
 use crate::store::StatEntry;
 use std::fs;
@@ -14,6 +17,17 @@ pub struct Found {
     pub rel: String,
     pub abs: PathBuf,
     pub stat: StatEntry,
+    /// Group and others may not read it (or it is a credential, whatever its mode).
+    pub private: bool,
+}
+
+/// A top-level symlink whose target (outside the codex dir) was taken in its place.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Followed {
+    /// Its name in the codex dir.
+    pub name: String,
+    /// Where it points (resolved).
+    pub target: PathBuf,
 }
 
 /// A directory level as walked: names with files (indexes into `Walk::files`) or subdirs.
@@ -35,6 +49,8 @@ pub struct Walk {
     pub files: Vec<Found>,
     /// Paths skipped, each with the reason (non-UTF-8 names, sockets, …).
     pub warnings: Vec<String>,
+    /// Top-level symlinks followed out of the codex dir.
+    pub followed: Vec<Followed>,
 }
 
 /// Walks `codex_dir`, taking what the selection table selects.
@@ -55,12 +71,32 @@ pub fn walk(codex_dir: &Path) -> Result<Walk, SnapshotError> {
     }
     let mut walk = Walk::default();
     let mut root = Dir::default();
-    walk_dir(codex_dir, "", &mut root, &mut walk)?;
+    // Resolved, so a link's target can be told to lie inside or outside it.
+    let inside = fs::canonicalize(codex_dir).map_err(|e| SnapshotError::unreadable(codex_dir, e))?;
+    walk_dir(codex_dir, "", Some(&inside), &mut root, &mut walk)?;
     walk.root = root;
     Ok(walk)
 }
 
-fn walk_dir(abs: &Path, rel: &str, dir: &mut Dir, walk: &mut Walk) -> Result<(), SnapshotError> {
+/// The target of a top-level symlink when it leaves the codex dir and exists; `None` keeps
+/// the link as a link (it points inside, or nowhere).
+fn leaves(link: &Path, inside: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    let target = fs::canonicalize(link).ok()?;
+    if target.starts_with(inside) {
+        return None;
+    }
+    let meta = fs::metadata(&target).ok()?;
+    (meta.is_dir() || meta.is_file()).then_some((target, meta))
+}
+
+/// Walks one directory level; `top` is the resolved codex dir while walking its top level.
+fn walk_dir(
+    abs: &Path,
+    rel: &str,
+    top: Option<&Path>,
+    dir: &mut Dir,
+    walk: &mut Walk,
+) -> Result<(), SnapshotError> {
     let reader = fs::read_dir(abs).map_err(|e| SnapshotError::unreadable(abs, e))?;
     for entry in reader {
         let entry = entry.map_err(|e| SnapshotError::unreadable(abs, e))?;
@@ -88,12 +124,23 @@ fn walk_dir(abs: &Path, rel: &str, dir: &mut Dir, walk: &mut Walk) -> Result<(),
                 continue;
             }
         };
-        let meta = fs::symlink_metadata(&child_abs)
+        let mut meta = fs::symlink_metadata(&child_abs)
             .map_err(|e| SnapshotError::unreadable(&child_abs, e))?;
+        let mut child_abs = child_abs;
+        if meta.file_type().is_symlink() {
+            if let Some((target, target_meta)) = top.and_then(|inside| leaves(&child_abs, inside)) {
+                walk.followed.push(Followed {
+                    name: child_rel.clone(),
+                    target: target.clone(),
+                });
+                child_abs = target;
+                meta = target_meta;
+            }
+        }
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
             let mut sub = Dir::default();
-            walk_dir(&child_abs, &child_rel, &mut sub, walk)?;
+            walk_dir(&child_abs, &child_rel, None, &mut sub, walk)?;
             dir.entries.push((entry_name, Node::Dir(sub)));
             continue;
         } else if ft.is_symlink() {
@@ -112,11 +159,14 @@ fn walk_dir(abs: &Path, rel: &str, dir: &mut Dir, walk: &mut Walk) -> Result<(),
             continue;
         };
         let stat = stat_entry(&meta, kind);
+        let private =
+            kind != EntryKind::Symlink && (meta.mode() & 0o044 == 0 || is_secret(&child_rel));
         dir.entries.push((entry_name, Node::File(walk.files.len())));
         walk.files.push(Found {
             rel: child_rel,
             abs: child_abs,
             stat,
+            private,
         });
     }
     Ok(())

@@ -12,6 +12,8 @@ pub enum Edit {
         kind: EntryKind,
         id: ObjectId,
         size: u64,
+        /// Checked out owner-only (see [`TreeEntry::private`]).
+        private: bool,
     },
     /// Remove the file or subtree there (directories left empty are removed too).
     Remove,
@@ -28,6 +30,7 @@ pub fn lookup(
         kind: EntryKind::Tree,
         id: root,
         size: 0,
+        private: false,
     };
     for part in path.components() {
         if current.kind != EntryKind::Tree {
@@ -74,11 +77,17 @@ fn edit_at(
     let pos = entries.iter().position(|e| e.name == name);
     let replacement = if parts.len() == 1 {
         match change {
-            Edit::Put { kind, id, size } => Some(TreeEntry {
+            Edit::Put {
+                kind,
+                id,
+                size,
+                private,
+            } => Some(TreeEntry {
                 name,
                 kind,
                 id,
                 size,
+                private,
             }),
             Edit::Remove => None,
         }
@@ -92,6 +101,7 @@ fn edit_at(
             kind: EntryKind::Tree,
             id,
             size,
+            private: false,
         })
     };
     match (pos, replacement) {

@@ -10,7 +10,11 @@ use crate::object::{DecodeError, ObjectId, ObjectKind, codec};
 use std::io::{self, Read, Write};
 
 const REQUEST_MAGIC: &[u8; 4] = b"CXFR";
+/// The fetch request's encoding version.
+const REQUEST_VERSION: u8 = 1;
 const STREAM_MAGIC: &[u8; 4] = b"CXST";
+/// The object stream's format version.
+const STREAM_VERSION: u8 = 1;
 /// Revisions a follower may name as complete.
 pub const MAX_HAVE: usize = 256;
 /// Loose objects a follower may name (kept from an interrupted fetch).
@@ -31,11 +35,11 @@ pub struct FetchRequest {
 
 impl FetchRequest {
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(REQUEST_MAGIC, self)
+        codec::encode(REQUEST_MAGIC, REQUEST_VERSION, self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let req: Self = codec::decode(REQUEST_MAGIC, "fetch request (CXFR)", bytes)?;
+        let req: Self = codec::decode(REQUEST_MAGIC, "fetch request (CXFR)", REQUEST_VERSION, bytes)?;
         if req.have.len() > MAX_HAVE {
             return Err(DecodeError::TooLarge {
                 what: "have list",
@@ -68,7 +72,7 @@ pub struct FrameWriter<W: Write> {
 impl<W: Write> FrameWriter<W> {
     pub fn new(mut out: W) -> io::Result<Self> {
         out.write_all(STREAM_MAGIC)?;
-        out.write_all(&[crate::object::FORMAT_VERSION])?;
+        out.write_all(&[STREAM_VERSION])?;
         Ok(Self {
             out,
             totals: StreamTotals::default(),
@@ -143,7 +147,7 @@ impl<R: Read> FrameReader<R> {
     pub fn new(mut input: R, max_objects: u64, max_bytes: u64) -> Result<Self, StreamError> {
         let mut header = [0u8; 5];
         read_exact_or_truncated(&mut input, &mut header)?;
-        if &header[..4] != STREAM_MAGIC || header[4] != crate::object::FORMAT_VERSION {
+        if &header[..4] != STREAM_MAGIC || header[4] != STREAM_VERSION {
             return Err(StreamError::Malformed("bad stream header".into()));
         }
         Ok(Self {
