@@ -3,15 +3,16 @@
 
 pub mod apply;
 mod backup;
+pub mod disk;
+pub mod index;
 pub mod journal;
 pub mod plan;
 mod steps;
-mod survey;
 
 pub use apply::{ExecOptions, ExecReport, execute, recover};
+pub use index::Index;
 pub use journal::Journal;
 pub use plan::{Op, Plan, plan};
-pub use survey::drift;
 
 use crate::store::StoreError;
 use std::io;

@@ -87,6 +87,9 @@ pub enum Command {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+    /// Check that ~/.codex holds exactly what `apply` would write (exit 0), or list every
+    /// path that differs (exit 1). Changes nothing.
+    Verify,
     /// Show what `apply` (or a rollback to REV) would change in ~/.codex.
     Diff {
         /// A revision number, an id prefix, or HEAD (default: the newest fetched).
@@ -304,7 +307,7 @@ pub fn run(cli: Cli) -> i32 {
     match dispatch(cli) {
         Ok(out) => {
             out.print(global.json, global.quiet);
-            0
+            out.code
         }
         Err(err) => {
             if global.json {
@@ -413,9 +416,16 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
                 timeout: Duration::from_millis(timeout_ms),
                 progress,
                 apply,
+                drift_check: true,
             },
         )?),
         Command::Apply { dry_run } => Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+        Command::Verify => {
+            let report = crate::follower::verify::verify(&paths)?;
+            let mut out = Output::of(&report);
+            out.code = i32::from(!report.equal);
+            out
+        }
         Command::Diff { rev, patch } => {
             Output::of(&crate::follower::diff::diff(&paths, rev.as_deref(), patch)?)
         }

@@ -12,6 +12,7 @@ pub mod rollback;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod verify;
 
 pub use config::FollowerConfig;
 pub use sync::{SyncOptions, SyncOutcome, SyncReport, sync};
@@ -32,6 +33,9 @@ pub mod meta {
     pub const HOLD: &str = "follower/hold";
     /// JSON list: `${names}` in the last applied config.toml that no variable defines.
     pub const UNKNOWN_VARIABLES: &str = "follower/unknown_variables";
+    /// One byte 1 when `fsck` set damaged objects aside: the next sync fetches what the
+    /// fetched revision lacks; empty otherwise.
+    pub const REPAIR: &str = "follower/repair";
 }
 
 /// Ref naming the newest completely fetched revision.

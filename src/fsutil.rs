@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 /// Replaces `path` with `bytes` atomically (temp file in the same directory, sync, rename),
 /// with the given permission bits.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, true)
+}
+
+/// Replaces `path` with `bytes` atomically but without a durability barrier: for caches,
+/// which a crash may lose (they are rebuilt) but never leave half-written.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("path has no parent directory"))?;
@@ -19,9 +29,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Creates `dir` and any missing parents owner-only (0700). Folders that exist keep their
+/// mode.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Touches the file at `path` (owner-only) and returns its mtime in nanoseconds: the
+/// filesystem's own "now", in its own timestamp granularity. A file whose mtime is not older
+/// than it may still change within the same tick unseen (git's racily-clean rule).
+pub fn filesystem_now(path: &Path) -> io::Result<i64> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    // Truncating an empty file may not touch its mtime: write, then truncate.
+    (&file).write_all(b"t")?;
+    file.set_len(0)?;
+    let meta = file.metadata()?;
+    Ok(meta
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec()))
 }
 
 /// An exclusive lock on `<state dir>/lock`, held until dropped. Serialises syncs and

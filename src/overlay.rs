@@ -133,6 +133,54 @@ impl Overlay {
     }
 }
 
+/// A cheap fingerprint of the overlay as it is on disk: the stat of each of its files
+/// (settings, local MCP servers, the installed hook, every local skill and override). It
+/// changes whenever one is written, added or removed, so a sync notices an overlay edit
+/// without a new revision and without reading the files.
+pub fn stamp(state_dir: &Path) -> ObjectId {
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = blake3::Hasher::new_derive_key("codexport 2026-12-01 overlay stamp");
+    let mut add = |path: &Path| {
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            let fields = [
+                m.size(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ctime() as u64,
+                m.ctime_nsec() as u64,
+                m.ino(),
+                u64::from(m.mode()),
+            ];
+            hasher.update(path.as_os_str().as_encoded_bytes());
+            for f in fields {
+                hasher.update(&f.to_le_bytes());
+            }
+        }
+    };
+    use crate::paths::state;
+    for name in [state::LOCAL_TOML, state::LOCAL_MCPS, state::HOOK_TOML] {
+        add(&state_dir.join(name));
+    }
+    for dir in [state::LOCAL_SKILLS, state::OVERRIDES] {
+        let mut stack = vec![state_dir.join(dir)];
+        while let Some(p) = stack.pop() {
+            add(&p);
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                let mut children: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+                children.sort();
+                for c in children.into_iter().rev() {
+                    if std::fs::symlink_metadata(&c).is_ok_and(|m| m.is_dir()) {
+                        stack.push(c);
+                    } else {
+                        add(&c);
+                    }
+                }
+            }
+        }
+    }
+    ObjectId::from(hasher.finalize())
+}
+
 /// Every file below `dir` (symlinks as symlinks), with paths relative to it.
 fn read_files(dir: &Path) -> Result<Vec<LocalFile>, OverlayError> {
     let mut out = Vec::new();

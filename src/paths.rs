@@ -18,6 +18,10 @@ pub mod state {
     pub const SNAPSHOT_STAMP: &str = "snapshot.stamp";
     /// The commit point of an unfinished apply.
     pub const JOURNAL: &str = "journal.json";
+    /// What the last apply wrote at every managed path, with its stat (a cache).
+    pub const CHECKOUT_INDEX: &str = "checkout-index";
+    /// The checkout index's time stamp (the filesystem's "now" when it was written).
+    pub const CHECKOUT_STAMP: &str = "checkout.stamp";
     /// Copies of local edits taken before an apply replaced them, one folder per apply.
     pub const BACKUPS: &str = "backups";
     /// Logs: `hook.log`, and `mcp/<name>.log`.

@@ -231,29 +231,16 @@ pub fn head_body(
     }
 }
 
-/// Touches the stamp file and returns its mtime: the filesystem's own "now", so that a file
+/// The filesystem's own "now" (see [`crate::fsutil::filesystem_now`]), so that a file
 /// written later in the same timestamp tick is recognised as racily clean.
 fn stamp(dir: &Path) -> Result<i64, SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        SnapshotError::Store(StoreError::Io {
-            path: dir.to_owned(),
-            source: e,
-        })
-    })?;
     let path = dir.join(crate::paths::state::SNAPSHOT_STAMP);
-    std::fs::write(&path, b"").map_err(|e| {
+    crate::fsutil::filesystem_now(&path).map_err(|e| {
         SnapshotError::Store(StoreError::Io {
             path: path.clone(),
             source: e,
         })
-    })?;
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        SnapshotError::Store(StoreError::Io {
-            path: path.clone(),
-            source: e,
-        })
-    })?;
-    Ok(walk::stat_entry(&meta, EntryKind::File).mtime_ns)
+    })
 }
 
 /// Bytes read per parallel batch: bounds memory whatever the library size.

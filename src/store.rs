@@ -124,6 +124,14 @@ pub enum StoreError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error("stored {kind} {id} is damaged: its bytes no longer hash to its id")]
+    #[diagnostic(
+        code(codexport::store::damaged),
+        help(
+            "nothing was written from it; run `codexport fsck` (it sets damaged objects aside), then `codexport sync` on a follower (it fetches them again) or `codexport master rebuild` on a master"
+        )
+    )]
+    Damaged { id: ObjectId, kind: &'static str },
     #[error("object {id} is corrupt: {source}")]
     #[diagnostic(
         code(codexport::store::corrupt_object),
@@ -377,6 +385,8 @@ impl Store {
     }
 }
 
+/// Checks a stored object on its way out, by kind and by hash, then decodes it. Every typed
+/// read goes through here, so rotted pack bytes never reach the codex dir or the screen.
 fn decode_kind<T>(
     id: ObjectId,
     kind: ObjectKind,
@@ -389,6 +399,12 @@ fn decode_kind<T>(
             id,
             expected: expected.as_str(),
             found: kind.as_str(),
+        });
+    }
+    if kind.id_of(bytes) != id {
+        return Err(StoreError::Damaged {
+            id,
+            kind: kind.as_str(),
         });
     }
     f(bytes).map_err(|source| StoreError::BadObject { id, source })

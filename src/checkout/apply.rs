@@ -2,14 +2,14 @@
 //!
 //! An apply runs in two halves around one commit point, the journal:
 //!
-//! 1. Survey (no step): every target is inspected; a managed file edited locally (or an
-//!    unmanaged file in the way on a first apply) is *drift*, and anything that would make the
-//!    apply fail halfway (a symlinked directory, a file where a directory must go, a non-empty
-//!    directory where a file must go) is refused before anything is written.
+//! 1. The plan (see [`super::plan`]) was made against the disk: it already knows what each
+//!    target holds and which ones hold something codexport did not write there.
 //! 2. Stage: the new content of every put is copied out of the store into
 //!    `<codex dir>/.codexport-staging` (same filesystem as the targets, so the final renames
-//!    are atomic). Store objects are copied, never hardlinked: users edit the codex dir.
-//! 3. Back up drifted files to `<state dir>/backups/<UTC time>/<path>`.
+//!    are atomic), re-hashed on the way: a damaged stored object stops the apply here.
+//!    Store objects are copied, never hardlinked: users edit the codex dir.
+//! 3. Back up what the plan marks (local edits, things in the way) to
+//!    `<state dir>/backups/<UTC time>/<path>`.
 //! 4. One durability barrier for everything staged (`syncfs`, not one fsync per file).
 //! 5. Commit: write `<state dir>/journal.json`.
 //! 6. Deletes, then stale directories, then puts (renames).
@@ -24,10 +24,10 @@
 pub use super::steps::CRASH_ENV;
 
 use super::backup::backup;
+use super::disk::{Parents, lstat, parents};
 use super::journal::{self, Journal};
 use super::plan::{Op, Plan};
 use super::steps::Steps;
-use super::survey::{Parents, lstat, parents, survey};
 use super::{CheckoutError, STAGING_NAME};
 use crate::object::{EntryKind, RelPath};
 use crate::store::ObjectSource;
@@ -36,7 +36,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 /// How to execute a plan.
@@ -56,8 +56,8 @@ pub struct ExecReport {
     pub written: u64,
     /// Files (and symlinks) removed.
     pub deleted: u64,
-    /// Managed files edited locally since the last apply (or unmanaged files in the way on a
-    /// first apply), backed up before being replaced or deleted.
+    /// Paths that held something codexport had not written there (local edits, files or
+    /// folders in the way), backed up before being replaced or removed.
     pub drift: Vec<String>,
     /// Where the drifted files were backed up, if any were.
     pub backup_dir: Option<PathBuf>,
@@ -89,7 +89,12 @@ pub fn execute(
     let mut steps = Steps::new(opts.crash_before_step, abort);
 
     fs::create_dir_all(codex_dir).map_err(|e| CheckoutError::io(codex_dir, e))?;
-    let drifted = survey(codex_dir, plan)?;
+    let drifted: Vec<&RelPath> = plan
+        .ops
+        .iter()
+        .filter(|op| op.backs_up())
+        .map(Op::path)
+        .collect();
 
     let staging = codex_dir.join(STAGING_NAME);
     // A staging dir without a journal is the leftover of an apply that never committed.
@@ -138,21 +143,20 @@ fn prepare(
     codex_dir: &Path,
     state_dir: &Path,
     plan: &Plan,
-    drifted: &[RelPath],
+    drifted: &[&RelPath],
     steps: &mut Steps,
 ) -> Result<Option<PathBuf>, CheckoutError> {
     let staging = codex_dir.join(STAGING_NAME);
     let staged = stage(src, &staging, plan, steps)?;
-    let backup_dir = backup(codex_dir, state_dir, drifted)?;
+    let backed_up = backup(codex_dir, state_dir, drifted)?;
     steps.step()?;
     barrier(&staging, &staged)?;
-    if let Some(dir) = &backup_dir {
-        let files: Vec<PathBuf> = drifted.iter().map(|p| p.to_path(dir)).collect();
-        barrier(dir, &files)?;
+    if let Some((dir, files)) = &backed_up {
+        barrier(dir, files)?;
     }
     // The staging dir's own entry.
     journal::sync_dir(codex_dir)?;
-    Ok(backup_dir)
+    Ok(backed_up.map(|(dir, _)| dir))
 }
 
 /// Finishes an apply interrupted after its journal committed (rolls forward), or cleans up
@@ -203,8 +207,10 @@ fn ensure_parents(
 ) -> Result<(), CheckoutError> {
     match parents(codex_dir, rel, known, Some(touched))? {
         Parents::Dirs => Ok(()),
-        Parents::Symlink(path) => Err(CheckoutError::Escape { path }),
-        Parents::Blocked(_, path) => Err(CheckoutError::InTheWay { path }),
+        Parents::Blocked(_, path) => match lstat(&path)? {
+            Some(m) if m.file_type().is_symlink() => Err(CheckoutError::Escape { path }),
+            _ => Err(CheckoutError::InTheWay { path }),
+        },
         Parents::Missing => unreachable!("parents() creates missing directories when asked"),
     }
 }
@@ -218,16 +224,25 @@ fn stage(
 ) -> Result<Vec<PathBuf>, CheckoutError> {
     let mut staged = Vec::new();
     for (i, op) in plan.ops.iter().enumerate() {
-        let Op::Put { path, kind, id, .. } = op else {
+        let Op::Put {
+            path,
+            kind,
+            id,
+            mode,
+            ..
+        } = op
+        else {
             continue;
         };
         steps.step()?;
+        // Re-hashed as it leaves the store: rotted bytes never reach the codex dir.
         let bytes = src.blob(id)?;
         let dst = journal::staged_path(staging, i);
         let io_err = |e| CheckoutError::io(&dst, e);
         let mode = match kind {
-            EntryKind::File => 0o644,
-            EntryKind::Executable => 0o755,
+            EntryKind::File | EntryKind::Executable => {
+                mode.unwrap_or(super::plan::mode_for(path, *kind, false, None))
+            }
             EntryKind::Symlink => {
                 symlink(OsStr::from_bytes(&bytes), &dst).map_err(io_err)?;
                 staged.push(dst);
@@ -239,10 +254,15 @@ fn stage(
                 });
             }
         };
-        let mut file = File::create_new(&dst).map_err(io_err)?;
-        file.write_all(&bytes).map_err(io_err)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))
+        // Created with its final mode: a private file is never readable by others, not even
+        // while staged.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&dst)
             .map_err(io_err)?;
+        file.write_all(&bytes).map_err(io_err)?;
         staged.push(dst);
     }
     Ok(staged)
@@ -305,21 +325,30 @@ fn roll_forward(
     let staging = codex_dir.join(STAGING_NAME);
 
     for op in &journal.ops {
-        let Op::Delete { path, .. } = op else {
+        let Op::Delete { path, dir, .. } = op else {
             continue;
         };
         steps.step()?;
+        // Never through a link or below a file: a delete of that one (planned before this)
+        // removed what was there.
         match parents(codex_dir, path, &mut known, None)? {
             Parents::Dirs => {}
-            Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
             Parents::Missing | Parents::Blocked(..) => continue,
         }
         let abs = path.to_path(codex_dir);
         let Some(meta) = lstat(&abs)? else { continue };
-        if meta.is_dir() {
-            continue;
-        }
-        match fs::remove_file(&abs) {
+        let removed = if meta.is_dir() && !meta.file_type().is_symlink() {
+            if !dir {
+                continue;
+            }
+            // A folder in the way (backed up before the commit): removed whole, and with it
+            // what this walk knew below it.
+            known.retain(|k| k != path.as_str() && !k.starts_with(&format!("{path}/")));
+            fs::remove_dir_all(&abs)
+        } else {
+            fs::remove_file(&abs)
+        };
+        match removed {
             Ok(()) => {
                 done.deleted += 1;
                 done.touch(&abs);
@@ -333,7 +362,6 @@ fn roll_forward(
         steps.step()?;
         match parents(codex_dir, dir, &mut known, None)? {
             Parents::Dirs => {}
-            Parents::Symlink(p) => return Err(CheckoutError::Escape { path: p }),
             Parents::Missing | Parents::Blocked(..) => continue,
         }
         let abs = dir.to_path(codex_dir);

@@ -10,8 +10,11 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Version of the journal's layout; a journal of another version is refused, not guessed at.
-pub const VERSION: u32 = 1;
+/// Version of the journal's layout written; a journal of a version not read is refused, not
+/// guessed at. Version 1 (ops without modes, reasons or backups) is read too: its fields
+/// take their defaults.
+pub const VERSION: u32 = 2;
+const READABLE: &[u32] = &[1, VERSION];
 
 /// Everything needed to finish an apply without the store: the staged files hold the new
 /// content, the ops say where each one goes and what to delete.
@@ -83,7 +86,7 @@ pub fn load(state_dir: &Path) -> Result<Option<Journal>, CheckoutError> {
             source,
         })?
         .version;
-    if found != VERSION {
+    if !READABLE.contains(&found) {
         return Err(CheckoutError::JournalVersion { path: p, found });
     }
     serde_json::from_slice(&bytes)

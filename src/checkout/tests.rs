@@ -2,13 +2,13 @@
 
 use super::*;
 use crate::checkout::plan::plan;
-use crate::checkout::{CheckoutError, STAGING_NAME, drift};
+use crate::checkout::{CheckoutError, STAGING_NAME};
 use crate::store::StoreError;
 use miette::Diagnostic;
 use crate::object::{EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
 use crate::store::{Store, Writer};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 /// What a managed path holds, in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl Fx {
         opts: &ExecOptions,
     ) -> Result<ExecReport, CheckoutError> {
         let r = self.store.read().unwrap();
-        let p = plan(&r, old, new).unwrap();
+        let p = plan(&r, codex, old, new, None)?;
         execute(
             &r,
             codex,
@@ -197,12 +197,14 @@ impl Fx {
         self.apply_in(&self.codex, &self.state, old, new, &ExecOptions::default())
     }
 
+    /// Paths that differ from `tree` on disk (what `verify` lists).
     fn drift(&self, tree: ObjectId) -> Vec<String> {
         let r = self.store.read().unwrap();
-        drift(&r, &self.codex, tree)
+        plan(&r, &self.codex, Some(tree), tree, None)
             .unwrap()
+            .differences()
             .iter()
-            .map(ToString::to_string)
+            .map(|(p, _)| p.to_string())
             .collect()
     }
 
@@ -275,7 +277,7 @@ fn identical_trees_plan_nothing_and_execute_does_nothing() {
     let t = tree_of(&fx.store, &files);
     fx.apply(None, t).unwrap();
     let r = fx.store.read().unwrap();
-    let p = plan(&r, Some(t), t).unwrap();
+    let p = plan(&r, &fx.codex, Some(t), t, None).unwrap();
     assert!(p.is_empty());
     let report = execute(
         &r,
@@ -411,10 +413,10 @@ fn read_only_targets_are_replaced() {
     fs::set_permissions(fx.codex.join("ro"), fs::Permissions::from_mode(0o444)).unwrap();
     let t2 = tree_of(&fx.store, &[("ro".to_string(), file("v2"))].into());
     let report = fx.apply(Some(t1), t2).unwrap();
-    // Only the permission changed locally, which is not drift.
+    // Only the permission changed locally, which is not drift; a stricter mode is kept.
     assert!(report.drift.is_empty());
     assert_eq!(fs::read_to_string(fx.codex.join("ro")).unwrap(), "v2");
-    assert_eq!(mode(&fx.codex.join("ro")), 0o644);
+    assert_eq!(mode(&fx.codex.join("ro")), 0o444);
 }
 
 #[test]
@@ -446,32 +448,30 @@ fn directories_become_files_and_files_become_directories() {
 }
 
 #[test]
-fn a_directory_with_unmanaged_files_is_not_replaced_by_a_file() {
+fn a_directory_with_unmanaged_files_is_backed_up_then_replaced_by_a_file() {
     let fx = fx();
     let t1 = tree_of(&fx.store, &[("a/x".to_string(), file("x"))].into());
     fx.apply(None, t1).unwrap();
     fs::write(fx.codex.join("a/mine"), "mine").unwrap();
     let t2 = tree_of(&fx.store, &[("a".to_string(), file("file"))].into());
-    let err = fx.apply(Some(t1), t2).unwrap_err();
-    assert_eq!(code(&err), "codexport::checkout::dir_not_empty");
-    // Refused before anything was touched.
-    let (disk, _) = read_disk(&fx.codex);
-    assert_eq!(disk.len(), 2);
-    assert_eq!(disk["a/x"], file("x"));
+    let report = fx.apply(Some(t1), t2).unwrap();
+    assert_eq!(report.drift, ["a"]);
+    let backup = report.backup_dir.unwrap();
+    assert_eq!(fs::read_to_string(backup.join("a/mine")).unwrap(), "mine");
+    assert_eq!(read_disk(&fx.codex).0["a"], file("file"));
     fx.assert_clean();
 }
 
 #[test]
-fn an_unmanaged_file_where_a_directory_must_go_is_refused() {
+fn an_unmanaged_file_where_a_directory_must_go_is_backed_up_then_replaced() {
     let fx = fx();
     fs::write(fx.codex.join("skills"), "a file").unwrap();
     let t = tree_of(&fx.store, &[("skills/x".to_string(), file("x"))].into());
-    let err = fx.apply(None, t).unwrap_err();
-    assert_eq!(code(&err), "codexport::checkout::in_the_way");
-    assert_eq!(
-        fs::read_to_string(fx.codex.join("skills")).unwrap(),
-        "a file"
-    );
+    let report = fx.apply(None, t).unwrap();
+    assert_eq!(report.drift, ["skills"]);
+    let backup = report.backup_dir.unwrap();
+    assert_eq!(fs::read_to_string(backup.join("skills")).unwrap(), "a file");
+    assert_eq!(read_disk(&fx.codex).0["skills/x"], file("x"));
     fx.assert_clean();
 }
 
@@ -489,14 +489,18 @@ fn a_symlinked_directory_inside_the_codex_dir_is_never_written_through() {
         ]
         .into(),
     );
-    let err = fx.apply(None, t).unwrap_err();
-    assert_eq!(code(&err), "codexport::checkout::escape");
+    let report = fx.apply(None, t).unwrap();
     assert_eq!(
         fs::read_dir(&outside).unwrap().count(),
         0,
         "wrote outside the codex dir"
     );
-    assert!(!fx.codex.join("ok").exists());
+    // The link itself was backed up (as a link) and replaced by a real folder.
+    assert_eq!(report.drift, ["skills"]);
+    let saved = report.backup_dir.unwrap().join("skills");
+    assert_eq!(fs::read_link(saved).unwrap(), outside);
+    assert_eq!(read_disk(&fx.codex).0["skills/x"], file("x"));
+    assert!(fx.codex.join("ok").exists());
     fx.assert_clean();
 }
 
@@ -512,9 +516,11 @@ fn a_symlinked_directory_inside_the_codex_dir_is_never_deleted_through() {
     fs::remove_dir_all(fx.codex.join("s")).unwrap();
     symlink(&outside, fx.codex.join("s")).unwrap();
     let t2 = tree_of(&fx.store, &[("other".to_string(), file("o"))].into());
-    let err = fx.apply(Some(t1), t2).unwrap_err();
-    assert_eq!(code(&err), "codexport::checkout::escape");
-    assert!(outside.join("x").exists());
+    fx.apply(Some(t1), t2).unwrap();
+    assert!(outside.join("x").exists(), "deleted through the link");
+    // The tree has nothing at `s` any more: the follower's link is its own.
+    assert!(fs::symlink_metadata(fx.codex.join("s")).unwrap().file_type().is_symlink());
+    assert!(fx.codex.join("other").exists());
     fx.assert_clean();
 }
 

@@ -85,13 +85,14 @@ impl Crash {
         let (old, new) = crash_trees();
         let t_old = tree_of(&fx.store, &old);
         let t_new = tree_of(&fx.store, &new);
-        let plan = plan(&fx.store.read().unwrap(), Some(t_old), t_new).unwrap();
         // Every run starts from a copy of one applied old tree (cheaper than applying anew).
         let template = fx.tmp.path().join("template");
         let state = fx.tmp.path().join("template-state");
         fx.apply_in(&template, &state, None, t_old, &ExecOptions::default())
             .unwrap();
         fs::write(template.join(UNMANAGED.0), UNMANAGED.1).unwrap();
+        // Planned against the template; every copy of it holds the same.
+        let plan = plan(&fx.store.read().unwrap(), &template, Some(t_old), t_new, None).unwrap();
         Self {
             fx,
             old,
@@ -162,11 +163,10 @@ impl Crash {
 #[test]
 fn a_crash_at_any_step_leaves_old_or_new_and_recovery_finishes_or_undoes() {
     let c = Crash::new();
-    let (added, updated, deleted) = c.plan.counts();
+    let counts = c.plan.counts();
     assert!(
-        added > 10 && updated > 50 && deleted > 40,
-        "{:?}",
-        c.plan.counts()
+        counts.added > 10 && counts.updated > 50 && counts.deleted > 40,
+        "{counts:?}"
     );
     assert!(!c.plan.stale_dirs.is_empty());
     let commit_step = c.puts() + 1;

@@ -13,6 +13,8 @@ pub trait Render {
 pub struct Output {
     pub json: serde_json::Value,
     pub human: String,
+    /// The exit code: 0, or 1 for an answer that is "no" (`verify` found differences).
+    pub code: i32,
 }
 
 impl Output {
@@ -20,6 +22,7 @@ impl Output {
         Self {
             json: serde_json::to_value(data).expect("command reports serialise to JSON"),
             human: human.into(),
+            code: 0,
         }
     }
 

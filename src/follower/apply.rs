@@ -4,7 +4,7 @@
 use super::state::Mirror;
 use super::{FETCHED, FollowerError, meta};
 use crate::checkout::plan::{Plan, plan};
-use crate::checkout::{ExecOptions, ExecReport, drift, execute, recover};
+use crate::checkout::{ExecOptions, ExecReport, Index, execute, recover};
 use crate::object::{ObjectId, RelPath, Revision};
 use crate::overlay::{self, MergeFacts, Overlay};
 use crate::fsutil::StateLock;
@@ -43,7 +43,10 @@ pub struct ApplyReport {
     pub added: u64,
     pub updated: u64,
     pub deleted: u64,
-    /// Managed files edited here, backed up before they were replaced.
+    /// Files the tree did not change that were put back (deleted, edited or replaced here).
+    pub restored: u64,
+    /// Paths that held local edits (or something in the way), backed up before they were
+    /// replaced.
     pub drift: Vec<String>,
     pub backup_dir: Option<String>,
     pub unknown_variables: Vec<String>,
@@ -126,26 +129,29 @@ pub fn merge_revision(
     Ok((revision, merged))
 }
 
-/// Plans (and unless `dry_run`, applies) `target`. Call with the state lock held.
-#[allow(clippy::too_many_lines)] // one linear sequence: resolve, merge, plan, execute, record
-pub fn apply_locked(
+/// The revision `target` names, the last apply, and the newest fetched revision.
+fn resolve_target(
+    store: &Store,
+    target: Target,
+) -> Result<(ObjectId, Option<ApplyRecord>, ObjectId), FollowerError> {
+    let r = store.read()?;
+    let fetched = r.get_ref(FETCHED)?.ok_or(FollowerError::NothingFetched)?;
+    let rev_id = match target {
+        Target::Fetched => fetched,
+        Target::Revision(id) => id,
+    };
+    Ok((rev_id, r.last_apply()?, fetched))
+}
+
+/// The merged tree to check out: a rollback point's recorded tree (exact), else the revision
+/// merged with the overlay as it is now. Returns the revision, the tree and the unknown
+/// `${names}` of its config.toml.
+fn merged_tree(
     paths: &Paths,
     store: &Store,
     target: Target,
-    dry_run: bool,
-    exec: &ExecOptions,
-) -> Result<ApplyReport, FollowerError> {
-    let recovered = recover_interrupted(paths, store)?;
-    let (rev_id, last, fetched) = {
-        let r = store.read()?;
-        let fetched = r.get_ref(FETCHED)?.ok_or(FollowerError::NothingFetched)?;
-        let rev_id = match target {
-            Target::Fetched => fetched,
-            Target::Revision(id) => id,
-        };
-        (rev_id, r.last_apply()?, fetched)
-    };
-    // A rollback point is exact: reuse the merged tree recorded for that revision.
+    rev_id: ObjectId,
+) -> Result<(Revision, ObjectId, Vec<String>), FollowerError> {
     let recorded = match target {
         Target::Revision(id) => store
             .read()?
@@ -156,23 +162,46 @@ pub fn apply_locked(
             .map(|a| a.merged),
         Target::Fetched => None,
     };
-    let (revision, merged_tree, unknown_variables) = match recorded {
+    Ok(match recorded {
         Some(tree) => (store.read()?.revision(&rev_id)?, tree, Vec::new()),
         None => {
             let (rev, m) = merge_revision(paths, store, rev_id)?;
             (rev, m.tree, m.unknown_variables)
         }
-    };
-    let plan = plan(&store.read()?, last.as_ref().map(|a| a.merged), merged_tree)?;
-    let (added, updated, deleted) = plan.counts();
+    })
+}
+
+/// Plans (and unless `dry_run`, applies) `target`: afterwards every managed path of the
+/// codex dir holds the merged tree. Call with the state lock held.
+pub fn apply_locked(
+    paths: &Paths,
+    store: &Store,
+    target: Target,
+    dry_run: bool,
+    exec: &ExecOptions,
+) -> Result<ApplyReport, FollowerError> {
+    let recovered = recover_interrupted(paths, store)?;
+    let (rev_id, last, fetched) = resolve_target(store, target)?;
+    let (revision, merged, unknown_variables) = merged_tree(paths, store, target, rev_id)?;
+    let old = last.as_ref().map(|a| a.merged);
+    let index = old.and_then(|t| Index::load(&paths.state_dir, &paths.codex_dir, t));
+    let plan = plan(
+        &store.read()?,
+        &paths.codex_dir,
+        old,
+        merged,
+        index.as_ref(),
+    )?;
+    let counts = plan.counts();
     let mut report = ApplyReport {
         result: ApplyOutcome::Planned,
         number: revision.number,
         revision: rev_id,
-        merged: merged_tree,
-        added,
-        updated,
-        deleted,
+        merged,
+        added: counts.added,
+        updated: counts.updated,
+        deleted: counts.deleted,
+        restored: counts.restored,
         drift: Vec::new(),
         backup_dir: None,
         unknown_variables,
@@ -185,8 +214,12 @@ pub fn apply_locked(
     let unchanged = plan.is_empty()
         && last
             .as_ref()
-            .is_some_and(|a| a.merged == merged_tree && a.revision == rev_id);
+            .is_some_and(|a| a.merged == merged && a.revision == rev_id);
     if unchanged {
+        // Nothing to write; the index learns the stats of files it had to hash.
+        if index.as_ref().is_none_or(|i| i.entries.iter().any(|e| e.racy)) {
+            Index::after(&plan, &paths.codex_dir)?.save(&paths.state_dir)?;
+        }
         write_mcp_manifest(paths, store, &revision)?;
         Mirror::refresh(paths, store)?;
         report.result = ApplyOutcome::Unchanged;
@@ -205,14 +238,15 @@ pub fn apply_locked(
         number: revision.number,
         revision: rev_id,
         canonical: revision.root,
-        merged: merged_tree,
-        added,
-        updated,
-        deleted,
+        merged,
+        added: counts.added,
+        // The record's layout predates restores; they are updates of a file's content.
+        updated: counts.updated + counts.restored,
+        deleted: counts.deleted,
         drift: 0,
         backup_dir: None,
     };
-    let exec_report: ExecReport = execute(
+    let done: ExecReport = execute(
         &store.read()?,
         &paths.codex_dir,
         &paths.state_dir,
@@ -220,15 +254,31 @@ pub fn apply_locked(
         &serde_json::to_value(&record).expect("records serialise"),
         exec,
     )?;
+    Index::after(&plan, &paths.codex_dir)?.save(&paths.state_dir)?;
+    record_apply(paths, store, target, fetched, record, &done, &mut report)?;
+    write_mcp_manifest(paths, store, &revision)?;
+    Mirror::refresh(paths, store)?;
+    report.result = ApplyOutcome::Applied;
+    Ok(report)
+}
+
+/// Records a finished apply (a rollback point), prunes old ones, and sets or clears the
+/// rollback hold.
+fn record_apply(
+    paths: &Paths,
+    store: &Store,
+    target: Target,
+    fetched: ObjectId,
+    record: ApplyRecord,
+    done: &ExecReport,
+    report: &mut ApplyReport,
+) -> Result<(), FollowerError> {
     let keep = Overlay::load(&paths.state_dir)
         .map(|o| o.local.keep_applies)
         .unwrap_or(crate::overlay::local::DEFAULT_KEEP_APPLIES);
+    let backup_dir = done.backup_dir.as_ref().map(|p| p.display().to_string());
+    let drift = only_replaced(paths, done.drift.clone());
     let mut w = store.write()?;
-    let backup_dir = exec_report
-        .backup_dir
-        .as_ref()
-        .map(|p| p.display().to_string());
-    let drift = only_replaced(paths, exec_report.drift);
     w.append_apply(ApplyRecord {
         drift: drift.len() as u64,
         backup_dir: backup_dir.clone(),
@@ -248,12 +298,9 @@ pub fn apply_locked(
         }
     }
     w.commit()?;
-    write_mcp_manifest(paths, store, &revision)?;
-    Mirror::refresh(paths, store)?;
-    report.result = ApplyOutcome::Applied;
     report.drift = drift;
     report.backup_dir = backup_dir;
-    Ok(report)
+    Ok(())
 }
 
 fn store_number(store: &Store, rev: ObjectId) -> Result<u64, FollowerError> {
@@ -267,18 +314,6 @@ fn clear_hold_if(store: &Store, target: Target) -> Result<(), FollowerError> {
         w.commit()?;
     }
     Ok(())
-}
-
-/// Managed files edited locally since the last apply.
-pub fn local_drift(paths: &Paths, store: &Store) -> Result<Vec<String>, FollowerError> {
-    let Some(last) = store.read()?.last_apply()? else {
-        return Ok(Vec::new());
-    };
-    let found = drift(&store.read()?, &paths.codex_dir, last.merged)?
-        .into_iter()
-        .map(|p| p.to_string())
-        .collect();
-    Ok(only_replaced(paths, found))
 }
 
 /// Drops co-owned paths (keep-local, append-local): edits there are expected, not drift.

@@ -58,8 +58,12 @@ pub fn diff(paths: &Paths, spec: Option<&str>, patch: bool) -> Result<DiffReport
         for op in &report.plan.ops {
             let (path, before, after) = match op {
                 Op::Put { path, id, old, .. } => (path, old.map(|o| o.1), Some(*id)),
-                Op::Delete { path, old } => (path, Some(old.1), None),
+                Op::Delete { path, old, .. } => (path, old.map(|o| o.1), None),
             };
+            if before == after {
+                // Put back as it was: no change of content to show.
+                continue;
+            }
             let (Some(a), Some(b)) = (text(before)?, text(after)?) else {
                 report.binary.push(path.clone());
                 continue;

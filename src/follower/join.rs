@@ -120,6 +120,7 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
             timeout: opts.timeout,
             progress: opts.progress,
             apply: opts.apply,
+            drift_check: true,
         },
     )?;
     Ok(JoinReport {

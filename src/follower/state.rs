@@ -24,13 +24,47 @@ pub fn hold(store: &Store) -> Result<Option<u64>, FollowerError> {
         .map(u64::from_le_bytes))
 }
 
-/// What the store says about the master, mirrored in `~/.codexport/follower-state.json`
-/// after every accepted fetch and apply, so a no-change sync need not open the store.
+/// Whether `fsck` set damaged objects aside since the last complete fetch.
+pub fn needs_repair(r: &Reader<'_>) -> Result<bool, FollowerError> {
+    Ok(r.meta(meta::REPAIR)?.is_some_and(|b| b == [1]))
+}
+
+/// Asks the next sync to fetch what the fetched revision lacks (after `fsck` set damaged
+/// objects aside).
+pub fn mark_repair(store: &Store) -> Result<(), FollowerError> {
+    let mut w = store.write()?;
+    w.set_meta(meta::REPAIR, &[1])?;
+    w.commit()?;
+    Ok(())
+}
+
+/// The fetched revision is whole again.
+pub fn clear_repair(store: &Store) -> Result<(), FollowerError> {
+    let mut w = store.write()?;
+    w.set_meta(meta::REPAIR, &[])?;
+    w.commit()?;
+    Ok(())
+}
+
+/// What the store says about the master and the last apply, mirrored in
+/// `~/.codexport/follower-state.json` after every accepted fetch and apply, so a no-change
+/// sync need not open the store. A cache: whenever it disagrees with the master's head, the
+/// store decides, and the mirror is rewritten from it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Mirror {
     pub fetched: Option<ObjectId>,
     pub accepted: Option<u64>,
+    /// The revision applied last.
     pub applied: Option<ObjectId>,
+    /// The merged tree applied last (what the checkout index describes).
+    #[serde(default)]
+    pub merged: Option<ObjectId>,
+    /// The overlay's stamp when it was applied (see `crate::overlay::stamp`).
+    #[serde(default)]
+    pub overlay: Option<ObjectId>,
+    /// Damaged objects were set aside: the next sync must fetch.
+    #[serde(default)]
+    pub repair: bool,
 }
 
 impl Mirror {
@@ -45,16 +79,20 @@ impl Mirror {
     /// Rewrites the mirror from the store (call after committing a change to it).
     pub fn refresh(paths: &Paths, store: &Store) -> Result<(), FollowerError> {
         let r = store.read()?;
+        let last = r.last_apply()?;
         let m = Mirror {
             fetched: r.get_ref(FETCHED)?,
             accepted: accepted_number(&r)?,
-            applied: r.last_apply()?.map(|a| a.revision),
+            applied: last.as_ref().map(|a| a.revision),
+            merged: last.as_ref().map(|a| a.merged),
+            overlay: Some(crate::overlay::stamp(&paths.state_dir)),
+            repair: needs_repair(&r)?,
         };
         let path = Self::path(paths);
         crate::fsutil::write_atomic(
             &path,
             &serde_json::to_vec(&m).expect("mirrors serialise"),
-            0o644,
+            0o600,
         )
         .map_err(|e| FollowerError::Io { path, source: e })
     }

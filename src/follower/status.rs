@@ -38,6 +38,16 @@ pub struct RemoteStatus {
     pub error: Option<String>,
 }
 
+/// The codex dir compared with the merged tree.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Drift {
+    /// Every differing path (none: the codex dir equals the merged tree).
+    Checked(Vec<super::verify::Difference>),
+    /// Could not be compared now, and why.
+    Unknown(String),
+}
+
 /// Everything `status` shows about a follower.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FollowerStatus {
@@ -48,8 +58,8 @@ pub struct FollowerStatus {
     /// An interrupted apply was finished just now.
     pub recovered: bool,
     pub applied: Option<AppliedStatus>,
-    /// Managed files edited here since the last apply.
-    pub drift: Vec<String>,
+    /// How the codex dir differs from what `apply` would write now.
+    pub drift: Drift,
     /// `${names}` in the applied config.toml that no variable defines.
     pub unknown_variables: Vec<String>,
     /// After a rollback: the first revision number `sync --apply` applies again.
@@ -67,18 +77,29 @@ pub fn status(
     timeout: Duration,
 ) -> Result<FollowerStatus, FollowerError> {
     let cfg = FollowerConfig::load(paths)?;
-    // Finish an apply a crash interrupted, unless a sync or apply is running now.
-    let recovered = match StateLock::acquire(&paths.state_dir, Duration::from_millis(200)) {
-        Ok(_lock) => super::apply::recover_interrupted(paths, store)?,
-        Err(_) => false,
+    // Finish an apply a crash interrupted, and compare the codex dir with the merged tree,
+    // unless a sync or apply is running now.
+    let (recovered, drift) = match StateLock::acquire(&paths.state_dir, Duration::from_millis(200))
+    {
+        Ok(_lock) => {
+            let recovered = super::apply::recover_interrupted(paths, store)?;
+            let drift = match store.read()?.get_ref(FETCHED)? {
+                Some(_) => match super::verify::verify_locked(paths, store) {
+                    Ok(v) => Drift::Checked(v.differences),
+                    Err(e) => Drift::Unknown(e.to_string()),
+                },
+                None => Drift::Checked(Vec::new()),
+            };
+            (recovered, drift)
+        }
+        Err(_) => (
+            false,
+            Drift::Unknown("a sync or apply is running; run `codexport status` again".into()),
+        ),
     };
     let reader = store.read()?;
     let fetched = reader.get_ref(FETCHED)?;
     let last = reader.last_apply()?;
-    let drift = match &last {
-        Some(_) => super::apply::local_drift(paths, store)?,
-        None => Vec::new(),
-    };
     let unknown_variables = reader
         .meta(meta::UNKNOWN_VARIABLES)?
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -1,7 +1,9 @@
 //! `codexport sync`: head, then one fetch of exactly the missing objects.
 
 use super::apply::{self, ApplyReport, Target};
-use super::state::{LastOutcome, LastSync, Mirror, accepted_number, hold};
+use super::state::{
+    LastOutcome, LastSync, Mirror, accepted_number, clear_repair, hold, needs_repair,
+};
 use super::{FETCHED, FollowerConfig, FollowerError, config, meta};
 use crate::fsutil::StateLock;
 use crate::object::{ObjectId, SignedHead};
@@ -23,6 +25,10 @@ pub struct SyncOptions {
     pub progress: bool,
     /// Apply the fetched revision into the codex dir afterwards.
     pub apply: bool,
+    /// With `apply` and nothing new (no revision, no overlay change): still compare every
+    /// managed path with what was written (one `lstat` each) and repair drift. The
+    /// session-start hook skips it to stay within its deadline.
+    pub drift_check: bool,
 }
 
 impl Default for SyncOptions {
@@ -31,6 +37,7 @@ impl Default for SyncOptions {
             timeout: Duration::from_secs(120),
             progress: false,
             apply: false,
+            drift_check: true,
         }
     }
 }
@@ -110,19 +117,9 @@ fn sync_with_lock(
     opts: &SyncOptions,
     started: Instant,
 ) -> Result<SyncReport, FollowerError> {
-    // Fast path (every Codex session start): nothing new and nothing to apply is decided
-    // from the signed head and a small state file, without opening the store.
-    let mirror = Mirror::load(paths);
     let head = verified_head(cfg, client)?;
-    if let Some(m) = &mirror {
-        check_number(&head, m.accepted, m.fetched)?;
-        let current = m.fetched == Some(head.body.revision);
-        if current
-            && (!opts.apply || m.applied == m.fetched)
-            && !crate::checkout::journal::exists(&paths.state_dir).unwrap_or(true)
-        {
-            return Ok(current_report(cfg, &head, started));
-        }
+    if nothing_to_do(paths, &head, opts) {
+        return Ok(current_report(cfg, &head, started));
     }
     let store = Store::open_waiting(
         &paths.state_dir,
@@ -148,6 +145,37 @@ fn sync_with_lock(
     }
     Mirror::refresh(paths, &store)?;
     Ok(report)
+}
+
+/// The fast path of every Codex session start: decides from the verified head and the small
+/// state file, without opening the store, that there is nothing to fetch and (with `apply`)
+/// nothing to write: no new revision, no overlay change, no interrupted apply, no damaged
+/// object to fetch again, and (with `drift_check`) every managed path as it was written.
+/// Any doubt (a cache that disagrees with the head included) means `false`: the store
+/// decides.
+fn nothing_to_do(paths: &Paths, head: &SignedHead, opts: &SyncOptions) -> bool {
+    let Some(m) = Mirror::load(paths) else {
+        return false;
+    };
+    if m.fetched != Some(head.body.revision)
+        || m.accepted != Some(head.body.number)
+        || m.repair
+        || crate::checkout::journal::exists(&paths.state_dir).unwrap_or(true)
+    {
+        return false;
+    }
+    if !opts.apply {
+        return true;
+    }
+    if m.applied != m.fetched || m.overlay != Some(crate::overlay::stamp(&paths.state_dir)) {
+        return false;
+    }
+    if !opts.drift_check {
+        return true;
+    }
+    m.merged
+        .and_then(|tree| crate::checkout::Index::load(&paths.state_dir, &paths.codex_dir, tree))
+        .is_some_and(|index| index.clean(&paths.codex_dir).unwrap_or(false))
 }
 
 fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> SyncReport {
@@ -245,14 +273,17 @@ fn sync_locked(
         apply: None,
         held_at: None,
     };
-    let (fetched, complete) = {
+    let (fetched, complete, repair) = {
         let r = store.read()?;
         let fetched = r.get_ref(FETCHED)?;
-        let complete = fetched != Some(want)
-            && fsck::closure(&r, want).is_ok_and(|c| c == (head.body.objects, head.body.bytes));
-        (fetched, complete)
+        let complete =
+            fsck::closure(&r, want).is_ok_and(|c| c == (head.body.objects, head.body.bytes));
+        (fetched, complete, needs_repair(&r)?)
     };
-    if fetched == Some(want) {
+    if fetched == Some(want) && (complete || !repair) {
+        if repair {
+            clear_repair(store)?;
+        }
         report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(report);
     }
@@ -282,7 +313,12 @@ fn fetch_objects(
             .take(HAVE_REVISIONS)
             .map(|e| e.id)
             .collect();
-        have.retain(|id| r.has(id).unwrap_or(false));
+        // After `fsck` set damaged objects aside, only revisions still whole are claimed, so
+        // the master sends what went missing.
+        let repair = needs_repair(&r)?;
+        have.retain(|id| {
+            r.has(id).unwrap_or(false) && (!repair || fsck::closure(&r, *id).is_ok())
+        });
         FetchRequest {
             want: head.body.revision,
             have,
@@ -377,6 +413,7 @@ fn accept(
     w.set_ref(FETCHED, want)?;
     w.set_meta(meta::ACCEPTED, &head.body.number.to_le_bytes())?;
     w.set_meta(meta::HEAD, &head.encode())?;
+    w.set_meta(meta::REPAIR, &[])?;
     w.clear_partial()?;
     w.commit()?;
     Ok(())

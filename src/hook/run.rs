@@ -94,6 +94,7 @@ fn sync_within(paths: &Paths, deadline: Instant) -> (RunResult, String) {
             timeout: left,
             progress: false,
             apply: true,
+            drift_check: false,
         };
         let _ = tx.send(follower::sync(&owned, &opts));
     });

@@ -13,13 +13,13 @@ pub enum ChangeKind {
     Removed,
 }
 
-/// One changed file (blob entry) between two trees.
+/// One changed file (blob entry) between two trees: its entry on each side.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
     pub path: RelPath,
     pub kind: ChangeKind,
-    pub old: Option<(EntryKind, ObjectId)>,
-    pub new: Option<(EntryKind, ObjectId)>,
+    pub old: Option<TreeEntry>,
+    pub new: Option<TreeEntry>,
 }
 
 /// The file-level changes from `old` (absent = empty) to `new` (absent = empty).
@@ -67,15 +67,13 @@ fn diff_into(
         let b = new_entries.get(name);
         let path = base.join(&a.or(b).expect("name comes from one of the maps").name);
         let sub = |e: Option<&TreeEntry>| e.filter(|e| e.kind == EntryKind::Tree).map(|e| e.id);
-        let blob = |e: Option<&TreeEntry>| {
-            e.filter(|e| e.kind != EntryKind::Tree)
-                .map(|e| (e.kind, e.id))
-        };
+        let blob = |e: Option<&TreeEntry>| e.filter(|e| e.kind != EntryKind::Tree).cloned();
         diff_into(src, &path, sub(a), sub(b), out)?;
         let (ba, bb) = (blob(a), blob(b));
-        let kind = match (ba, bb) {
+        let same = |x: &TreeEntry, y: &TreeEntry| (x.kind, x.id, x.private) == (y.kind, y.id, y.private);
+        let kind = match (&ba, &bb) {
             (None, None) => continue,
-            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) if same(x, y) => continue,
             (Some(_), Some(_)) => ChangeKind::Modified,
             (None, Some(_)) => ChangeKind::Added,
             (Some(_), None) => ChangeKind::Removed,

@@ -2,7 +2,8 @@
 
 use super::super::output::{Render, bytes};
 use super::fact;
-use crate::checkout::plan::{Op, Plan};
+use crate::checkout::plan::{Op, Plan, Why};
+use crate::object::EntryKind;
 use crate::follower::apply::{ApplyOutcome, ApplyReport};
 use crate::follower::diff::DiffReport;
 use crate::follower::join::JoinReport;
@@ -21,7 +22,7 @@ impl Render for ApplyReport {
             ApplyOutcome::Unchanged => "unchanged",
             ApplyOutcome::Planned => "would apply",
         };
-        writeln!(
+        write!(
             s,
             "{what}: revision {} ({}): +{} ~{} -{}",
             self.number,
@@ -31,6 +32,10 @@ impl Render for ApplyReport {
             self.deleted
         )
         .ok();
+        if self.restored > 0 {
+            write!(s, ", {} restored", self.restored).ok();
+        }
+        s.push('\n');
         for d in &self.drift {
             writeln!(s, "  local edit backed up: {d}").ok();
         }
@@ -50,6 +55,8 @@ impl Render for ApplyReport {
 }
 
 /// One line per planned change: `+` added, `~` updated, `-` deleted.
+/// One line per planned change: `+` added, `~` updated, `!` restored, `-` deleted; a
+/// trailing note for what is backed up first.
 fn plan_lines(plan: &Plan) -> String {
     let mut s = String::new();
     for op in &plan.ops {
@@ -57,23 +64,35 @@ fn plan_lines(plan: &Plan) -> String {
             Op::Put {
                 path,
                 kind,
-                old: None,
+                why: Why::Added,
                 ..
-            } => ("+", path, kind.as_str()),
+            } => ("+", path, Some(*kind)),
             Op::Put {
                 path,
                 kind,
-                old: Some(_),
+                why: Why::Updated,
                 ..
-            } => ("~", path, kind.as_str()),
-            Op::Delete { path, old } => ("-", path, old.0.as_str()),
+            } => ("~", path, Some(*kind)),
+            Op::Put {
+                path,
+                kind,
+                why: Why::Restored,
+                ..
+            } => ("!", path, Some(*kind)),
+            Op::Delete { path, old, dir, .. } => {
+                ("-", path, if *dir { Some(EntryKind::Tree) } else { old.map(|o| o.0) })
+            }
         };
-        let kind = if kind == "file" {
-            String::new()
+        let kind = match kind {
+            None | Some(EntryKind::File) => String::new(),
+            Some(k) => format!(" ({})", k.as_str()),
+        };
+        let backup = if op.backs_up() {
+            "  (backed up first)"
         } else {
-            format!(" ({kind})")
+            ""
         };
-        writeln!(s, "  {sign} {path}{kind}").ok();
+        writeln!(s, "  {sign} {path}{kind}{backup}").ok();
     }
     s
 }
@@ -163,6 +182,29 @@ impl Render for JoinReport {
         if let Some(a) = &self.sync.apply {
             s.push_str(&a.render());
         }
+        s
+    }
+}
+
+impl Render for crate::follower::verify::VerifyReport {
+    fn render(&self) -> String {
+        if self.equal {
+            return format!(
+                "ok: ~/.codex holds the merged tree of revision {} ({})\n",
+                self.number,
+                self.merged.short()
+            );
+        }
+        let mut s = format!(
+            "{} path(s) differ from the merged tree of revision {} ({}):\n",
+            self.differences.len(),
+            self.number,
+            self.merged.short()
+        );
+        for d in &self.differences {
+            writeln!(s, "  {}  {}", d.path, d.what).ok();
+        }
+        s.push_str("run `codexport apply` to repair them (local edits are backed up first)\n");
         s
     }
 }

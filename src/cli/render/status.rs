@@ -2,7 +2,7 @@
 
 use super::super::output::{Render, bytes};
 use super::{fact, home_relative};
-use crate::follower::status::FollowerStatus;
+use crate::follower::status::{Drift, FollowerStatus};
 use crate::status::StatusReport;
 
 impl Render for StatusReport {
@@ -74,8 +74,16 @@ fn follower(out: &mut String, f: &FollowerStatus) {
                 "applied",
                 format!("revision {} at {} UTC ({})", a.number, a.time, a.kind),
             );
-            if !f.drift.is_empty() {
-                fact(out, "drift", format!("{} managed file(s) edited here since the last apply (backed up before the next one): {}", f.drift.len(), f.drift.join(", ")));
+            match &f.drift {
+                Drift::Checked(d) if d.is_empty() => {
+                    fact(out, "drift", "none: ~/.codex holds the merged tree");
+                }
+                Drift::Checked(d) => {
+                    let list: Vec<String> =
+                        d.iter().map(|d| format!("{} ({})", d.path, d.what)).collect();
+                    fact(out, "drift", format!("{} path(s) differ from the merged tree: {}; `codexport apply` (or `sync --apply`) repairs them, backing up local edits first", d.len(), list.join(", ")));
+                }
+                Drift::Unknown(why) => fact(out, "drift", format!("not checked: {why}")),
             }
         }
         None => fact(
