@@ -4,20 +4,17 @@
 //! `cli`. A lower module never imports a higher one.
 
 pub mod access;
-pub mod bench;
 pub mod checkout;
 pub mod cli;
 pub mod follower;
 pub mod fsutil;
 pub mod hook;
-pub mod library;
 pub mod master;
 pub mod mcp;
 pub mod object;
 pub mod overlay;
 pub mod paths;
 pub mod progress;
-pub mod sample;
 pub mod service;
 pub mod snapshot;
 pub mod store;

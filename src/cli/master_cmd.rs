@@ -68,15 +68,16 @@ fn warnings(human: &mut String, s: &SnapshotReport) {
 }
 
 pub fn gen_library(dir: &Path, files: usize, seed: u64) -> miette::Result<Output> {
-    let stats = crate::library::generate(dir, &crate::library::LibrarySpec { files, seed })
-        .map_err(|e| {
-            miette::miette!(
-                code = "codexport::bench::io",
-                help = "choose a writable directory",
-                "cannot write the library into {}: {e}",
-                dir.display()
-            )
-        })?;
+    let stats =
+        codexport_dev::library::generate(dir, &codexport_dev::library::LibrarySpec { files, seed })
+            .map_err(|e| {
+                miette::miette!(
+                    code = "codexport::bench::io",
+                    help = "choose a writable directory",
+                    "cannot write the library into {}: {e}",
+                    dir.display()
+                )
+            })?;
     let human = format!(
         "generated {} files in {} skills ({}) in {}\n",
         stats.files,
