@@ -12,13 +12,15 @@
 //! - cold `codexport apply`: each run on a fresh follower home, enrolled with a new join link
 //!   and fetched (`follower join`, untimed) first,
 //! - one-file `codexport apply`: on one applied follower, after one master file was appended
-//!   to (`library::touch_one`), `master rebuild` and a follower `sync` (all untimed).
+//!   to (`codexport_dev::library::touch_one`), `master rebuild` and a follower `sync` (all
+//!   untimed).
 //!
 //! Every timed process reports its wall time and its CPU time (user + sys, all threads). Bash's
 //! `time` keyword reports both to the millisecond (from `wait4`'s rusage); without bash,
 //! `/usr/bin/time -f "%e %U %S"` is used, which truncates CPU times to 10 ms; without either,
-//! only wall time is measured and the output says so. A missing rsync is installed with
-//! `apt-get install -y rsync` when possible, else its rows are skipped with a visible line.
+//! only wall time is measured and the output says so. A missing rsync fails the benchmark
+//! under `CI=true` (CI installs it itself) and elsewhere skips its rows with a notice on
+//! stderr naming it; nothing is installed.
 //!
 //! Targets: cold apply ≤ 1.5× `cp -a`; one-file apply ≤ 20 ms of process CPU time; and the
 //! one-file apply against rsync one-file is reported. `CODEXPORT_BENCH_JSON=1` adds the table
@@ -27,13 +29,13 @@
 //! Everything reads from a warm page cache (the library was just written; the follower's store
 //! was just fetched), the same for all tools.
 
-use codexport::bench::Table;
-use codexport::library::{self, LibrarySpec};
+use codexport_dev::bench::{Table, baseline_tool, succeeds};
+use codexport_dev::library::{self, LibrarySpec};
+use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_codexport");
@@ -62,7 +64,7 @@ enum Clock {
 
 impl Clock {
     fn detect() -> Self {
-        if codexport::bench::succeeds("bash", &["-c", "time true"]) {
+        if succeeds("bash", &["-c", "time true"]) {
             Clock::Bash
         } else if Path::new(GNU_TIME).exists() {
             Clock::GnuTime
@@ -272,22 +274,12 @@ fn ms_list(v: &[Duration]) -> String {
     format!("[{}] ms", parts.join(", "))
 }
 
-/// A background process, killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The master: its home, codex dir, server and port.
 struct Master {
     home: PathBuf,
     codex: PathBuf,
     port: String,
-    server: Daemon,
+    server: ServingMaster,
 }
 
 impl Master {
@@ -307,34 +299,15 @@ impl Master {
         // Past the filesystem clock's tick, so the first snapshot does not see racily clean files.
         std::thread::sleep(Duration::from_millis(50));
         untimed(&codexport(home, &["master", "init"]));
-        let mut child = command(&codexport(
+        let server = spawn_master(
+            EXE,
             home,
-            &[
-                "master",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-watch",
-            ],
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start master serve");
-        let mut address = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut address)
-            .expect("read the server's address");
-        let server = Daemon(child);
-        let port = address
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .and_then(|a| a.rsplit(':').next())
-            .unwrap_or_else(|| panic!("no address in {address:?}"))
-            .trim()
-            .to_owned();
+            &ServeOptions::new()
+                .env_remove("CODEXPORT_HOME")
+                .env("NO_COLOR", "1"),
+        )
+        .unwrap_or_else(|e| panic!("start master serve: {e}"));
+        let port = server.port().to_string();
         let master = Self {
             home: home.to_owned(),
             codex,
@@ -619,7 +592,7 @@ fn main() {
     let clock = Clock::detect();
     let timer = Timer { clock, scratch };
     println!("timing: {}", clock.describe());
-    let have_rsync = codexport::bench::ensure_tool("rsync");
+    let have_rsync = baseline_tool("rsync", "the rsync rows");
 
     let (master, library) = Master::start(&tmp.path().join("master"), files);
     let cp = bench_cp(&timer, runs, tmp.path(), &master.codex);

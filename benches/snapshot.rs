@@ -18,10 +18,10 @@
 //! All runs read from a warm page cache (the library was just written); the baselines do too,
 //! so the ratios compare like with like.
 
-use codexport::bench::{Table, lstat_all, median_of, median_with_setup, read_and_hash_all};
-use codexport::library::{self, LibrarySpec};
 use codexport::snapshot::{SnapshotOptions, SnapshotReport, snapshot};
 use codexport::store::Store;
+use codexport_dev::bench::{Table, lstat_all, median_of, median_with_setup, read_and_hash_all};
+use codexport_dev::library::{self, LibrarySpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -20,22 +20,24 @@
 //!   only. Like codexport's sync, a mirror clone and a fetch only store objects; rsync writes
 //!   the files themselves.
 //!
-//! A missing rsync is installed with `apt-get install -y rsync` when possible; a tool that
-//! stays missing is skipped with a visible line. Peak RSS: the codexport server's VmHWM from
-//! /proc before it is stopped, and each client's warm-up run under `/usr/bin/time -f %M` when
-//! that exists. Then the ratios the project targets are printed. `CODEXPORT_BENCH_JSON=1`
-//! adds everything as one JSON line. Run with `cargo bench --bench sync`.
+//! A missing rsync or git fails the benchmark under `CI=true` (CI installs both itself) and is
+//! skipped elsewhere with a notice on stderr naming it; nothing is installed. Peak RSS: the
+//! codexport server's VmHWM from /proc before it is stopped, and each client's warm-up run
+//! under `/usr/bin/time -f %M` when that exists. Then the ratios the project targets are
+//! printed. `CODEXPORT_BENCH_JSON=1` adds everything as one JSON line. Run with
+//! `cargo bench --bench sync`.
 //!
 //! Everything reads from a warm page cache (the library was just written), the same for all
 //! three tools.
 
 use codexport::follower::FETCHED;
-use codexport::library::{self, LibrarySpec};
 use codexport::object::{EntryKind, ObjectId};
 use codexport::store::{ObjectSource, Store};
+use codexport_dev::bench::baseline_tool;
+use codexport_dev::library::{self, LibrarySpec};
+use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::ffi::OsString;
 use std::fs;
-use std::io::BufRead;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -308,28 +310,10 @@ struct CodexportExtra {
 }
 
 /// Starts `master serve --no-watch` for `master` on a loopback port; returns it and the port.
-fn start_server(master: &Path) -> (Daemon, String) {
-    let mut child = Command::new(EXE)
-        .arg("--home")
-        .arg(master)
-        .args(["master", "serve", "--host", "127.0.0.1"])
-        .args(["--port", "0", "--no-watch"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start master serve");
-    let mut address = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut address)
-        .expect("read the server's address");
-    let server = Daemon(child);
-    let port = address
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .and_then(|a| a.rsplit(':').next())
-        .unwrap_or_else(|| panic!("no address in {address:?}"))
-        .to_owned();
+fn start_server(master: &Path) -> (ServingMaster, String) {
+    let server = spawn_master(EXE, master, &ServeOptions::new())
+        .unwrap_or_else(|e| panic!("start master serve: {e}"));
+    let port = server.port().to_string();
     (server, port)
 }
 
@@ -461,7 +445,7 @@ fn bench_codexport(
         &mut rebuilds,
     );
     rows.push(row);
-    let server_rss_kib = peak_rss_kib(server.0.id());
+    let server_rss_kib = peak_rss_kib(server.pid());
     drop(server);
     CodexportExtra {
         ideal_bytes,
@@ -825,8 +809,8 @@ fn main() {
     };
     let phases = (&phase, &cold);
     let (have_rsync, have_git) = (
-        codexport::bench::ensure_tool("rsync"),
-        codexport::bench::ensure_tool("git"),
+        baseline_tool("rsync", "the rsync rows"),
+        baseline_tool("git", "the git rows"),
     );
     println!();
 

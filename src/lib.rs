@@ -9,13 +9,7 @@
 //! → [`transport`] → [`master`], [`follower`] → [`mcp`], [`hook`], [`service`], [`status`].
 //! The command line is the binary's, not library API: [`run_cli`] runs it.
 
-#[doc(hidden)]
-pub mod bench;
 pub mod checkout;
-#[doc(hidden)]
-pub mod library;
-#[doc(hidden)]
-pub mod sample;
 mod cli;
 pub mod follower;
 mod fsutil;

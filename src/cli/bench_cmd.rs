@@ -13,15 +13,16 @@
 
 use super::Global;
 use super::output::{Output, bytes};
-use crate::bench::{lstat_all, median_of, read_and_hash_all};
-use crate::library::{self, LibrarySpec};
 use crate::object::ObjectId;
 use crate::store::{ObjectSource, Store, StoreError};
+use codexport_dev::bench::{lstat_all, median_of, read_and_hash_all};
+use codexport_dev::library::{self, LibrarySpec};
+use codexport_dev::serve::{ServeError, ServeOptions, ServingMaster, spawn_master};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -203,66 +204,14 @@ impl Runner {
 }
 
 /// `master serve --no-watch` on an ephemeral loopback port; killed when dropped.
-struct Server {
-    child: Child,
-    port: String,
-}
-
-impl Server {
-    fn start(exe: &Path, home: &Path) -> Result<Self, BenchError> {
-        let mut child = Command::new(exe)
-            .arg("--home")
-            .arg(home)
-            .args([
-                "master",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-watch",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| BenchError::Spawn {
-                exe: exe.to_owned(),
-                source,
-            })?;
-        let mut line = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            // A read error leaves the line empty, reported below.
-            let _ = io::BufReader::new(stdout).read_line(&mut line);
-        }
-        let port = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .and_then(|a| a.rsplit(':').next())
-            .map(str::to_owned);
-        // Built first so that the child is killed on the error path too.
-        let mut server = Self {
-            child,
-            port: String::new(),
-        };
-        server.port = port.ok_or_else(|| BenchError::BadOutput {
+fn start_server(exe: &Path, home: &Path) -> Result<ServingMaster, BenchError> {
+    spawn_master(exe, home, &ServeOptions::new()).map_err(|e| match e {
+        ServeError::Spawn { exe, source } => BenchError::Spawn { exe, source },
+        other => BenchError::BadOutput {
             args: "master serve".into(),
-            what: format!("no address in {line:?}"),
-        })?;
-        Ok(server)
-    }
-
-    /// The server's peak resident set so far, in KiB (Linux only).
-    fn peak_rss_kib(&self) -> Option<u64> {
-        peak_rss_kib(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            what: other.to_string(),
+        },
+    })
 }
 
 /// `VmHWM` of a running process, in KiB, from /proc.
@@ -475,9 +424,10 @@ fn run(global: &Global, files: usize, runs: usize) -> Result<Report, BenchError>
 
     bench.say("master init");
     let (init, _) = bench.json(&master, &["master", "init"])?;
-    let server = Server::start(&bench.exe, &master)?;
+    let server = start_server(&bench.exe, &master)?;
+    let port = server.port().to_string();
 
-    let (cold, follower) = cold_joins(&bench, tmp.path(), &master, &server.port, runs)?;
+    let (cold, follower) = cold_joins(&bench, tmp.path(), &master, &port, runs)?;
 
     bench.say(format_args!("no-change: {} syncs", runs + 1));
     let mut no_change = Vec::new();
@@ -503,7 +453,7 @@ fn run(global: &Global, files: usize, runs: usize) -> Result<Report, BenchError>
             ideals.push(ideal_bytes(&follower, &codex, &changed)?);
         }
     }
-    let server_peak_rss_kib = server.peak_rss_kib();
+    let server_peak_rss_kib = peak_rss_kib(server.pid());
     drop(server);
 
     let one_file_change = Phase::of(&one_file);
@@ -585,7 +535,7 @@ fn render(r: &Report) -> String {
 
 /// `bench gen-library`: a deterministic generated skill library in `dir`.
 pub fn gen_library(dir: &Path, files: usize, seed: u64) -> miette::Result<Output> {
-    let stats = crate::library::generate(dir, &crate::library::LibrarySpec { files, seed })
+    let stats = codexport_dev::library::generate(dir, &codexport_dev::library::LibrarySpec { files, seed })
         .map_err(|e| {
             miette::miette!(
                 code = "codexport::bench::io",

@@ -2,6 +2,7 @@
 //! master and a follower doing a full round trip on loopback.
 
 use super::output::Output;
+use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::path::Path;
 use std::process::Command;
 
@@ -33,47 +34,17 @@ fn step(exe: &Path, home: &Path, args: &[&str]) -> miette::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `master serve` on an ephemeral loopback port, stopped when dropped.
-struct Server(std::process::Child);
-
-impl Server {
-    fn start(exe: &Path, home: &Path) -> miette::Result<(Self, String)> {
-        use std::io::BufRead;
-        println!(
-            "$ codexport --home {} master serve --host 127.0.0.1 --port 0 &",
-            home.display()
-        );
-        let mut child = Command::new(exe)
-            .arg("--home")
-            .arg(home)
-            .args(["master", "serve", "--host", "127.0.0.1", "--port", "0"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(format!("cannot start master serve: {e}")))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| fail("master serve has no stdout"))?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| fail(format!("master serve: {e}")))?;
-        println!("{line}");
-        let port = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http://"))
-            .and_then(|a| a.rsplit(':').next())
-            .ok_or_else(|| fail(format!("master serve did not print its address: {line:?}")))?
-            .to_owned();
-        Ok((Self(child), port))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `master serve` on an ephemeral loopback port (the watcher on, as users run it, and its log
+/// shown), stopped when dropped; shows the command and the line the server prints.
+fn start_server(exe: &Path, home: &Path) -> miette::Result<ServingMaster> {
+    println!(
+        "$ codexport --home {} master serve --host 127.0.0.1 --port 0 &",
+        home.display()
+    );
+    let options = ServeOptions::new().watch(true).show_stderr(true);
+    let server = spawn_master(exe, home, &options).map_err(fail)?;
+    println!("{}\n", server.banner());
+    Ok(server)
 }
 
 pub fn run(keep: bool) -> miette::Result<Output> {
@@ -85,7 +56,7 @@ pub fn run(keep: bool) -> miette::Result<Output> {
         .map_err(|e| fail(format!("cannot create a temporary home: {e}")))?;
     let master = dir.path().join("master-home");
     let follower = dir.path().join("follower-home");
-    crate::sample::write_sample_codex(&master)
+    codexport_dev::sample::write_sample_codex(&master)
         .map_err(|e| fail(format!("cannot write the sample ~/.codex: {e}")))?;
     println!(
         "# A sample ~/.codex was written under {}\n",
@@ -94,7 +65,8 @@ pub fn run(keep: bool) -> miette::Result<Output> {
 
     step(&exe, &master, &["master", "init"])?;
     println!("# Serve it on loopback (in real use: inside your tailnet, as a service):\n");
-    let (server, port) = Server::start(&exe, &master)?;
+    let server = start_server(&exe, &master)?;
+    let port = server.port().to_string();
     let link = step(
         &exe,
         &master,

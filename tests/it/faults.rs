@@ -5,10 +5,10 @@
 
 use crate::mitm::{Mitm, Mode};
 use crate::util::{Home, Master, Run, enroll, master_home, settle};
-use codexport::library::{LibrarySpec, generate};
 use codexport::object::{HeadBody, ObjectId, SignedHead};
 use codexport::store::Store;
 use codexport::transport::wire::{FetchRequest, MAX_HAVE, MAX_PARTIAL, MAX_REQUEST_BYTES};
+use codexport_dev::library::{LibrarySpec, generate};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -558,7 +558,7 @@ fn master_killed_mid_stream_then_restarted_serves_only_the_rest() {
     enroll_cold(&m, &master, &mitm, &f);
     let head = head_of(&master, &f);
     // SIGKILL once the stream is well under way (its first 128 KiB written to the socket).
-    let pid = master.child.id();
+    let pid = master.pid();
     let before = bytes_written(pid);
     let started = Instant::now();
     let cut = std::thread::scope(|s| {
@@ -570,7 +570,7 @@ fn master_killed_mid_stream_then_restarted_serves_only_the_rest() {
             );
             std::thread::sleep(Duration::from_millis(2));
         }
-        master.child.kill().unwrap();
+        master.kill();
         eprintln!(
             "master killed {} ms into the sync",
             started.elapsed().as_millis()
@@ -724,7 +724,7 @@ fn fifty_followers_sync_a_10k_file_library_at_once() {
     let children: Vec<Child> = followers.iter().map(spawn_sync).collect();
     let runs: Vec<Run> = children.into_iter().map(finish).collect();
     let elapsed = started.elapsed();
-    let pid = master.child.id();
+    let pid = master.pid();
     let (peak, cpu) = (peak_rss_kib(pid), cpu_seconds(pid));
     let (mut each, wire) = check_runs(&runs, &head);
     each.sort_by(f64::total_cmp);

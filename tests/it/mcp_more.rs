@@ -5,6 +5,7 @@
 
 use crate::mcp::{TINY, initialize_and_list};
 use crate::util::{Home, Master, settle};
+use codexport_dev::serve::ServeOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -49,15 +50,13 @@ fn tiny_pair(package_json: &str, index_js: &str, env: &[(&str, &str)]) -> (Home,
         "master init: {}",
         String::from_utf8_lossy(&init.stderr)
     );
-    let master = serve(master_cmd(&[
-        "master",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-watch",
-    ]));
+    let options = env.iter().fold(
+        ServeOptions::new()
+            .env_remove("CODEXPORT_HOME")
+            .env_remove("CODEXPORT_EXPORT_ENV"),
+        |o, (k, v)| o.env(k, v),
+    );
+    let master = Master::spawn(&m, &options);
     let f = Home::new();
     let link = m.json(&[
         "master",
@@ -80,25 +79,6 @@ fn tiny_pair(package_json: &str, index_js: &str, env: &[(&str, &str)]) -> (Home,
     assert_eq!(tiny["kind"], "node-source", "{list}");
     assert_eq!(tiny["hydrated"], false, "{list}");
     (m, f)
-}
-
-/// Starts a `master serve` command and reads its address, as [`Master::start`] does.
-fn serve(mut cmd: Command) -> Master {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let url = banner
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {banner:?}"))
-        .to_owned();
-    Master { child, url }
 }
 
 /// One `codexport mcp run NAME` process, its stdout read line by line on a thread and its

@@ -1,5 +1,6 @@
 //! Test helpers: temporary homes, a realistic `~/.codex`, running the real binary.
 
+use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -146,72 +147,57 @@ pub fn permissions_bypassed(dir: &Path) -> bool {
     readable
 }
 
-/// A running `codexport master serve` on 127.0.0.1 with an ephemeral port.
+/// A running `codexport master serve` on 127.0.0.1 with an ephemeral port (started by
+/// `codexport_dev::serve::spawn_master`); killed when dropped.
 pub struct Master {
-    pub child: std::process::Child,
+    server: ServingMaster,
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
 
 impl Master {
     /// Starts the real binary; `watch` turns the file watcher on.
     pub fn start(home: &Home, watch: bool) -> Self {
-        Self::start_with_path(home, watch, None)
+        Self::spawn(home, &ServeOptions::new().watch(watch))
     }
 
     /// Starts with a given `PATH` (the master resolves MCP commands on it).
     pub fn start_with_path(home: &Home, watch: bool, path: Option<&str>) -> Self {
-        use std::io::BufRead;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
-        if let Some(p) = path {
-            cmd.env("PATH", p);
-        }
-        cmd.arg("--home").arg(&home.home).args([
-            "master",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ]);
-        if !watch {
-            cmd.arg("--no-watch");
-        }
-        let mut child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start master serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, url }
+        let options = ServeOptions::new().watch(watch);
+        Self::spawn(
+            home,
+            &match path {
+                Some(p) => options.env("PATH", p),
+                None => options,
+            },
+        )
+    }
+
+    /// Starts the real binary with `options`.
+    pub fn spawn(home: &Home, options: &ServeOptions) -> Self {
+        let server = spawn_master(env!("CARGO_BIN_EXE_codexport"), &home.home, options)
+            .unwrap_or_else(|e| panic!("start master serve: {e}"));
+        let url = server.url();
+        Self { server, url }
     }
 
     pub fn port(&self) -> String {
-        self.url.rsplit(':').next().unwrap().to_owned()
+        self.server.port().to_string()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.server.pid()
+    }
+
+    /// SIGKILL, as a crash: the server stops at once (reaped when dropped).
+    pub fn kill(&mut self) {
+        self.server.kill().expect("kill master serve");
     }
 
     /// SIGTERM, then wait: a graceful shutdown.
-    pub fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) {
+        self.server.stop().expect("stop master serve");
     }
 }
 

@@ -1,10 +1,11 @@
 //! Timing helpers shared by `benches/` and `codexport bench`: medians, the two physical
-//! baselines every snapshot figure is compared against, and a small result table.
+//! baselines every snapshot figure is compared against, a small result table, and the lookup
+//! of the other tools (rsync, git) some benchmarks compare against.
 //!
 //! The baselines are what no snapshot can beat on the same tree: [`lstat_all`] (the cost of
 //! noticing that nothing changed) and [`read_and_hash_all`] (the cost of reading and hashing
 //! everything once, on one core). Both walk the whole tree, follow no symlinks and store
-//! nothing. This module only reads what it is pointed at.
+//! nothing. This module only reads what it is pointed at, and never installs a missing tool.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -190,7 +191,9 @@ impl Table {
     }
 }
 
-// Baseline tools the benchmarks compare against (rsync, git), installed on demand.
+// Baseline tools the benchmarks compare against (rsync, git). Nothing here installs them:
+// CI installs rsync and git itself before it runs the benchmarks, and anyone else decides
+// what goes on their machine.
 
 /// Whether a program runs and exits successfully (output discarded).
 pub fn succeeds(program: &str, args: &[&str]) -> bool {
@@ -203,47 +206,49 @@ pub fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs apt-get (non-interactive), printing what it does and why it failed.
-fn apt_get(args: &[&str]) -> bool {
-    println!("$ apt-get {}", args.join(" "));
-    match Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = err.lines().rev().take(3).collect();
-            println!(
-                "apt-get {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            );
-            false
-        }
-        Err(e) => {
-            println!("cannot run apt-get: {e}");
-            false
-        }
+/// A tool a benchmark compares against is not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{tool}` not found: `{tool} --version` does not run; install {tool} and put it on PATH")]
+pub struct MissingTool {
+    /// The program name that was looked up.
+    pub tool: String,
+}
+
+/// Looks `tool` up by running `tool --version` (found on `PATH` and runnable).
+pub fn find_tool(tool: &str) -> Result<(), MissingTool> {
+    if succeeds(tool, &["--version"]) {
+        Ok(())
+    } else {
+        Err(MissingTool {
+            tool: tool.to_owned(),
+        })
     }
 }
 
-/// Whether `tool --version` works, after trying to install it with apt-get if it does not.
-pub fn ensure_tool(tool: &str) -> bool {
-    if succeeds(tool, &["--version"]) {
-        return true;
+/// Whether this runs under CI: `CI` is `true` (or `1`), as CI services set it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Whether the benchmark can measure `comparison` (such as "rsync rows"), which needs the
+/// baseline tool `tool`. A missing tool is a failure under CI, where the figures must be
+/// complete (CI installs rsync and git itself): this panics naming the tool. Elsewhere it
+/// prints a skip notice naming the tool and what is left out on stderr and returns false.
+pub fn baseline_tool(tool: &str, comparison: &str) -> bool {
+    decide(find_tool(tool), comparison, in_ci())
+}
+
+fn decide(found: Result<(), MissingTool>, comparison: &str, ci: bool) -> bool {
+    match found {
+        Ok(()) => true,
+        Err(missing) if ci => {
+            panic!("{missing}; CI=true, so the benchmark fails instead of skipping {comparison}")
+        }
+        Err(missing) => {
+            eprintln!("SKIPPED {comparison}: {missing}");
+            false
+        }
     }
-    println!("{tool} not found; trying to install it");
-    let installed = (apt_get(&["install", "-y", tool])
-        || (apt_get(&["update"]) && apt_get(&["install", "-y", tool])))
-        && succeeds(tool, &["--version"]);
-    if !installed {
-        println!("{tool} not available, skipped");
-    }
-    installed
 }
 
 #[cfg(test)]
@@ -275,6 +280,25 @@ mod tests {
         std::os::unix::fs::symlink("x", dir.path().join("a/link")).unwrap();
         assert_eq!(lstat_all(dir.path()).unwrap(), 3);
         assert_eq!(read_and_hash_all(dir.path()).unwrap(), 9);
+    }
+
+    #[test]
+    fn a_missing_tool_is_named_and_skipped_outside_ci() {
+        let missing = find_tool("codexport-no-such-tool").unwrap_err();
+        assert_eq!(missing.tool, "codexport-no-such-tool");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("`codexport-no-such-tool` not found")
+        );
+        assert!(!decide(Err(missing), "the rows of a missing tool", false));
+        assert!(decide(Ok(()), "rows", true));
+    }
+
+    #[test]
+    #[should_panic(expected = "`codexport-no-such-tool` not found")]
+    fn a_missing_tool_fails_under_ci() {
+        decide(find_tool("codexport-no-such-tool"), "its rows", true);
     }
 
     #[test]

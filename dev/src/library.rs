@@ -26,7 +26,7 @@ mod rng;
 mod text;
 
 use rng::{Rng, mix};
-use text::{Content, capitalized};
+use text::{Content, capitalized, word};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ fn plan(spec: &LibrarySpec) -> Plan {
             0 => ("config.toml".to_owned(), Content::Config),
             1 => ("AGENTS.md".to_owned(), Content::Agents),
             _ => {
-                let (a, b) = (rng.word(), rng.word());
+                let (a, b) = (word(&mut rng), word(&mut rng));
                 let title = format!("{} {b}", capitalized(a));
                 (
                     format!("prompts/{a}-{b}-{}.md", i - 1),
@@ -216,7 +216,7 @@ fn plan(spec: &LibrarySpec) -> Plan {
 
     let mut names = HashSet::new();
     for (i, &count) in extra.iter().enumerate() {
-        let (a, b) = (rng.word(), rng.word());
+        let (a, b) = (word(&mut rng), word(&mut rng));
         let mut name = format!("{a}-{b}");
         if !names.insert(name.clone()) {
             name = format!("{a}-{b}-{i}");
@@ -233,9 +233,9 @@ fn plan(spec: &LibrarySpec) -> Plan {
         // notes (two topics, one with a sub-folder) or `assets/`: about five folders per skill.
         let deep = rng.below(100) < 40;
         let assets = rng.below(100) < 50;
-        let (topics, sub) = ([rng.word(), rng.word()], rng.word());
+        let (topics, sub) = ([word(&mut rng), word(&mut rng)], word(&mut rng));
         for j in 0..count {
-            let (w1, w2) = (rng.word(), rng.word());
+            let (w1, w2) = (word(&mut rng), word(&mut rng));
             let title = format!("{} {w2}", capitalized(w1));
             let (rel, content) = match rng.below(100) {
                 0..14 => (format!("{dir}/scripts/{w1}-{w2}-{j}.sh"), Content::Shell),

@@ -1,6 +1,7 @@
 //! The deterministic pseudo-random source every generated file is seeded from.
-
-use super::text::WORDS;
+//!
+//! A leaf: it knows nothing of what is generated (the word list lives with the text in
+//! `text.rs`, which picks from it with [`Rng::pick`]).
 
 /// splitmix64: tiny, fast, and good enough for generating text.
 pub(super) struct Rng(u64);
@@ -23,8 +24,9 @@ impl Rng {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
 
-    pub(super) fn word(&mut self) -> &'static str {
-        WORDS[self.below(WORDS.len() as u64) as usize]
+    /// One element of `items`, which must not be empty.
+    pub(super) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
 }
 

@@ -1,5 +1,5 @@
 //! The generated files' contents: Markdown, shell, Python, JSON and TOML made of words from
-//! a fixed list.
+//! a fixed list. Draws from `rng.rs`, which never looks back here.
 
 use super::rng::Rng;
 
@@ -30,7 +30,7 @@ impl Content {
                 out.push_str("---\ndescription: ");
                 sentence(rng, out);
                 out.push_str("\nargument-hint: [");
-                out.push_str(rng.word());
+                out.push_str(word(rng));
                 out.push_str("]\n---\n\n");
                 markdown(rng, size, title, out);
             }
@@ -76,7 +76,7 @@ fn markdown(rng: &mut Rng, size: usize, title: &str, out: &mut String) {
             }
             6 => {
                 out.push_str("## ");
-                out.push_str(&capitalized(rng.word()));
+                out.push_str(&capitalized(word(rng)));
                 out.push(' ');
                 words(rng, 1, 4, out);
                 out.push_str("\n\n");
@@ -105,13 +105,13 @@ fn shell(rng: &mut Rng, size: usize, out: &mut String) {
     sentence(rng, out);
     out.push_str("\nset -euo pipefail\n\n");
     while out.len() < size {
-        let name = format!("{}_{}", rng.word(), rng.word());
+        let name = format!("{}_{}", word(rng), word(rng));
         out.push_str("# ");
         sentence(rng, out);
         out.push('\n');
         out.push_str(&name);
         out.push_str("() {\n  local target=\"${1:-");
-        out.push_str(rng.word());
+        out.push_str(word(rng));
         out.push_str("}\"\n");
         for _ in 0..1 + rng.below(5) {
             out.push_str("  ");
@@ -129,7 +129,7 @@ fn python(rng: &mut Rng, size: usize, out: &mut String) {
     sentence(rng, out);
     out.push_str("\"\"\"\n\nimport json\nimport sys\nfrom pathlib import Path\n\n");
     while out.len() < size {
-        let (a, b) = (rng.word(), rng.word());
+        let (a, b) = (word(rng), word(rng));
         out.push_str(&format!(
             "\ndef {a}_{b}(path: Path, limit: int = {}) -> dict:\n",
             rng.below(100)
@@ -138,7 +138,7 @@ fn python(rng: &mut Rng, size: usize, out: &mut String) {
         sentence(rng, out);
         out.push_str("\"\"\"\n    result = {}\n");
         for _ in 0..1 + rng.below(4) {
-            let key = rng.word();
+            let key = word(rng);
             out.push_str(&format!("    result[\"{key}\"] = \""));
             words(rng, 1, 6, out);
             out.push_str("\"\n");
@@ -150,7 +150,7 @@ fn python(rng: &mut Rng, size: usize, out: &mut String) {
 
 fn json(rng: &mut Rng, size: usize, out: &mut String) {
     out.push_str("{\n  \"name\": \"");
-    out.push_str(rng.word());
+    out.push_str(word(rng));
     out.push_str("\",\n  \"examples\": [\n");
     let mut first = true;
     while out.len() < size {
@@ -180,7 +180,7 @@ fn config_toml(rng: &mut Rng, size: usize, out: &mut String) {
         if out.len() >= size {
             break;
         }
-        let (a, b) = (rng.word(), rng.word());
+        let (a, b) = (word(rng), word(rng));
         if rng.below(2) == 0 {
             out.push_str(&format!(
                 "[mcp_servers.{a}-{b}-{k}]\ncommand = \"npx\"\nargs = [\"-y\", \"@{a}/{b}-mcp\"]\n\n"
@@ -197,13 +197,13 @@ fn command(rng: &mut Rng, out: &mut String) {
     const TOOLS: [&str; 10] = [
         "git", "rg", "jq", "python3", "npm", "cargo", "curl", "sed", "make", "uv",
     ];
-    out.push_str(TOOLS[rng.below(TOOLS.len() as u64) as usize]);
+    out.push_str(rng.pick(&TOOLS));
     for _ in 0..1 + rng.below(4) {
         out.push(' ');
         if rng.below(3) == 0 {
             out.push_str("--");
         }
-        out.push_str(rng.word());
+        out.push_str(word(rng));
     }
     out.push('\n');
 }
@@ -222,8 +222,13 @@ fn words(rng: &mut Rng, min: u64, max: u64, out: &mut String) {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(rng.word());
+        out.push_str(word(rng));
     }
+}
+
+/// One word of [`WORDS`].
+pub(super) fn word(rng: &mut Rng) -> &'static str {
+    rng.pick(WORDS)
 }
 
 pub(super) fn capitalized(word: &str) -> String {
@@ -233,7 +238,7 @@ pub(super) fn capitalized(word: &str) -> String {
 }
 
 /// Lower-case ASCII words of the kind found in skill documentation.
-pub(super) const WORDS: &[&str] = &[
+const WORDS: &[&str] = &[
     "the",
     "a",
     "to",

@@ -1,0 +1,20 @@
+//! codexport's workshop: what its benchmarks, its demo and its integration tests need, and
+//! its users never do.
+//!
+//! - [`library`]: a deterministic generator of a realistic Codex skill library (the input of
+//!   every benchmark, `codexport bench gen-library`, and the large-library tests).
+//! - [`sample`]: the small sample `~/.codex` that `codexport demo` syncs.
+//! - [`bench`]: medians, the lstat and read+hash baselines, a result table, and the lookup
+//!   of baseline tools (rsync, git).
+//! - [`serve`]: one way to start `codexport master serve` on a loopback port and learn its
+//!   address, shared by the demo, `codexport bench sync`, the benchmarks and the tests.
+//!
+//! This crate never depends on the `codexport` library (the product depends on it, for its
+//! `bench` and `demo` commands): it drives the product only through its binary, whose path
+//! the caller passes in. It never installs anything and never writes outside the directories
+//! it is handed (and the temporary directories of its own tests).
+
+pub mod bench;
+pub mod library;
+pub mod sample;
+pub mod serve;
