@@ -333,62 +333,11 @@ fn current_exe() -> miette::Result<PathBuf> {
 
 fn dispatch(cli: Cli) -> miette::Result<Output> {
     let paths = cli.global.paths();
-    let mcp_export: &crate::master::McpExport = &crate::mcp::infer::export_for;
     let progress = !cli.global.quiet
         && !cli.global.json
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     Ok(match cli.command {
-        Command::Master(MasterCommand::Init) => {
-            Output::of(&crate::master::init(&paths, Some(mcp_export))?)
-        }
-        Command::Master(MasterCommand::Rebuild) => {
-            Output::of(&crate::master::rebuild(&paths, Some(mcp_export))?)
-        }
-        Command::Master(MasterCommand::Serve {
-            host,
-            port,
-            no_watch,
-        }) => {
-            crate::master::serve::run(crate::master::serve::ServeOptions {
-                paths,
-                host,
-                port,
-                watch: !no_watch,
-                mcp: Some(std::sync::Arc::new(crate::mcp::infer::export_for)),
-            })?;
-            Output::new(&serde_json::json!({"stopped": true}), "")
-        }
-        Command::Master(MasterCommand::Link {
-            host,
-            port,
-            expires_hours,
-        }) => Output::of(&crate::master::link::link(
-            &paths,
-            host,
-            port,
-            expires_hours,
-        )?),
-        Command::Master(MasterCommand::Followers { action: None }) => {
-            Output::of(&crate::master::link::followers(&paths)?)
-        }
-        Command::Master(MasterCommand::Followers {
-            action: Some(FollowersAction::Revoke { name }),
-        }) => Output::of(&crate::master::link::revoke(&paths, &name)?),
-        Command::Master(MasterCommand::Service(cmd)) => match cmd {
-            ServiceCommand::Install { port, dry_run } => Output::of(&crate::service::install(
-                &paths,
-                current_exe()?,
-                port,
-                dry_run,
-            )?),
-            ServiceCommand::Uninstall { dry_run } => {
-                Output::of(&crate::service::uninstall(&paths, dry_run)?)
-            }
-            ServiceCommand::Status => Output::of(&crate::service::status(
-                crate::service::Platform::current()?,
-                &paths.home,
-            )),
-        },
+        Command::Master(cmd) => master(&paths, cmd)?,
         Command::Follower(FollowerCommand::Join {
             link,
             master,
@@ -432,46 +381,25 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
         Command::Rollback { rev } => {
             Output::of(&crate::follower::rollback::rollback(&paths, &rev)?)
         }
-        Command::Mcp(McpCommand::Run { name }) => match crate::mcp::run::run(&paths, &name)? {},
-        Command::Mcp(McpCommand::List) => Output::of(&crate::mcp::repair::list(&paths)?),
-        Command::Mcp(McpCommand::Repair { name }) => {
-            let report = crate::mcp::repair::repair(&paths, name.as_deref())?;
-            if !report.failed.is_empty() {
-                eprint!("{}", output::Render::render(&report));
-                return Err(miette::miette!(
-                    code = "codexport::mcp::repair",
-                    help = "see ~/.codexport/logs/mcp/<name>.log for each failure",
-                    "{} MCP server(s) could not be prepared",
-                    report.failed.len()
-                ));
-            }
-            Output::of(&report)
-        }
-        Command::Log { limit } => {
-            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
-            Output::of(&crate::store::history::log(&store, limit)?)
-        }
-        Command::Show { rev, path } => {
-            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
-            Output::of(&crate::store::history::show(&store, &rev, path.as_deref())?)
-        }
+        Command::Mcp(cmd) => mcp(&paths, cmd)?,
+        Command::Log { limit } => Output::of(&crate::store::history::log(&open(&paths)?, limit)?),
+        Command::Show { rev, path } => Output::of(&crate::store::history::show(
+            &open(&paths)?,
+            &rev,
+            path.as_deref(),
+        )?),
         Command::Status { timeout_ms } => Output::of(&crate::status::status(
             &paths,
             Duration::from_millis(timeout_ms),
         )?),
         Command::Fsck => {
-            let store = crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
-            let report = crate::store::fsck::fsck(&store)?;
+            let report = crate::store::fsck::fsck(&open(&paths)?)?;
             if !report.is_clean() {
                 return Err(FsckFailed::from(&report).into());
             }
             Output::of(&report)
         }
-        Command::Gc { keep } => {
-            let mut store =
-                crate::store::Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
-            Output::of(&crate::store::fsck::gc(&mut store, keep, &[])?)
-        }
+        Command::Gc { keep } => Output::of(&crate::store::fsck::gc(&mut open(&paths)?, keep, &[])?),
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
             bench_cmd::gen_library(&dir, files, seed)?
         }
@@ -496,6 +424,94 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
                 &serde_json::json!({"shell": shell.to_string(), "script": script}),
                 script,
             )
+        }
+    })
+}
+
+/// The `master …` commands.
+fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
+    Ok(match cmd {
+        MasterCommand::Init => Output::of(&crate::master::init(
+            paths,
+            Some(&crate::mcp::infer::export_for),
+        )?),
+        MasterCommand::Rebuild => Output::of(&crate::master::rebuild(
+            paths,
+            Some(&crate::mcp::infer::export_for),
+        )?),
+        MasterCommand::Serve {
+            host,
+            port,
+            no_watch,
+        } => {
+            crate::master::serve::run(crate::master::serve::ServeOptions {
+                paths: paths.clone(),
+                host,
+                port,
+                watch: !no_watch,
+                mcp: Some(std::sync::Arc::new(crate::mcp::infer::export_for)),
+            })?;
+            Output::new(&serde_json::json!({"stopped": true}), "")
+        }
+        MasterCommand::Link {
+            host,
+            port,
+            expires_hours,
+        } => Output::of(&crate::master::link::link(
+            paths,
+            host,
+            port,
+            expires_hours,
+        )?),
+        MasterCommand::Followers { action: None } => {
+            Output::of(&crate::master::link::followers(paths)?)
+        }
+        MasterCommand::Followers {
+            action: Some(FollowersAction::Revoke { name }),
+        } => Output::of(&crate::master::link::revoke(paths, &name)?),
+        MasterCommand::Service(cmd) => match cmd {
+            ServiceCommand::Install { port, dry_run } => Output::of(&crate::service::install(
+                paths,
+                current_exe()?,
+                port,
+                dry_run,
+            )?),
+            ServiceCommand::Uninstall { dry_run } => {
+                Output::of(&crate::service::uninstall(paths, dry_run)?)
+            }
+            ServiceCommand::Status => Output::of(&crate::service::status(
+                crate::service::Platform::current()?,
+                &paths.home,
+            )),
+        },
+    })
+}
+
+/// The store of this machine, waiting a little for another codexport process holding it.
+fn open(paths: &Paths) -> miette::Result<crate::store::Store> {
+    Ok(crate::store::Store::open_waiting(
+        &paths.state_dir,
+        crate::store::WAIT,
+    )?)
+}
+
+/// The `mcp …` commands.
+fn mcp(paths: &Paths, cmd: McpCommand) -> miette::Result<Output> {
+    Ok(match cmd {
+        McpCommand::Run { name } => match crate::mcp::run::run(paths, &name)? {},
+        McpCommand::List => Output::of(&crate::mcp::repair::list(paths)?),
+        McpCommand::Repair { name } => {
+            let report = crate::mcp::repair::repair(paths, name.as_deref())?;
+            if !report.failed.is_empty() {
+                eprint!("{}", output::Render::render(&report));
+                return Err(miette::miette!(
+                    code = "codexport::mcp::repair",
+                    help = "see ~/.codexport/logs/mcp/<name>.log for each failure",
+                    "{} MCP server(s) could not be prepared",
+                    report.failed.len()
+                ));
+            }
+            Output::of(&report)
         }
     })
 }

@@ -38,12 +38,12 @@ pub use run::{RunOutcome, RunResult, run};
 pub use trust::{ListedHook, find_codex, list_hooks};
 
 use crate::follower::{FollowerConfig, FollowerError};
+use crate::fsutil::{LockError, StateLock};
 use crate::overlay::OverlayError;
 use crate::overlay::hooks::{
-    self, HookEntry, merge_hooks_json, move_trust_state, set_hooks_feature, set_trust,
-    shell_quote, trust_key_moves,
+    self, HookEntry, merge_hooks_json, move_trust_state, set_hooks_feature, set_trust, shell_quote,
+    trust_key_moves,
 };
-use crate::fsutil::{LockError, StateLock};
 use crate::paths::Paths;
 use miette::Diagnostic;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     let mut doc = parse_config(&config_text, &config_path)?;
     set_hooks_feature(&mut doc).map_err(|what| HookError::BadConfig {
         path: config_path.clone(),
-        what: what.to_owned(),
+        what: what.clone(),
     })?;
     move_trust_state(
         &mut doc,
@@ -216,8 +216,12 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
 
     // Everything is validated; now write.
     let toml_path = paths.state_dir.join(crate::paths::state::HOOK_TOML);
-    crate::fsutil::write_atomic(&toml_path, hooks::hook_toml(&entry, timeout_ms).as_bytes(), 0o644)
-        .map_err(io(&toml_path))?;
+    crate::fsutil::write_atomic(
+        &toml_path,
+        hooks::hook_toml(&entry, timeout_ms).as_bytes(),
+        0o644,
+    )
+    .map_err(io(&toml_path))?;
     if current.as_deref() != Some(hooks.as_slice()) {
         write_keeping_mode(&hooks_path, &hooks)?;
     }

@@ -69,4 +69,3 @@ pub enum MasterError {
     #[diagnostic(transparent)]
     Link(#[from] crate::transport::link::LinkError),
 }
-

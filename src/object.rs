@@ -67,9 +67,10 @@ impl ObjectKind {
     pub fn id_of(self, encoded: &[u8]) -> ObjectId {
         match self {
             ObjectKind::Blob => ObjectId::from(blake3::hash(encoded)),
-            ObjectKind::Tree => {
-                ObjectId::derived(tree::id_context(encoded.get(4).copied().unwrap_or(0)), encoded)
-            }
+            ObjectKind::Tree => ObjectId::derived(
+                tree::id_context(encoded.get(4).copied().unwrap_or(0)),
+                encoded,
+            ),
             ObjectKind::Revision => ObjectId::derived(revision::ID_CONTEXT, encoded),
         }
     }

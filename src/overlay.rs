@@ -138,6 +138,7 @@ impl Overlay {
 /// changes whenever one is written, added or removed, so a sync notices an overlay edit
 /// without a new revision and without reading the files.
 pub fn stamp(state_dir: &Path) -> ObjectId {
+    use crate::paths::state;
     use std::os::unix::fs::MetadataExt;
     let mut hasher = blake3::Hasher::new_derive_key("codexport 2026-12-01 overlay stamp");
     let mut add = |path: &Path| {
@@ -157,7 +158,6 @@ pub fn stamp(state_dir: &Path) -> ObjectId {
             }
         }
     };
-    use crate::paths::state;
     for name in [state::LOCAL_TOML, state::LOCAL_MCPS, state::HOOK_TOML] {
         add(&state_dir.join(name));
     }

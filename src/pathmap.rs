@@ -49,7 +49,13 @@ mod tests {
     #[test]
     fn whole_prefixes_only() {
         assert_eq!(
-            rewrite_paths("/home/m/.codex/x /home/m/y /home/mx", "/home/m", "/home/m/.codex", "/u/f", "/u/f/.codex"),
+            rewrite_paths(
+                "/home/m/.codex/x /home/m/y /home/mx",
+                "/home/m",
+                "/home/m/.codex",
+                "/u/f",
+                "/u/f/.codex"
+            ),
             "/u/f/.codex/x /u/f/y /home/mx"
         );
         assert_eq!(

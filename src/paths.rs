@@ -123,6 +123,17 @@ impl Paths {
     }
 }
 
+/// Credentials in the codex dir: checked out owner-only on every follower, whatever their mode on the master.
+pub const SECRETS: &[&str] = &["auth.json", ".credentials.json", "multi-auth"];
+
+/// Whether the path (relative, `/`-separated) is a credential or lies in a credentials
+/// folder.
+pub fn is_secret(rel: &str) -> bool {
+    SECRETS
+        .iter()
+        .any(|s| rel == *s || rel.strip_prefix(s).is_some_and(|r| r.starts_with('/')))
+}
+
 /// This machine's host name: recorded in revisions, and a follower's default name.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -12,13 +12,13 @@ use crate::object::{EntryKind, HeadBody, ObjectId, ObjectKind, Revision, Tree, T
 use crate::store::diff::{count, tree_diff};
 use crate::store::log::ChangeCounts;
 use crate::store::{LogEntry, ObjectSource, StatEntry, Store, StoreError, refs};
+use crate::time::now_ms;
 use ed25519_dalek::SigningKey;
 use miette::Diagnostic;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use crate::time::now_ms;
 use thiserror::Error;
 use walk::{Dir, Found, Node};
 

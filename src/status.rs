@@ -68,7 +68,11 @@ pub fn status(paths: &Paths, timeout: Duration) -> Result<StatusReport, StatusEr
         store: None,
     };
     if role == Role::Master {
-        report.fingerprint = Some(MasterKey::load(&paths.master_key())?.fingerprint().to_string());
+        report.fingerprint = Some(
+            MasterKey::load(&paths.master_key())?
+                .fingerprint()
+                .to_string(),
+        );
     }
     if !paths.store_db().exists() {
         return Ok(report);

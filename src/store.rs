@@ -489,7 +489,10 @@ fn locate_in(
 
 impl Reader<'_> {
     pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
-        Ok(self.refs.get(name)?.map(|v| ObjectId::from_bytes(v.value())))
+        Ok(self
+            .refs
+            .get(name)?
+            .map(|v| ObjectId::from_bytes(v.value())))
     }
 
     /// Every ref, by name.
@@ -701,7 +704,9 @@ impl Writer<'_> {
     }
 
     pub(crate) fn relocate(&mut self, id: &ObjectId, loc: Location) -> Result<(), StoreError> {
-        self.txn.open_table(OBJECTS)?.insert(id.to_bytes(), loc.encode())?;
+        self.txn
+            .open_table(OBJECTS)?
+            .insert(id.to_bytes(), loc.encode())?;
         Ok(())
     }
 

@@ -7,8 +7,8 @@
 //! after every apply without a durability barrier, and trusted only for the merged tree it
 //! names. Missing, damaged or for another tree, it is rebuilt by hashing.
 
-use super::disk::{Parents, Stat, lstat, parents};
 use super::CheckoutError;
+use super::disk::{Parents, Stat, lstat, parents};
 use crate::object::{EntryKind, ObjectId, RelPath};
 use std::collections::HashSet;
 use std::io;
@@ -128,7 +128,10 @@ impl Index {
     pub fn clean(&self, codex_dir: &Path) -> Result<bool, CheckoutError> {
         let mut known = HashSet::new();
         for e in &self.entries {
-            if !matches!(parents(codex_dir, &e.path, &mut known, None)?, Parents::Dirs) {
+            if !matches!(
+                parents(codex_dir, &e.path, &mut known, None)?,
+                Parents::Dirs
+            ) {
                 return Ok(false);
             }
             match lstat(&e.path.to_path(codex_dir))? {

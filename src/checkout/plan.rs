@@ -113,8 +113,7 @@ impl Plan {
                     why: Why::Updated, ..
                 } => c.updated += 1,
                 Op::Put {
-                    why: Why::Restored,
-                    ..
+                    why: Why::Restored, ..
                 } => c.restored += 1,
                 Op::Delete { old: Some(_), .. } => c.deleted += 1,
                 Op::Delete { old: None, .. } => {}
@@ -133,8 +132,7 @@ impl Plan {
                         why: Why::Added, ..
                     } => "missing (new in the tree)",
                     Op::Put {
-                        why: Why::Updated,
-                        ..
+                        why: Why::Updated, ..
                     } => "changed in the tree",
                     Op::Put {
                         backup: true,
@@ -170,7 +168,7 @@ pub fn mode_for(path: &RelPath, kind: EntryKind, private: bool, replacing: Optio
     } else {
         0o644
     };
-    let base = if private || crate::snapshot::select::is_secret(path.as_str()) {
+    let base = if private || crate::paths::is_secret(path.as_str()) {
         base & 0o700
     } else {
         base
@@ -208,7 +206,7 @@ struct Written {
 }
 
 /// A path as found on disk.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Probe {
     /// A folder above it is not a real folder (removed first), so the path itself is free.
     Blocked,
@@ -239,18 +237,58 @@ pub fn plan(
             });
         }
     }
-    let paths: Vec<&RelPath> = written
-        .keys()
-        .chain(wanted.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let disk = probe(codex_dir, &written, &wanted)?;
+    let mut decide = Decide {
+        codex_dir,
+        written: &written,
+        wanted: &wanted,
+        changed: &changed,
+        deleted: written
+            .keys()
+            .filter(|p| !wanted.contains_key(*p))
+            .map(RelPath::as_str)
+            .collect(),
+        stale: stale_dirs(&written, &wanted),
+        removals: BTreeMap::new(),
+        puts: Vec::new(),
+        kept: Vec::new(),
+    };
+    decide.obstacles(&disk.obstacles)?;
+    for (path, probe) in disk.probes {
+        decide.path(path, probe)?;
+    }
+    // Shallowest first: removing a folder or link also removes what was below it.
+    let mut ops: Vec<Op> = decide.removals.into_values().collect();
+    ops.sort_by_key(|op| (op.path().components().count(), op.path().clone()));
+    ops.extend(decide.puts);
+    Ok(Plan {
+        old,
+        new,
+        ops,
+        stale_dirs: decide.stale,
+        kept: decide.kept,
+    })
+}
 
-    // One lstat walk, in path order; then the files whose stat changed, hashed in parallel.
+/// What the disk holds at every managed path.
+struct Disk<'a> {
+    probes: Vec<(&'a RelPath, Probe)>,
+    /// Things that are not folders where the tree needs one above a wanted path.
+    obstacles: BTreeMap<RelPath, std::path::PathBuf>,
+}
+
+/// One `lstat` walk over the managed paths, in path order; then the files whose stat
+/// changed since they were written are hashed, in parallel.
+fn probe<'a>(
+    codex_dir: &Path,
+    written: &'a BTreeMap<RelPath, Written>,
+    wanted: &'a BTreeMap<RelPath, Want>,
+) -> Result<Disk<'a>, CheckoutError> {
+    let paths: BTreeSet<&RelPath> = written.keys().chain(wanted.keys()).collect();
     let mut known = HashSet::new();
     let mut obstacles = BTreeMap::new();
     let mut looked: Vec<(&RelPath, Option<std::fs::Metadata>, Option<Probe>)> = Vec::new();
-    for &path in &paths {
+    for path in paths {
         match parents(codex_dir, path, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Missing => {
@@ -279,7 +317,7 @@ pub fn plan(
             }
         }
     }
-    let probes: Vec<(&RelPath, Probe)> = looked
+    let probes = looked
         .into_par_iter()
         .map(|(path, meta, probe)| match (probe, meta) {
             (Some(p), _) => Ok((path, p)),
@@ -289,58 +327,73 @@ pub fn plan(
             (None, None) => Ok((path, Probe::Found(Found::Missing))),
         })
         .collect::<Result<_, CheckoutError>>()?;
+    Ok(Disk { probes, obstacles })
+}
 
-    let deleted: HashSet<&str> = written
-        .keys()
-        .filter(|p| !wanted.contains_key(*p))
-        .map(RelPath::as_str)
-        .collect();
-    let stale = stale_dirs(&written, &wanted);
-    let stale_set: HashSet<&str> = stale.iter().map(RelPath::as_str).collect();
+/// The decisions, path by path.
+struct Decide<'a> {
+    codex_dir: &'a Path,
+    written: &'a BTreeMap<RelPath, Written>,
+    wanted: &'a BTreeMap<RelPath, Want>,
+    changed: &'a HashSet<RelPath>,
+    /// Paths of the old tree the new one lacks.
+    deleted: HashSet<&'a str>,
+    stale: Vec<RelPath>,
+    removals: BTreeMap<RelPath, Op>,
+    puts: Vec<Op>,
+    kept: Vec<IndexEntry>,
+}
 
-    let mut deletes: BTreeMap<RelPath, Op> = BTreeMap::new();
-    // Something that is not a folder where the tree needs one: removed first, backed up
-    // unless it is exactly what codexport wrote there (the old tree had a file or link).
-    for (prefix, abs) in &obstacles {
-        let ours = match (written.get(prefix), lstat(abs)?) {
-            (Some(w), Some(meta)) => {
-                matches!(found_with(abs, &meta)?, Found::Blob(k, i, _) if (k, i) == (w.want.kind, w.want.id))
-            }
-            _ => false,
-        };
-        deletes.insert(
-            prefix.clone(),
-            Op::Delete {
-                path: prefix.clone(),
-                old: written.get(prefix).map(|w| (w.want.kind, w.want.id)),
-                backup: !ours,
-                dir: false,
-            },
-        );
+impl Decide<'_> {
+    /// Something that is not a folder where the tree needs one: removed first, backed up
+    /// unless it is exactly what codexport wrote there (the old tree had a file or link).
+    fn obstacles(
+        &mut self,
+        obstacles: &BTreeMap<RelPath, std::path::PathBuf>,
+    ) -> Result<(), CheckoutError> {
+        for (prefix, abs) in obstacles {
+            let had = self.written.get(prefix).map(|w| (w.want.kind, w.want.id));
+            let ours = match (had, lstat(abs)?) {
+                (Some(had), Some(meta)) => {
+                    matches!(found_with(abs, &meta)?, Found::Blob(k, i, _) if (k, i) == had)
+                }
+                _ => false,
+            };
+            self.removals.insert(
+                prefix.clone(),
+                Op::Delete {
+                    path: prefix.clone(),
+                    old: had,
+                    backup: !ours,
+                    dir: false,
+                },
+            );
+        }
+        Ok(())
     }
-    let mut puts = Vec::new();
-    let mut kept = Vec::new();
-    for (path, probe) in probes {
-        let had = written.get(path).map(|w| (w.want.kind, w.want.id));
-        let abs = path.to_path(codex_dir);
+
+    /// What to do at one managed path, given what is there.
+    fn path(&mut self, path: &RelPath, probe: Probe) -> Result<(), CheckoutError> {
+        let had = self.written.get(path).map(|w| (w.want.kind, w.want.id));
+        let abs = path.to_path(self.codex_dir);
         let found = match probe {
             Probe::Blocked => Found::Missing,
             Probe::Found(f) => f,
         };
-        let Some(want) = wanted.get(path) else {
+        let Some(want) = self.wanted.get(path) else {
             // Gone from the tree: removed if it is still a file or link; a local edit is
             // backed up first. A folder or special file is not codexport's: left alone.
             if let Found::Blob(k, i, _) = found {
-                deletes.entry(path.clone()).or_insert(Op::Delete {
+                self.removals.entry(path.clone()).or_insert(Op::Delete {
                     path: path.clone(),
                     old: had,
                     backup: had != Some((k, i)),
                     dir: false,
                 });
             }
-            continue;
+            return Ok(());
         };
-        let why = match (changed.contains(path), had) {
+        let why = match (self.changed.contains(path), had) {
             (false, _) => Why::Restored,
             (true, None) => Why::Added,
             (true, Some(_)) => Why::Updated,
@@ -349,7 +402,7 @@ pub fn plan(
             Found::Blob(k, i, stat) if (k, i) == (want.kind, want.id) => {
                 let mode = mode_for(path, want.kind, want.private, Some(stat.perm()));
                 if want.kind == EntryKind::Symlink || stat.perm() == mode {
-                    kept.push(IndexEntry {
+                    self.kept.push(IndexEntry {
                         path: path.clone(),
                         kind: want.kind,
                         id: want.id,
@@ -357,9 +410,9 @@ pub fn plan(
                         stat,
                         racy: false,
                     });
-                    continue;
+                    return Ok(());
                 }
-                // Same content, too readable: written again with the right mode.
+                // Same content, too permissive: written again with the right mode.
                 (false, Some(stat.perm()))
             }
             Found::Blob(k, i, stat) => {
@@ -370,8 +423,9 @@ pub fn plan(
             Found::Dir => {
                 // A folder where a file goes: fine once the plan empties it; otherwise it holds
                 // something of the follower's, which is backed up and removed first.
-                if !vacated(&abs, path.as_str(), &deleted, &stale_set)? {
-                    deletes.insert(
+                let stale: HashSet<&str> = self.stale.iter().map(RelPath::as_str).collect();
+                if !vacated(&abs, path.as_str(), &self.deleted, &stale)? {
+                    self.removals.insert(
                         path.clone(),
                         Op::Delete {
                             path: path.clone(),
@@ -387,7 +441,7 @@ pub fn plan(
         };
         let mode = (want.kind != EntryKind::Symlink)
             .then(|| mode_for(path, want.kind, want.private, replacing));
-        puts.push(Op::Put {
+        self.puts.push(Op::Put {
             path: path.clone(),
             kind: want.kind,
             id: want.id,
@@ -397,18 +451,8 @@ pub fn plan(
             why,
             backup,
         });
+        Ok(())
     }
-    // Shallowest first: removing a folder or link also removes what was below it.
-    let mut ops: Vec<Op> = deletes.into_values().collect();
-    ops.sort_by_key(|op| (op.path().components().count(), op.path().clone()));
-    ops.extend(puts);
-    Ok(Plan {
-        old,
-        new,
-        ops,
-        stale_dirs: stale,
-        kept,
-    })
 }
 
 /// What codexport wrote at each path of the last applied tree: from the index when it is

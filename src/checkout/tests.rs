@@ -3,10 +3,10 @@
 use super::*;
 use crate::checkout::plan::plan;
 use crate::checkout::{CheckoutError, STAGING_NAME};
-use crate::store::StoreError;
-use miette::Diagnostic;
 use crate::object::{EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
+use crate::store::StoreError;
 use crate::store::{Store, Writer};
+use miette::Diagnostic;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -519,7 +519,12 @@ fn a_symlinked_directory_inside_the_codex_dir_is_never_deleted_through() {
     fx.apply(Some(t1), t2).unwrap();
     assert!(outside.join("x").exists(), "deleted through the link");
     // The tree has nothing at `s` any more: the follower's link is its own.
-    assert!(fs::symlink_metadata(fx.codex.join("s")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(fx.codex.join("s"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(fx.codex.join("other").exists());
     fx.assert_clean();
 }

@@ -92,7 +92,14 @@ impl Crash {
             .unwrap();
         fs::write(template.join(UNMANAGED.0), UNMANAGED.1).unwrap();
         // Planned against the template; every copy of it holds the same.
-        let plan = plan(&fx.store.read().unwrap(), &template, Some(t_old), t_new, None).unwrap();
+        let plan = plan(
+            &fx.store.read().unwrap(),
+            &template,
+            Some(t_old),
+            t_new,
+            None,
+        )
+        .unwrap();
         Self {
             fx,
             old,

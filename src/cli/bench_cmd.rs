@@ -535,15 +535,16 @@ fn render(r: &Report) -> String {
 
 /// `bench gen-library`: a deterministic generated skill library in `dir`.
 pub fn gen_library(dir: &Path, files: usize, seed: u64) -> miette::Result<Output> {
-    let stats = codexport_dev::library::generate(dir, &codexport_dev::library::LibrarySpec { files, seed })
-        .map_err(|e| {
-            miette::miette!(
-                code = "codexport::bench::io",
-                help = "choose a writable directory",
-                "cannot write the library into {}: {e}",
-                dir.display()
-            )
-        })?;
+    let stats =
+        codexport_dev::library::generate(dir, &codexport_dev::library::LibrarySpec { files, seed })
+            .map_err(|e| {
+                miette::miette!(
+                    code = "codexport::bench::io",
+                    help = "choose a writable directory",
+                    "cannot write the library into {}: {e}",
+                    dir.display()
+                )
+            })?;
     let human = format!(
         "generated {} files in {} skills ({}) in {}\n",
         stats.files,

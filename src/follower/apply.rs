@@ -5,9 +5,9 @@ use super::state::Mirror;
 use super::{FETCHED, FollowerError, meta};
 use crate::checkout::plan::{Plan, plan};
 use crate::checkout::{ExecOptions, ExecReport, Index, execute, recover};
+use crate::fsutil::StateLock;
 use crate::object::{ObjectId, RelPath, Revision};
 use crate::overlay::{self, MergeFacts, Overlay};
-use crate::fsutil::StateLock;
 use crate::paths::Paths;
 use crate::store::applies::ApplyRecord;
 use crate::store::{ObjectSource, Store};
@@ -217,7 +217,10 @@ pub fn apply_locked(
             .is_some_and(|a| a.merged == merged && a.revision == rev_id);
     if unchanged {
         // Nothing to write; the index learns the stats of files it had to hash.
-        if index.as_ref().is_none_or(|i| i.entries.iter().any(|e| e.racy)) {
+        if index
+            .as_ref()
+            .is_none_or(|i| i.entries.iter().any(|e| e.racy))
+        {
             Index::after(&plan, &paths.codex_dir)?.save(&paths.state_dir)?;
         }
         write_mcp_manifest(paths, store, &revision)?;

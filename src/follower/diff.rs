@@ -4,8 +4,8 @@
 use super::FollowerError;
 use super::apply::{ApplyReport, Target, apply_locked, open_locked};
 use super::rollback::resolve;
-use crate::checkout::plan::{Op, Plan};
 use crate::checkout::ExecOptions;
+use crate::checkout::plan::{Op, Plan};
 use crate::object::{ObjectId, RelPath};
 use crate::paths::Paths;
 use crate::store::ObjectSource;
@@ -56,7 +56,7 @@ pub fn diff(paths: &Paths, spec: Option<&str>, patch: bool) -> Result<DiffReport
         };
         let mut patches = Vec::new();
         for op in &report.plan.ops {
-            let (path, before, after) = match op {
+            let (file, before, after) = match op {
                 Op::Put { path, id, old, .. } => (path, old.map(|o| o.1), Some(*id)),
                 Op::Delete { path, old, .. } => (path, old.map(|o| o.1), None),
             };
@@ -65,15 +65,15 @@ pub fn diff(paths: &Paths, spec: Option<&str>, patch: bool) -> Result<DiffReport
                 continue;
             }
             let (Some(a), Some(b)) = (text(before)?, text(after)?) else {
-                report.binary.push(path.clone());
+                report.binary.push(file.clone());
                 continue;
             };
             let d = similar::TextDiff::from_lines(&a, &b)
                 .unified_diff()
-                .header(&format!("a/{path}"), &format!("b/{path}"))
+                .header(&format!("a/{file}"), &format!("b/{file}"))
                 .to_string();
             patches.push(Patch {
-                path: path.clone(),
+                path: file.clone(),
                 patch: d,
             });
         }

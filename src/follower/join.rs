@@ -2,10 +2,10 @@
 //! for a credential, then sync.
 
 use super::{FollowerConfig, FollowerError, SyncOptions, SyncReport, config, sync};
-use crate::transport::link::JoinLink;
 use crate::object::Fingerprint;
 use crate::paths::Paths;
 use crate::transport::client::Client;
+use crate::transport::link::JoinLink;
 use std::time::Duration;
 
 /// What `follower join` was given.

@@ -38,16 +38,6 @@ pub struct RemoteStatus {
     pub error: Option<String>,
 }
 
-/// The codex dir compared with the merged tree.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Drift {
-    /// Every differing path (none: the codex dir equals the merged tree).
-    Checked(Vec<super::verify::Difference>),
-    /// Could not be compared now, and why.
-    Unknown(String),
-}
-
 /// Everything `status` shows about a follower.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FollowerStatus {
@@ -58,8 +48,11 @@ pub struct FollowerStatus {
     /// An interrupted apply was finished just now.
     pub recovered: bool,
     pub applied: Option<AppliedStatus>,
-    /// How the codex dir differs from what `apply` would write now.
-    pub drift: Drift,
+    /// Every path of the codex dir that differs from what `apply` would write now; `None`
+    /// when it could not be compared (see `drift_error`).
+    pub drift: Option<Vec<super::verify::Difference>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_error: Option<String>,
     /// `${names}` in the applied config.toml that no variable defines.
     pub unknown_variables: Vec<String>,
     /// After a rollback: the first revision number `sync --apply` applies again.
@@ -85,16 +78,16 @@ pub fn status(
             let recovered = super::apply::recover_interrupted(paths, store)?;
             let drift = match store.read()?.get_ref(FETCHED)? {
                 Some(_) => match super::verify::verify_locked(paths, store) {
-                    Ok(v) => Drift::Checked(v.differences),
-                    Err(e) => Drift::Unknown(e.to_string()),
+                    Ok(v) => Ok(v.differences),
+                    Err(e) => Err(e.to_string()),
                 },
-                None => Drift::Checked(Vec::new()),
+                None => Ok(Vec::new()),
             };
             (recovered, drift)
         }
         Err(_) => (
             false,
-            Drift::Unknown("a sync or apply is running; run `codexport status` again".into()),
+            Err("a sync or apply is running; run `codexport status` again".to_owned()),
         ),
     };
     let reader = store.read()?;
@@ -140,7 +133,8 @@ pub fn status(
             time: crate::time::format_ms(a.time_ms),
             kind: a.kind,
         }),
-        drift,
+        drift_error: drift.as_ref().err().cloned(),
+        drift: drift.ok(),
         unknown_variables,
         held_below: hold(store)?.map(|h| h + 1),
         fetched,

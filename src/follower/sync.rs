@@ -316,9 +316,7 @@ fn fetch_objects(
         // After `fsck` set damaged objects aside, only revisions still whole are claimed, so
         // the master sends what went missing.
         let repair = needs_repair(&r)?;
-        have.retain(|id| {
-            r.has(id).unwrap_or(false) && (!repair || fsck::closure(&r, *id).is_ok())
-        });
+        have.retain(|id| r.has(id).unwrap_or(false) && (!repair || fsck::closure(&r, *id).is_ok()));
         FetchRequest {
             want: head.body.revision,
             have,

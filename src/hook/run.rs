@@ -110,9 +110,10 @@ fn sync_within(paths: &Paths, deadline: Instant) -> (RunResult, String) {
             RunResult::Error,
             format!("gave up after the {} ms deadline", left.as_millis()),
         ),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            (RunResult::Error, "the sync stopped unexpectedly (see stderr)".into())
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => (
+            RunResult::Error,
+            "the sync stopped unexpectedly (see stderr)".into(),
+        ),
     }
 }
 
@@ -158,7 +159,8 @@ fn log(paths: &Paths, outcome: &RunOutcome) {
     let message = outcome.message.replace(['\n', '\r'], " ");
     let line = format!(
         "{time} {} {}ms {message}\n",
-        outcome.result.as_str(), outcome.elapsed_ms
+        outcome.result.as_str(),
+        outcome.elapsed_ms
     );
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)

@@ -89,4 +89,3 @@ impl MasterKey {
         Fingerprint::of_key(&self.public_key())
     }
 }
-

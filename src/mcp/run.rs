@@ -48,7 +48,9 @@ fn server<'a>(applied: &'a Applied, name: &str) -> Result<&'a Server, McpError> 
 pub fn artifact_dir(paths: &Paths, applied: &Applied, name: &str, server: &Server) -> PathBuf {
     let key = serde_json::json!({"artifact": server.artifact, "source": applied.sources.get(name)});
     let id = blake3::hash(key.to_string().as_bytes()).to_hex();
-    paths.state(crate::paths::state::MCP_ARTIFACTS).join(&id.as_str()[..32])
+    paths
+        .state(crate::paths::state::MCP_ARTIFACTS)
+        .join(&id.as_str()[..32])
 }
 
 fn needs_hydration(a: &Artifact) -> bool {

@@ -16,7 +16,11 @@ pub const MAX_ENTRIES: usize = 1 << 20;
 
 /// The id derivation context of a tree encoded in `version`.
 pub(crate) fn id_context(version: u8) -> &'static str {
-    if version == 1 { ID_CONTEXT_V1 } else { ID_CONTEXT }
+    if version == 1 {
+        ID_CONTEXT_V1
+    } else {
+        ID_CONTEXT
+    }
 }
 
 /// What a tree entry points at. Exec bits are kept as a kind of their own; the other mode

@@ -330,7 +330,11 @@ fn add_local_mcps(
 /// Keeps `[projects.*]` and `[hooks.state.*]` entries that the follower's Codex wrote (in
 /// its current config but not in the master's last applied one).
 fn keep_follower_entries(doc: &mut DocumentMut, ctx: &ConfigContext) {
-    let Some(current) = ctx.current.as_deref().and_then(|t| crate::toml_doc::parse(t).ok()) else {
+    let Some(current) = ctx
+        .current
+        .as_deref()
+        .and_then(|t| crate::toml_doc::parse(t).ok())
+    else {
         return;
     };
     let previous = ctx

@@ -175,7 +175,7 @@ pub fn enable_hooks_feature(config_text: &str) -> Result<String, OverlayError> {
     };
     let mut doc = crate::toml_doc::parse(config_text).map_err(bad)?;
     let before = doc.to_string();
-    set_hooks_feature(&mut doc).map_err(|what| bad(what.to_owned()))?;
+    set_hooks_feature(&mut doc).map_err(|what| bad(what.clone()))?;
     let after = doc.to_string();
     Ok(if after == before {
         config_text.to_owned()

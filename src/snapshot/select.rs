@@ -71,17 +71,6 @@ pub const RULES: &[Rule] = &[
     exclude("*-locks", "lock files"),
 ];
 
-/// Credentials: checked out owner-only on every follower, whatever their mode on the master.
-pub const SECRETS: &[&str] = &["auth.json", ".credentials.json", "multi-auth"];
-
-/// Whether the path (relative, `/`-separated) is a credential or lies in a credentials
-/// folder.
-pub fn is_secret(rel: &str) -> bool {
-    SECRETS
-        .iter()
-        .any(|s| rel == *s || rel.strip_prefix(s).is_some_and(|r| r.starts_with('/')))
-}
-
 /// Whether the path (relative, `/`-separated) is selected, given that its parent was.
 pub fn is_selected(rel: &str) -> bool {
     let top_level = !rel.contains('/');

@@ -4,8 +4,9 @@
 //! follower has no such folder to point at.
 
 use super::SnapshotError;
-use super::select::{is_secret, is_selected};
+use super::select::is_selected;
 use crate::object::{EntryKind, EntryName, ObjectId};
+use crate::paths::is_secret;
 use crate::store::StatEntry;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -72,7 +73,8 @@ pub fn walk(codex_dir: &Path) -> Result<Walk, SnapshotError> {
     let mut walk = Walk::default();
     let mut root = Dir::default();
     // Resolved, so a link's target can be told to lie inside or outside it.
-    let inside = fs::canonicalize(codex_dir).map_err(|e| SnapshotError::unreadable(codex_dir, e))?;
+    let inside =
+        fs::canonicalize(codex_dir).map_err(|e| SnapshotError::unreadable(codex_dir, e))?;
     walk_dir(codex_dir, "", Some(&inside), &mut root, &mut walk)?;
     walk.root = root;
     Ok(walk)

@@ -70,7 +70,8 @@ fn diff_into(
         let blob = |e: Option<&TreeEntry>| e.filter(|e| e.kind != EntryKind::Tree).cloned();
         diff_into(src, &path, sub(a), sub(b), out)?;
         let (ba, bb) = (blob(a), blob(b));
-        let same = |x: &TreeEntry, y: &TreeEntry| (x.kind, x.id, x.private) == (y.kind, y.id, y.private);
+        let same =
+            |x: &TreeEntry, y: &TreeEntry| (x.kind, x.id, x.private) == (y.kind, y.id, y.private);
         let kind = match (&ba, &bb) {
             (None, None) => continue,
             (Some(x), Some(y)) if same(x, y) => continue,

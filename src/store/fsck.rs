@@ -42,10 +42,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
         .filter_map(|(id, loc)| {
             check_object(&reader, id, loc)
                 .err()
-                .map(|problem| BadObject {
-                    id: *id,
-                    problem,
-                })
+                .map(|problem| BadObject { id: *id, problem })
         })
         .collect();
     report.bytes = objects.iter().map(|(_, l)| l.len).sum();
@@ -65,7 +62,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
     let seen = walk.seen;
     report.reachable = seen.len() as u64;
     report.unreachable = index.keys().filter(|id| !seen.contains(*id)).count() as u64;
-    bad.sort_by(|a, b| a.id.cmp(&b.id));
+    bad.sort_by_key(|b| b.id);
     bad.dedup_by(|a, b| a.id == b.id && a.problem == b.problem);
     report.bad = bad;
     Ok(report)

@@ -63,7 +63,12 @@ pub fn log(store: &Store, limit: Option<usize>) -> Result<LogReport, StoreError>
     let log = r.log()?;
     let applies = r.applies()?;
     Ok(LogReport {
-        revisions: log.iter().rev().take(newest(log.len())).map(LogRow::from).collect(),
+        revisions: log
+            .iter()
+            .rev()
+            .take(newest(log.len()))
+            .map(LogRow::from)
+            .collect(),
         applies: applies
             .into_iter()
             .rev()

@@ -4,7 +4,9 @@
 use super::log::ChangeCounts;
 use super::pack::Location;
 use super::{LogEntry, StatEntry};
-use crate::object::proptests::{bytes, config, entry_kind, mutate, mutation, object_id, object_kind};
+use crate::object::proptests::{
+    bytes, config, entry_kind, mutate, mutation, object_id, object_kind,
+};
 use proptest::prelude::*;
 
 fn stat_entry() -> impl Strategy<Value = StatEntry> {

@@ -39,7 +39,12 @@ impl FetchRequest {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let req: Self = codec::decode(REQUEST_MAGIC, "fetch request (CXFR)", REQUEST_VERSION, bytes)?;
+        let req: Self = codec::decode(
+            REQUEST_MAGIC,
+            "fetch request (CXFR)",
+            REQUEST_VERSION,
+            bytes,
+        )?;
         if req.have.len() > MAX_HAVE {
             return Err(DecodeError::TooLarge {
                 what: "have list",

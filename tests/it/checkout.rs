@@ -95,7 +95,7 @@ fn first_apply_writes_the_merged_setup_and_nothing_else() {
     );
     let status = f.json(&["status"]);
     assert_eq!(status["applied"]["number"], 1);
-    assert_eq!(status["drift"].as_array().unwrap().len(), 0);
+    assert_eq!(status["drift"].as_array().unwrap().len(), 0, "{status}");
 }
 
 #[test]
@@ -112,10 +112,13 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
         fs::Permissions::from_mode(0o444),
     )
     .unwrap();
-    assert_eq!(
-        f.json(&["status"])["drift"],
-        serde_json::json!(["prompts/fix.md"])
-    );
+    let drift: Vec<String> = f.json(&["status"])["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(drift, ["prompts/fix.md"]);
 
     m.write("rules/default.rules", "prefix_rule(pattern=[\"ls\"], decision=\"allow\")\nprefix_rule(pattern=[\"rg\"], decision=\"allow\")\n");
     m.write("prompts/fix.md", "Fix it, master version 2.\n");

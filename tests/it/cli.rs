@@ -78,7 +78,10 @@ fn quiet_prints_nothing_and_version_names_formats() {
     assert!(r.stdout.is_empty());
     let v = h.run(&["--version"]);
     assert!(
-        v.stdout.contains("store format 1") && v.stdout.contains("protocol 1"),
+        v.stdout.contains(&format!(
+            "store format {}",
+            codexport::object::FORMAT_VERSION
+        )) && v.stdout.contains("protocol 1"),
         "{}",
         v.stdout
     );

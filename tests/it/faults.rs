@@ -412,7 +412,9 @@ fn raw_requests_beyond_limits_or_without_credential_are_refused() {
     let fetch = |have: usize, partial: usize| {
         FetchRequest {
             want,
-            have: (0..have).map(|i| ObjectId::from_bytes([(i % 251) as u8; 32])).collect(),
+            have: (0..have)
+                .map(|i| ObjectId::from_bytes([(i % 251) as u8; 32]))
+                .collect(),
             partial: vec![ObjectId::from_bytes([7; 32]); partial],
         }
         .encode()

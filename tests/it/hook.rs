@@ -99,7 +99,8 @@ fn merge_strips_codexport_handlers_from_the_master_and_older_versions() {
         {"matcher":"startup","hooks":[{"type":"command","command":"codexport hook sync"},{"type":"command","command":"keep-me"}]},
         {"matcher":"resume","hooks":[]}
     ],"Stop":[{"hooks":[{"type":"command","command":"/usr/local/bin/codexport --home /x hook run"}]}]}}"#;
-    let merged = parse(&hooks_merge::merge_hooks_json(Some(master.as_bytes()), Some(&ours())).unwrap());
+    let merged =
+        parse(&hooks_merge::merge_hooks_json(Some(master.as_bytes()), Some(&ours())).unwrap());
     let start = merged["hooks"]["SessionStart"].as_array().unwrap();
     assert_eq!(start.len(), 3, "{merged}");
     assert_eq!(start[0]["hooks"][0]["command"], ours().command);
@@ -224,7 +225,11 @@ fn feature_flag_is_set_keeping_the_rest() {
     let doc: toml_edit::DocumentMut = on.parse().unwrap();
     assert_eq!(doc["features"]["hooks"].as_bool(), Some(true));
     assert_eq!(doc["features"]["other"].as_integer(), Some(1));
-    assert_eq!(hooks_merge::enable_hooks_feature(&on).unwrap(), on, "idempotent");
+    assert_eq!(
+        hooks_merge::enable_hooks_feature(&on).unwrap(),
+        on,
+        "idempotent"
+    );
     let inline: toml_edit::DocumentMut =
         hooks_merge::enable_hooks_feature("features = { hooks = false, codex_hooks = false }\n")
             .unwrap()
@@ -232,7 +237,10 @@ fn feature_flag_is_set_keeping_the_rest() {
             .unwrap();
     assert_eq!(inline["features"]["hooks"].as_bool(), Some(true));
     assert_eq!(inline["features"]["codex_hooks"].as_bool(), Some(true));
-    let empty: toml_edit::DocumentMut = hooks_merge::enable_hooks_feature("").unwrap().parse().unwrap();
+    let empty: toml_edit::DocumentMut = hooks_merge::enable_hooks_feature("")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(empty["features"]["hooks"].as_bool(), Some(true));
     assert!(hooks_merge::enable_hooks_feature("features = 3\n").is_err());
 }
@@ -846,7 +854,8 @@ fn real_codex_runs_the_installed_hook() {
         "# Agents, from the hook\n"
     );
     assert!(
-        hooks_merge::merge_hooks_json(Some(read(&f.codex().join("hooks.json")).as_bytes()), None).unwrap()
+        hooks_merge::merge_hooks_json(Some(read(&f.codex().join("hooks.json")).as_bytes()), None)
+            .unwrap()
             != read(&f.codex().join("hooks.json")).into_bytes(),
         "the applied revision keeps the hook"
     );

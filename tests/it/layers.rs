@@ -193,32 +193,33 @@ fn modules_import_only_lower_layers() {
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
 }
 
+/// Depth-first search with colours; any back edge is a cycle.
+fn visit(
+    n: &str,
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    state: &mut BTreeMap<String, u8>,
+    stack: &mut Vec<String>,
+    cycles: &mut Vec<String>,
+) {
+    state.insert(n.to_owned(), 1);
+    stack.push(n.to_owned());
+    for m in graph.get(n).into_iter().flatten() {
+        match state.get(m.as_str()).copied().unwrap_or(0) {
+            0 => visit(m, graph, state, stack, cycles),
+            1 => {
+                let at = stack.iter().position(|s| s == m).unwrap();
+                cycles.push(format!("{} -> {m}", stack[at..].join(" -> ")));
+            }
+            _ => {}
+        }
+    }
+    stack.pop();
+    state.insert(n.to_owned(), 2);
+}
+
 #[test]
 fn no_import_cycles_between_files() {
     let graph = file_graph();
-    // Depth-first search with colours; any back edge is a cycle.
-    fn visit(
-        n: &str,
-        graph: &BTreeMap<String, BTreeSet<String>>,
-        state: &mut BTreeMap<String, u8>,
-        stack: &mut Vec<String>,
-        cycles: &mut Vec<String>,
-    ) {
-        state.insert(n.to_owned(), 1);
-        stack.push(n.to_owned());
-        for m in graph.get(n).into_iter().flatten() {
-            match state.get(m.as_str()).copied().unwrap_or(0) {
-                0 => visit(m, graph, state, stack, cycles),
-                1 => {
-                    let at = stack.iter().position(|s| s == m).unwrap();
-                    cycles.push(format!("{} -> {m}", stack[at..].join(" -> ")));
-                }
-                _ => {}
-            }
-        }
-        stack.pop();
-        state.insert(n.to_owned(), 2);
-    }
     let mut state = BTreeMap::new();
     let mut cycles = Vec::new();
     for n in graph.keys() {
@@ -252,5 +253,8 @@ fn the_import_reader_sees_what_it_must() {
         "{:?}",
         graph["follower/sync"]
     );
-    assert!(!graph["checkout/apply"].contains("checkout"), "a child naming its root is no edge");
+    assert!(
+        !graph["checkout/apply"].contains("checkout"),
+        "a child naming its root is no edge"
+    );
 }

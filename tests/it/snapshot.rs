@@ -182,9 +182,18 @@ fn fsck_names_a_flipped_byte() {
     assert_eq!(err["error"]["code"], "codexport::fsck::damaged");
     // Reading the damaged file fails clearly instead of printing wrong bytes.
     let show = h.run(&["show", "HEAD", "prompts/readonly.md"]);
+    assert_eq!(show.code, 1, "{}", show.stdout);
     assert!(
-        show.ok(),
-        "show reads through the index; fsck is the integrity check"
+        show.stdout.is_empty(),
+        "printed rotted bytes: {}",
+        show.stdout
+    );
+    assert!(
+        show.stderr.contains(&id)
+            && show.stderr.contains("damaged")
+            && show.stderr.contains("fsck"),
+        "{}",
+        show.stderr
     );
 }
 

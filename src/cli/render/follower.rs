@@ -3,12 +3,12 @@
 use super::super::output::{Render, bytes};
 use super::fact;
 use crate::checkout::plan::{Op, Plan, Why};
-use crate::object::EntryKind;
 use crate::follower::apply::{ApplyOutcome, ApplyReport};
 use crate::follower::diff::DiffReport;
 use crate::follower::join::JoinReport;
 use crate::follower::rollback::RollbackReport;
 use crate::follower::{SyncOutcome, SyncReport};
+use crate::object::EntryKind;
 use std::fmt::Write;
 
 impl Render for ApplyReport {
@@ -79,9 +79,15 @@ fn plan_lines(plan: &Plan) -> String {
                 why: Why::Restored,
                 ..
             } => ("!", path, Some(*kind)),
-            Op::Delete { path, old, dir, .. } => {
-                ("-", path, if *dir { Some(EntryKind::Tree) } else { old.map(|o| o.0) })
-            }
+            Op::Delete { path, old, dir, .. } => (
+                "-",
+                path,
+                if *dir {
+                    Some(EntryKind::Tree)
+                } else {
+                    old.map(|o| o.0)
+                },
+            ),
         };
         let kind = match kind {
             None | Some(EntryKind::File) => String::new(),
@@ -131,7 +137,11 @@ impl Render for SyncReport {
     fn render(&self) -> String {
         let mut s = match self.result {
             SyncOutcome::Current => {
-                format!("current: revision {} ({})\n", self.number, self.revision.short())
+                format!(
+                    "current: revision {} ({})\n",
+                    self.number,
+                    self.revision.short()
+                )
             }
             SyncOutcome::Fetched => format!(
                 "fetched: revision {} ({}): {} objects, {} ({} on the wire) in {:.0} ms\n",

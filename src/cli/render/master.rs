@@ -23,7 +23,11 @@ impl Render for InitReport {
             "revision",
             format!("{} ({})", s.number.unwrap_or(0), short(s.revision)),
         );
-        fact(&mut out, "files", format!("{} ({})", s.files, bytes(s.bytes)));
+        fact(
+            &mut out,
+            "files",
+            format!("{} ({})", s.files, bytes(s.bytes)),
+        );
         warnings(&mut out, s);
         out
     }

@@ -2,7 +2,7 @@
 
 use super::super::output::{Render, bytes};
 use super::{fact, home_relative};
-use crate::follower::status::{Drift, FollowerStatus};
+use crate::follower::status::FollowerStatus;
 use crate::status::StatusReport;
 
 impl Render for StatusReport {
@@ -20,7 +20,11 @@ impl Render for StatusReport {
             fact(&mut out, "fingerprint", fp);
         }
         if self.follower.as_ref().is_some_and(|f| f.recovered) {
-            fact(&mut out, "recovered", "finished an apply that was interrupted");
+            fact(
+                &mut out,
+                "recovered",
+                "finished an apply that was interrupted",
+            );
         }
         if let Some(e) = &self.revision {
             fact(
@@ -74,16 +78,30 @@ fn follower(out: &mut String, f: &FollowerStatus) {
                 "applied",
                 format!("revision {} at {} UTC ({})", a.number, a.time, a.kind),
             );
-            match &f.drift {
-                Drift::Checked(d) if d.is_empty() => {
+            match (&f.drift, &f.drift_error) {
+                (Some(d), _) if d.is_empty() => {
                     fact(out, "drift", "none: ~/.codex holds the merged tree");
                 }
-                Drift::Checked(d) => {
-                    let list: Vec<String> =
-                        d.iter().map(|d| format!("{} ({})", d.path, d.what)).collect();
-                    fact(out, "drift", format!("{} path(s) differ from the merged tree: {}; `codexport apply` (or `sync --apply`) repairs them, backing up local edits first", d.len(), list.join(", ")));
+                (Some(d), _) => {
+                    let list: Vec<String> = d
+                        .iter()
+                        .map(|d| format!("{} ({})", d.path, d.what))
+                        .collect();
+                    fact(
+                        out,
+                        "drift",
+                        format!(
+                            "{} path(s) differ from the merged tree: {}; `codexport apply` (or `sync --apply`) repairs them, backing up local edits first",
+                            d.len(),
+                            list.join(", ")
+                        ),
+                    );
                 }
-                Drift::Unknown(why) => fact(out, "drift", format!("not checked: {why}")),
+                (None, why) => fact(
+                    out,
+                    "drift",
+                    format!("not checked: {}", why.as_deref().unwrap_or("")),
+                ),
             }
         }
         None => fact(
@@ -93,10 +111,23 @@ fn follower(out: &mut String, f: &FollowerStatus) {
         ),
     }
     if !f.unknown_variables.is_empty() {
-        fact(out, "variables", format!("undefined in config.toml: {} (add them under [pathVariables] in ~/.codexport/local.toml)", f.unknown_variables.join(", ")));
+        fact(
+            out,
+            "variables",
+            format!(
+                "undefined in config.toml: {} (add them under [pathVariables] in ~/.codexport/local.toml)",
+                f.unknown_variables.join(", ")
+            ),
+        );
     }
     if let Some(n) = f.held_below {
-        fact(out, "held", format!("by a rollback until the master publishes revision {n} (`codexport apply` releases it)"));
+        fact(
+            out,
+            "held",
+            format!(
+                "by a rollback until the master publishes revision {n} (`codexport apply` releases it)"
+            ),
+        );
     }
     if let Some(last) = &f.last_sync {
         let what = match &last.error {
