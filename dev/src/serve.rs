@@ -269,8 +269,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = fake_server(
             dir.path(),
-            "echo \"serving on http://127.0.0.1:4242 ($FAKE_ENV $*)\"\n\
-             trap 'exit 7' TERM\nwhile :; do sleep 0.05; done",
+            // The trap is set before the banner: once the banner is read, SIGTERM is caught.
+            "trap 'exit 7' TERM\n\
+             echo \"serving on http://127.0.0.1:4242 ($FAKE_ENV $*)\"\n\
+             while :; do sleep 0.05; done",
         );
         let master = spawn_master(
             &exe,
