@@ -333,6 +333,15 @@ fn current_exe() -> miette::Result<PathBuf> {
 
 fn dispatch(cli: Cli) -> miette::Result<Output> {
     let paths = cli.global.paths();
+    // Installations made before the state dir was owner-only are tightened on first use.
+    crate::fsutil::secure_state_dir(&paths.state_dir).map_err(|e| {
+        miette::miette!(
+            code = "codexport::io::state_dir",
+            help = "check that you own ~/.codexport, or pass --home",
+            "cannot make {} owner-only: {e}",
+            paths.state_dir.display()
+        )
+    })?;
     let progress = !cli.global.quiet
         && !cli.global.json
         && std::io::IsTerminal::is_terminal(&std::io::stderr());

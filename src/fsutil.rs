@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -46,11 +46,68 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+/// Makes the state dir owner-only: everything in it (the store, packs, backups holding
+/// copies of credentials, logs, state files) stays private to the user. Created 0700 when
+/// missing; an existing one whose mode lets others in (made by an earlier version) has
+/// group and other bits taken off everything in it, once.
+pub fn secure_state_dir(state_dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(state_dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() && m.mode() & 0o077 != 0 => make_private(state_dir),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Takes group and other permission bits off `dir` and everything below it (never following
+/// a symlink).
+pub fn make_private(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    strip_group_and_other(dir)?;
+    let mode = fs::symlink_metadata(dir)?.mode();
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700))
+}
+
+/// Takes group and other permission bits off everything below `dir` (never following a
+/// symlink).
+fn strip_group_and_other(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            strip_group_and_other(&path)?;
+        }
+        if meta.mode() & 0o077 != 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(meta.mode() & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens a log file for appending, owner-only, creating it and its folder (owner-only)
+/// when missing.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        create_private_dir_all(dir)?;
+    }
+    File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Touches the file at `path` (owner-only) and returns its mtime in nanoseconds: the
 /// filesystem's own "now", in its own timestamp granularity. A file whose mtime is not older
 /// than it may still change within the same tick unseen (git's racily-clean rule).
 pub fn filesystem_now(path: &Path) -> io::Result<i64> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::MetadataExt;
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -101,11 +158,12 @@ impl StateLock {
             path: path.display().to_string(),
             source,
         };
-        fs::create_dir_all(state_dir).map_err(io_err)?;
+        create_private_dir_all(state_dir).map_err(io_err)?;
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_err)?;
         let started = Instant::now();

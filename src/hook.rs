@@ -219,7 +219,7 @@ pub fn install(paths: &Paths, exe: &Path, timeout_ms: u64) -> Result<InstallRepo
     crate::fsutil::write_atomic(
         &toml_path,
         hooks::hook_toml(&entry, timeout_ms).as_bytes(),
-        0o644,
+        0o600,
     )
     .map_err(io(&toml_path))?;
     if current.as_deref() != Some(hooks.as_slice()) {

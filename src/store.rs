@@ -217,12 +217,20 @@ impl Store {
 
     /// Opens the store, creating it (and the state directory) if needed.
     pub fn open_or_create(state_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::io(state_dir, e))?;
+        crate::fsutil::create_private_dir_all(state_dir)
+            .map_err(|e| StoreError::io(state_dir, e))?;
         let path = Self::db_path(state_dir);
+        let fresh = !path.exists();
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Busy { path: path.clone() },
             other => StoreError::Db(other.into()),
         })?;
+        if fresh {
+            // The database holds credentials' hashes and copies of secrets: owner-only.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
         let store = Self {
             db,
             packs: Packs::new(state_dir.join(crate::paths::state::PACKS)),

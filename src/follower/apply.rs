@@ -363,6 +363,12 @@ fn write_mcp_manifest(
     };
     let applied = serde_json::json!({"manifest": manifest, "sources": sources});
     let bytes = serde_json::to_vec_pretty(&applied).expect("manifests serialise");
+    if let Some(dir) = path.parent() {
+        crate::fsutil::create_private_dir_all(dir).map_err(|e| FollowerError::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?;
+    }
     crate::fsutil::write_atomic(&path, &bytes, 0o600)
         .map_err(|e| FollowerError::Io { path, source: e })
 }

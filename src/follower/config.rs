@@ -81,7 +81,7 @@ impl FollowerConfig {
         doc["master_key"] = toml_edit::value(crate::object::id::hex(&self.master_key));
         doc["name"] = toml_edit::value(self.name.clone());
         doc["enrolled_ms"] = toml_edit::value(self.enrolled_ms);
-        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o644)
+        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o600)
             .map_err(|e| FollowerError::Io { path, source: e })
     }
 }

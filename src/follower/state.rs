@@ -132,7 +132,7 @@ impl LastSync {
     /// Records it, best effort: `status` shows it, nothing depends on it.
     pub fn record(&self, paths: &Paths) {
         let json = serde_json::to_vec(self).expect("records serialise");
-        let _ = std::fs::write(paths.state(state::LAST_SYNC), json);
+        let _ = crate::fsutil::write_atomic_unsynced(&paths.state(state::LAST_SYNC), &json, 0o600);
     }
 
     /// The last sync's record, if any.

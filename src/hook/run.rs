@@ -149,9 +149,6 @@ fn describe(r: &SyncReport) -> (RunResult, String) {
 fn log(paths: &Paths, outcome: &RunOutcome) {
     let dir = paths.logs();
     let path = dir.join("hook.log");
-    if std::fs::create_dir_all(&dir).is_err() {
-        return;
-    }
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
         let _ = std::fs::rename(&path, dir.join("hook.log.1"));
     }
@@ -162,11 +159,7 @@ fn log(paths: &Paths, outcome: &RunOutcome) {
         outcome.result.as_str(),
         outcome.elapsed_ms
     );
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    {
+    if let Ok(mut f) = crate::fsutil::open_log(&path) {
         let _ = f.write_all(line.as_bytes());
     }
 }

@@ -21,7 +21,7 @@ impl MasterKey {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| io(std::io::Error::other(e.to_string())))?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::fsutil::create_private_dir_all(dir).map_err(io)?;
         }
         let mut file = {
             use std::os::unix::fs::OpenOptionsExt;

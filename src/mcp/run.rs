@@ -193,9 +193,9 @@ pub fn hydrate(paths: &Paths, applied: &Applied, name: &str, s: &Server) -> Resu
         source: e,
     };
     let parent = dir.parent().expect("artifact dirs have a parent");
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    crate::fsutil::create_private_dir_all(parent).map_err(|e| io(parent, e))?;
     let lock_path = dir.with_extension("lock");
-    let lock = std::fs::File::create(&lock_path).map_err(|e| io(&lock_path, e))?;
+    let lock = crate::fsutil::open_log(&lock_path).map_err(|e| io(&lock_path, e))?;
     lock.lock().map_err(|e| io(&lock_path, e))?;
     if dir.join(".ready").exists() {
         return Ok(());
@@ -247,6 +247,8 @@ pub fn hydrate(paths: &Paths, applied: &Applied, name: &str, s: &Server) -> Resu
         }
         Artifact::Uv { .. } | Artifact::Command | Artifact::Url => {}
     }
+    // Installers write with the user's umask; everything under the state dir is owner-only.
+    crate::fsutil::make_private(&tmp).map_err(|e| io(&tmp, e))?;
     std::fs::write(tmp.join(".ready"), b"").map_err(|e| io(&tmp, e))?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
@@ -293,17 +295,8 @@ struct Log {
 
 impl Log {
     fn open(paths: &Paths, name: &str) -> Result<Self, McpError> {
-        let dir = paths.logs().join("mcp");
-        std::fs::create_dir_all(&dir).map_err(|e| McpError::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
-        let path = dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| McpError::Io { path, source: e })?;
+        let path = paths.logs().join("mcp").join(format!("{name}.log"));
+        let file = crate::fsutil::open_log(&path).map_err(|e| McpError::Io { path, source: e })?;
         Ok(Self { file })
     }
 

@@ -9,7 +9,7 @@ use crate::object::ObjectKind;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -135,7 +135,8 @@ impl Packs {
 
     /// Opens the newest pack for appending, or starts a new one when it is full.
     pub fn appender(&self) -> Result<Appender, StoreError> {
-        fs::create_dir_all(&self.dir).map_err(|e| StoreError::io(&self.dir, e))?;
+        crate::fsutil::create_private_dir_all(&self.dir)
+            .map_err(|e| StoreError::io(&self.dir, e))?;
         let last = self.list()?.last().copied();
         let (pack, fresh) = match last {
             Some(n)
@@ -154,7 +155,8 @@ impl Packs {
 
     /// Starts a new pack after every existing one (used by gc to rewrite live objects).
     pub fn fresh_appender(&self) -> Result<Appender, StoreError> {
-        fs::create_dir_all(&self.dir).map_err(|e| StoreError::io(&self.dir, e))?;
+        crate::fsutil::create_private_dir_all(&self.dir)
+            .map_err(|e| StoreError::io(&self.dir, e))?;
         let next = self.list()?.last().map_or(1, |n| n + 1);
         self.appender_for(next, true)
     }
@@ -164,6 +166,7 @@ impl Packs {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
         let mut offset = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
