@@ -402,9 +402,9 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             Duration::from_millis(timeout_ms),
         )?),
         Command::Fsck => {
-            let report = crate::store::fsck::fsck(&open(&paths)?)?;
+            let (report, set_aside) = crate::status::fsck(&paths)?;
             if !report.is_clean() {
-                return Err(FsckFailed::from(&report).into());
+                return Err(FsckFailed::new(&report, set_aside).into());
             }
             Output::of(&report)
         }
@@ -527,20 +527,21 @@ fn mcp(paths: &Paths, cmd: McpCommand) -> miette::Result<Output> {
 
 /// `fsck` found damage: the list, and how to repair it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("fsck found {count} damaged or missing object(s):\n{list}")]
+#[error("fsck found {count} damaged or missing object(s) and set {set_aside} damaged one(s) aside:\n{list}")]
 #[diagnostic(
     code(codexport::fsck::damaged),
     help(
-        "on a master, `codexport master rebuild` stores changed files again; on a follower, `codexport sync` fetches missing objects again"
+        "on a follower, `codexport sync` fetches them again; on a master, `codexport master rebuild` stores the files again (a damaged object whose file is gone stays missing from older revisions)"
     )
 )]
 struct FsckFailed {
     count: usize,
+    set_aside: u64,
     list: String,
 }
 
-impl From<&crate::store::fsck::FsckReport> for FsckFailed {
-    fn from(report: &crate::store::fsck::FsckReport) -> Self {
+impl FsckFailed {
+    fn new(report: &crate::store::fsck::FsckReport, set_aside: u64) -> Self {
         let list: Vec<String> = report
             .bad
             .iter()
@@ -548,6 +549,7 @@ impl From<&crate::store::fsck::FsckReport> for FsckFailed {
             .collect();
         Self {
             count: report.bad.len(),
+            set_aside,
             list: list.join("\n"),
         }
     }

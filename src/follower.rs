@@ -33,9 +33,9 @@ pub mod meta {
     pub const HOLD: &str = "follower/hold";
     /// JSON list: `${names}` in the last applied config.toml that no variable defines.
     pub const UNKNOWN_VARIABLES: &str = "follower/unknown_variables";
-    /// One byte 1 when `fsck` set damaged objects aside: the next sync fetches what the
-    /// fetched revision lacks; empty otherwise.
-    pub const REPAIR: &str = "follower/repair";
+    /// See [`crate::store::meta::REPAIR`]: the next sync fetches what the fetched revision
+    /// lacks.
+    pub const REPAIR: &str = crate::store::meta::REPAIR;
 }
 
 /// Ref naming the newest completely fetched revision.

@@ -39,6 +39,23 @@ pub struct StatusReport {
     pub store: Option<StoreStats>,
 }
 
+/// `fsck`: re-hashes every object and checks every revision is complete. Damaged objects are
+/// set aside (see [`crate::store::fsck::set_aside`]); on a follower the next sync then
+/// fetches them again. Returns the report and how many were set aside.
+pub fn fsck(paths: &Paths) -> Result<(crate::store::fsck::FsckReport, u64), StatusError> {
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+    let report = crate::store::fsck::fsck(&store)?;
+    if report.is_clean() {
+        return Ok((report, 0));
+    }
+    let set_aside = crate::store::fsck::set_aside(&store, &report.bad)?;
+    if paths.role() == Role::Follower {
+        // The no-change fast path must not take the fetched revision for whole.
+        crate::follower::state::Mirror::refresh(paths, &store)?;
+    }
+    Ok((report, set_aside))
+}
+
 /// Why `status` could not be gathered.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[non_exhaustive]

@@ -57,6 +57,9 @@ pub mod meta {
     pub const FORMAT: &str = "format";
     /// The encoded signed head the master serves.
     pub const HEAD: &str = "head";
+    /// One byte 1 when `fsck` set damaged objects aside: revisions may lack objects until
+    /// they are stored again (a follower's next sync fetches them); empty otherwise.
+    pub const REPAIR: &str = "repair";
 }
 
 /// What went wrong in the store.
@@ -702,6 +705,18 @@ impl Writer<'_> {
             if old.get(*path) != Some(entry) {
                 table.insert(*path, entry.encode().as_slice())?;
             }
+        }
+        Ok(())
+    }
+
+    /// Drops stat-cache entries, so those files are hashed again.
+    pub fn forget_stat_entries<'p>(
+        &mut self,
+        paths: impl Iterator<Item = &'p str>,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(STATCACHE)?;
+        for p in paths {
+            table.remove(p)?;
         }
         Ok(())
     }

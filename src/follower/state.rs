@@ -29,15 +29,6 @@ pub fn needs_repair(r: &Reader<'_>) -> Result<bool, FollowerError> {
     Ok(r.meta(meta::REPAIR)?.is_some_and(|b| b == [1]))
 }
 
-/// Asks the next sync to fetch what the fetched revision lacks (after `fsck` set damaged
-/// objects aside).
-pub fn mark_repair(store: &Store) -> Result<(), FollowerError> {
-    let mut w = store.write()?;
-    w.set_meta(meta::REPAIR, &[1])?;
-    w.commit()?;
-    Ok(())
-}
-
 /// The fetched revision is whole again.
 pub fn clear_repair(store: &Store) -> Result<(), FollowerError> {
     let mut w = store.write()?;

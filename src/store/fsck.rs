@@ -204,6 +204,29 @@ pub fn closure(src: &impl ObjectSource, revision: ObjectId) -> Result<(u64, u64)
     Ok((count, bytes))
 }
 
+/// Sets damaged objects aside: drops them from the index (their bytes stay in a pack until
+/// `gc`), forgets the stat-cache entries that name them (so a master hashes those files and
+/// stores them again), and marks the store for repair (so a follower's next sync fetches
+/// them again). Returns how many were set aside.
+pub fn set_aside(store: &Store, bad: &[BadObject]) -> Result<u64, StoreError> {
+    let ids: HashSet<ObjectId> = bad.iter().map(|b| b.id).collect();
+    let stat = store.read()?.stat_cache()?;
+    let mut w = store.write()?;
+    let mut removed = 0;
+    for id in &ids {
+        if w.has(id)? {
+            w.remove_object(id)?;
+            removed += 1;
+        }
+    }
+    w.forget_stat_entries(stat.iter().filter(|(_, e)| ids.contains(&e.id)).map(|(p, _)| p.as_str()))?;
+    if !ids.is_empty() {
+        w.set_meta(super::meta::REPAIR, &[1])?;
+    }
+    w.commit()?;
+    Ok(removed)
+}
+
 /// What `gc` removed.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct GcReport {
