@@ -527,7 +527,9 @@ fn mcp(paths: &Paths, cmd: McpCommand) -> miette::Result<Output> {
 
 /// `fsck` found damage: the list, and how to repair it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("fsck found {count} damaged or missing object(s) and set {set_aside} damaged one(s) aside:\n{list}")]
+#[error(
+    "fsck found {count} damaged or missing object(s) and set {set_aside} damaged one(s) aside:\n{list}"
+)]
 #[diagnostic(
     code(codexport::fsck::damaged),
     help(

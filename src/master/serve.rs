@@ -153,7 +153,7 @@ impl Daemon {
     }
 
     /// Snapshots the codex dir and signs the head for whatever is current.
-    fn publish(&self) -> Result<(), MasterError> {
+    fn publish(&self) -> Result<crate::snapshot::SnapshotReport, MasterError> {
         let store = self.store.get()?;
         let report = publish::rebuild_with(&store, &self.paths, &self.key, self.mcp.as_deref())?;
         if report.created {
@@ -169,7 +169,7 @@ impl Daemon {
         for w in &report.warnings {
             eprintln!("codexport serve: warning: {w}");
         }
-        Ok(())
+        Ok(report)
     }
 }
 
@@ -248,16 +248,24 @@ pub async fn serve(
         mcp: opts.mcp.clone(),
         seen: Mutex::new(HashMap::new()),
     });
-    {
+    let first = {
         let d = daemon.clone();
         tokio::task::spawn_blocking(move || d.publish())
             .await
-            .map_err(io::Error::other)??;
-    }
+            .map_err(io::Error::other)??
+    };
     let _watcher = if opts.watch {
         let d = daemon.clone();
+        // Stow-style links followed by the snapshot are watched where they point (a link
+        // added later is picked up when the service restarts, or by `master rebuild`).
+        let followed: Vec<(std::path::PathBuf, String)> = first
+            .followed
+            .iter()
+            .map(|f| (f.target.clone(), f.name.clone()))
+            .collect();
         Some(watch::watch(
             &opts.paths.codex_dir,
+            &followed,
             Duration::from_millis(300),
             move || {
                 if let Err(e) = d.publish() {

@@ -61,25 +61,47 @@ impl Drop for Watcher {
     }
 }
 
-/// Watches `codex_dir` recursively (so top-level entries created later are seen too) and
-/// calls `on_change` on a dedicated thread after `debounce` of quiet following relevant
-/// changes. Changes are relevant when their path is selected for snapshots (every prefix of
-/// it passes [`is_selected`]), or when the OS reports that events were lost.
+/// A place watched, and the relative path in the codex dir its events stand for.
+#[derive(Debug, Clone)]
+struct Root {
+    path: PathBuf,
+    /// Empty for the codex dir itself; the link's name for a followed link's target.
+    name: String,
+}
+
+/// Watches `codex_dir` recursively (so top-level entries created later are seen too), and
+/// the targets of `followed` top-level links (`(target, name)`: a folder recursively, a
+/// file through its folder), and calls `on_change` on a dedicated thread after `debounce`
+/// of quiet following relevant changes. Changes are relevant when their path is selected
+/// for snapshots (every prefix of it passes [`is_selected`]), or when the OS reports that
+/// events were lost.
 pub fn watch(
     codex_dir: &Path,
+    followed: &[(PathBuf, String)],
     debounce: Duration,
     on_change: impl FnMut() + Send + 'static,
 ) -> Result<Watcher, WatchError> {
     // Capacity 1: while the callback runs, any number of events coalesce into one pending
     // wake-up, which is all the "call again" needs.
     let (tx, rx) = mpsc::sync_channel::<()>(1);
-    let mut roots = vec![codex_dir.to_path_buf()];
+    let mut roots = vec![Root {
+        path: codex_dir.to_path_buf(),
+        name: String::new(),
+    }];
     // Some backends (FSEvents) report canonical paths; accept both spellings.
     if let Ok(canonical) = codex_dir.canonicalize() {
         if canonical != codex_dir {
-            roots.push(canonical);
+            roots.push(Root {
+                path: canonical,
+                name: String::new(),
+            });
         }
     }
+    roots.extend(followed.iter().map(|(target, name)| Root {
+        path: target.clone(),
+        name: name.clone(),
+    }));
+    let watched = roots.clone();
     let events = tx.clone();
     let start_err = |source| WatchError::Start {
         path: codex_dir.to_path_buf(),
@@ -95,6 +117,21 @@ pub fn watch(
     inner
         .watch(codex_dir, RecursiveMode::Recursive)
         .map_err(start_err)?;
+    for root in watched.iter().filter(|r| !r.name.is_empty()) {
+        // A file is watched through its folder: editors replace files by renaming.
+        let (place, mode) = if root.path.is_dir() {
+            (root.path.as_path(), RecursiveMode::Recursive)
+        } else {
+            let parent = root.path.parent().unwrap_or(&root.path);
+            (parent, RecursiveMode::NonRecursive)
+        };
+        inner
+            .watch(place, mode)
+            .map_err(|source| WatchError::Start {
+                path: place.to_path_buf(),
+                source,
+            })?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let worker_stop = Arc::clone(&stop);
     std::thread::Builder::new()
@@ -142,7 +179,7 @@ fn debounce_loop(
 }
 
 /// Whether an event touches something a snapshot would take.
-fn is_relevant(event: &Event, roots: &[PathBuf]) -> bool {
+fn is_relevant(event: &Event, roots: &[Root]) -> bool {
     if event.need_rescan() {
         return true;
     }
@@ -158,11 +195,14 @@ fn is_relevant(event: &Event, roots: &[PathBuf]) -> bool {
 /// Whether `path` lies under a root and is selected: every prefix of its relative path must
 /// be selected, exactly as the snapshot walk decides. The root itself (deleted or moved)
 /// counts as relevant.
-fn path_is_relevant(path: &Path, roots: &[PathBuf]) -> bool {
-    let Some(rel) = roots.iter().find_map(|r| path.strip_prefix(r).ok()) else {
+fn path_is_relevant(path: &Path, roots: &[Root]) -> bool {
+    let Some((root, rel)) = roots
+        .iter()
+        .find_map(|r| path.strip_prefix(&r.path).ok().map(|rel| (r, rel)))
+    else {
         return false;
     };
-    let mut prefix = String::new();
+    let mut prefix = root.name.clone();
     for component in rel.components() {
         let Component::Normal(name) = component else {
             return false;
@@ -194,7 +234,7 @@ mod tests {
 
     fn started(dir: &Path) -> (Watcher, Receiver<()>) {
         let (tx, rx) = mpsc::channel();
-        let w = watch(dir, DEBOUNCE, move || {
+        let w = watch(dir, &[], DEBOUNCE, move || {
             let _ = tx.send(());
         })
         .unwrap();
@@ -264,7 +304,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = mpsc::channel();
         let mut calls = 0;
-        let _w = watch(dir.path(), DEBOUNCE, move || {
+        let _w = watch(dir.path(), &[], DEBOUNCE, move || {
             calls += 1;
             let _ = tx.send(calls);
             if calls == 1 {
@@ -294,7 +334,7 @@ mod tests {
     fn watching_a_missing_directory_fails() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        match watch(&missing, DEBOUNCE, || {}) {
+        match watch(&missing, &[], DEBOUNCE, || {}) {
             Err(WatchError::Start { path, .. }) => assert_eq!(path, missing),
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("watching a missing directory succeeded"),
@@ -304,7 +344,21 @@ mod tests {
     #[test]
     fn relevance_rules() {
         let root = PathBuf::from("/h/.codex");
-        let roots = [root.clone()];
+        let roots = [
+            Root {
+                path: root.clone(),
+                name: String::new(),
+            },
+            // Stow-style links: a followed folder, and a followed file.
+            Root {
+                path: PathBuf::from("/dots/codex-skills"),
+                name: "skills".into(),
+            },
+            Root {
+                path: PathBuf::from("/dots/AGENTS.md"),
+                name: "AGENTS.md".into(),
+            },
+        ];
         let ev = |kind, p: &str| Event::new(kind).add_path(root.join(p));
         let create = EventKind::Create(CreateKind::File);
         let modify = EventKind::Modify(ModifyKind::Any);
@@ -321,6 +375,11 @@ mod tests {
         assert!(is_relevant(&ev(closed, "config.toml"), &roots));
         let outside = Event::new(modify).add_path(PathBuf::from("/elsewhere/config.toml"));
         assert!(!is_relevant(&outside, &roots));
+        let at = |p: &str| Event::new(modify).add_path(PathBuf::from(p));
+        assert!(is_relevant(&at("/dots/codex-skills/a/SKILL.md"), &roots));
+        assert!(!is_relevant(&at("/dots/codex-skills/.system/x"), &roots));
+        assert!(is_relevant(&at("/dots/AGENTS.md"), &roots));
+        assert!(!is_relevant(&at("/dots/README.md"), &roots));
         let rescan = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         assert!(is_relevant(&rescan, &roots));
     }

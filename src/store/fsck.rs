@@ -219,7 +219,11 @@ pub fn set_aside(store: &Store, bad: &[BadObject]) -> Result<u64, StoreError> {
             removed += 1;
         }
     }
-    w.forget_stat_entries(stat.iter().filter(|(_, e)| ids.contains(&e.id)).map(|(p, _)| p.as_str()))?;
+    w.forget_stat_entries(
+        stat.iter()
+            .filter(|(_, e)| ids.contains(&e.id))
+            .map(|(p, _)| p.as_str()),
+    )?;
     if !ids.is_empty() {
         w.set_meta(super::meta::REPAIR, &[1])?;
     }

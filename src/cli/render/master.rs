@@ -63,10 +63,20 @@ impl Render for SnapshotReport {
     }
 }
 
-/// Warnings go to stderr, so scripts reading stdout are not disturbed.
-fn warnings(_out: &mut String, s: &SnapshotReport) {
+/// Warnings go to stderr, so scripts reading stdout are not disturbed; followed links are
+/// named once, with what became of them.
+fn warnings(out: &mut String, s: &SnapshotReport) {
     for w in &s.warnings {
         eprintln!("warning: {w}");
+    }
+    for f in &s.followed {
+        writeln!(
+            out,
+            "followed     {} -> {} (a link out of the codex dir: its content travels as files)",
+            f.name,
+            super::home_relative(&f.target)
+        )
+        .ok();
     }
 }
 
