@@ -228,8 +228,8 @@ pub enum MasterCommand {
         host: Option<String>,
         #[arg(long, default_value_t = crate::transport::DEFAULT_PORT)]
         port: u16,
-        /// Hours until the token expires.
-        #[arg(long, default_value_t = 24)]
+        /// Hours until the token expires (at least 1).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
         expires_hours: u64,
     },
     /// List enrolled followers, or revoke one.

@@ -157,6 +157,38 @@ pub enum FollowerError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write into the codex dir {}: {why}", path.display())]
+    #[diagnostic(
+        code(codexport::usage::codex_dir_unusable),
+        help(
+            "make it a folder (move aside what is there) or point --codex-dir elsewhere, then run the command again; the join token was not used, so the same link still works"
+        )
+    )]
+    CodexDirUnusable { path: PathBuf, why: &'static str },
+    #[error("this follower's credential file {} is damaged", path.display())]
+    #[diagnostic(
+        code(codexport::usage::damaged_credential),
+        help(
+            "the file is not a credential codexport wrote (cxc1_ and 64 hex digits); get a new link with `codexport master link` on the master and run `codexport follower join <link>` here"
+        )
+    )]
+    DamagedCredential { path: PathBuf },
+    #[error("the record of the interrupted apply in {} is unreadable: {what}", path.display())]
+    #[diagnostic(
+        code(codexport::checkout::journal_record),
+        help(
+            "the apply itself was finished; run `codexport apply` to record the codex dir's state again"
+        )
+    )]
+    BadJournalRecord { path: PathBuf, what: String },
+    #[error("the MCP manifest of revision {number} is malformed: {what}")]
+    #[diagnostic(
+        code(codexport::mcp::bad_manifest),
+        help(
+            "the master wrote a manifest this codexport cannot read; update codexport on both machines, then `codexport master rebuild` on the master"
+        )
+    )]
+    BadMcpManifest { number: u64, what: String },
     #[error("nothing has been fetched yet")]
     #[diagnostic(
         code(codexport::usage::nothing_fetched),

@@ -57,6 +57,14 @@ pub enum OverlayError {
         help("rename or remove it; overlay file names follow the same rules as synced files")
     )]
     BadOverlayFile { path: PathBuf, what: String },
+    #[error("{} is malformed: {what}", path.display())]
+    #[diagnostic(
+        code(codexport::usage::bad_hook_toml),
+        help(
+            "run `codexport hook install` again to rewrite it (or `codexport hook uninstall` to remove the hook)"
+        )
+    )]
+    BadHookToml { path: PathBuf, what: String },
     #[error("~/.codex/hooks.json is not a valid hooks file: {what}")]
     #[diagnostic(
         code(codexport::usage::bad_hooks_json),

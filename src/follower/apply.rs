@@ -82,8 +82,11 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<bool, Followe
     else {
         return Ok(false);
     };
-    let record: ApplyRecord = serde_json::from_value(record)
-        .map_err(|e| FollowerError::Stream(format!("journal record: {e}")))?;
+    let record: ApplyRecord =
+        serde_json::from_value(record).map_err(|e| FollowerError::BadJournalRecord {
+            path: crate::checkout::journal::path(&paths.state_dir),
+            what: e.to_string(),
+        })?;
     let mut w = store.write()?;
     if w.last_apply()?
         .is_none_or(|last| last.merged != record.merged || last.time_ms != record.time_ms)
@@ -349,9 +352,11 @@ fn write_mcp_manifest(
     let Some(entry) = tree.get(MCP_MANIFEST) else {
         return Ok(());
     };
-    let manifest: serde_json::Value = serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| {
-        FollowerError::Stream(format!("MCP manifest of revision {}: {e}", revision.number))
-    })?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| FollowerError::BadMcpManifest {
+            number: revision.number,
+            what: e.to_string(),
+        })?;
     let sources: std::collections::BTreeMap<String, ObjectId> = match tree.get(MCP_SOURCES) {
         Some(s) => r
             .tree(&s.id)?

@@ -86,13 +86,26 @@ impl FollowerConfig {
     }
 }
 
+/// The follower's credential, checked for its form here: a damaged file is this machine's
+/// problem, not the master refusing it.
 pub fn load_credential(paths: &Paths) -> Result<String, FollowerError> {
     let path = credential_path(paths);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(t.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(FollowerError::NotEnrolled),
-        Err(e) => Err(FollowerError::Io { path, source: e }),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FollowerError::NotEnrolled);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(FollowerError::DamagedCredential { path });
+        }
+        Err(e) => return Err(FollowerError::Io { path, source: e }),
+    };
+    if crate::transport::link::parse_secret(&text, crate::transport::link::CREDENTIAL_PREFIX)
+        .is_none()
+    {
+        return Err(FollowerError::DamagedCredential { path });
     }
+    Ok(text)
 }
 
 pub fn save_credential(paths: &Paths, credential: &str) -> Result<(), FollowerError> {

@@ -83,6 +83,10 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         }
     }
 
+    if opts.apply {
+        // Before the single-use token is spent: a join that cannot apply must not burn it.
+        usable_codex_dir(&paths.codex_dir)?;
+    }
     let client = Client::new(&master_url, None, opts.timeout)?;
     let health = client.health()?;
     let got = crate::object::id::decode_hex::<32>(&health.master_key).ok_or_else(|| {
@@ -130,6 +134,29 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
         fingerprint: fingerprint.to_string(),
         sync,
     })
+}
+
+/// Whether an apply could write into `codex_dir`: a folder (or a link to one, written
+/// through), or nothing yet.
+fn usable_codex_dir(codex_dir: &std::path::Path) -> Result<(), FollowerError> {
+    let unusable = |why| FollowerError::CodexDirUnusable {
+        path: codex_dir.to_owned(),
+        why,
+    };
+    match std::fs::symlink_metadata(codex_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FollowerError::Io {
+            path: codex_dir.to_owned(),
+            source: e,
+        }),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(codex_dir) {
+            Ok(target) if target.is_dir() => Ok(()),
+            Ok(_) => Err(unusable("it is a link to something that is not a folder")),
+            Err(_) => Err(unusable("it is a link to nothing (a dangling symlink)")),
+        },
+        Ok(_) => Err(unusable("it is a file, not a folder")),
+    }
 }
 
 /// Drops what was accepted from a previous master: its numbering means nothing for the new

@@ -83,11 +83,7 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
     let cfg = FollowerConfig::load(paths)?;
     let credential = config::load_credential(paths)?;
     let _lock = StateLock::acquire(&paths.state_dir, opts.timeout)?;
-    let client = Client::new(
-        &cfg.master_url,
-        Some(credential),
-        opts.timeout.saturating_sub(started.elapsed()),
-    )?;
+    let client = Client::until(&cfg.master_url, Some(credential), started, opts.timeout)?;
     let result = sync_with_lock(paths, &cfg, &client, opts, started);
     let (outcome, number, error) = match &result {
         Ok(r) => (
@@ -362,11 +358,8 @@ fn fetch_objects(
 }
 
 fn stream_error(client: &Client, e: &StreamError) -> FollowerError {
-    if client.remaining(client.base()).is_err() {
-        return FollowerError::Client(crate::transport::client::ClientError::Timeout {
-            url: client.base().to_owned(),
-            ms: 0,
-        });
+    if let Err(timeout) = client.remaining(client.base()) {
+        return FollowerError::Client(timeout);
     }
     FollowerError::Stream(e.to_string())
 }

@@ -8,7 +8,7 @@
 use crate::object::id::hex;
 use crate::store::{Reader, Store, StoreError, Writer};
 use crate::time::now_ms;
-use crate::transport::link::{TOKEN_PREFIX, parse_secret};
+use crate::transport::link::{CREDENTIAL_PREFIX, TOKEN_PREFIX, parse_secret};
 use miette::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -16,8 +16,6 @@ use thiserror::Error;
 
 /// How long a join token is valid unless the master says otherwise.
 pub const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Text prefix of a follower credential.
-pub const CREDENTIAL_PREFIX: &str = "cxc1_";
 /// Longest follower name.
 pub const MAX_NAME_LEN: usize = 64;
 

@@ -64,7 +64,7 @@ pub fn installed(state_dir: &Path) -> Result<Option<HookEntry>, OverlayError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(OverlayError::Io { path, source: e }),
     };
-    let bad = |what: String| OverlayError::BadOverlayFile {
+    let bad = |what: String| OverlayError::BadHookToml {
         path: path.clone(),
         what,
     };

@@ -55,8 +55,18 @@ pub enum ClientError {
     Http {
         url: String,
         status: u16,
+        /// The master's error code (`busy`, `unknown_revision`, …).
+        code: String,
         message: String,
     },
+    #[error("no codexport master answers at {url} (HTTP {status})")]
+    #[diagnostic(
+        code(codexport::net::not_a_master),
+        help(
+            "check the master URL in ~/.codexport/follower.toml (or the link): it is the address of `codexport master serve`, e.g. http://master.tailnet.ts.net:17342, without a path"
+        )
+    )]
+    NotAMaster { url: String, status: u16 },
     #[error("the master at {url} speaks protocol {found}, this codexport speaks {supported}")]
     #[diagnostic(
         code(codexport::usage::protocol),
@@ -77,7 +87,8 @@ pub struct Client {
     http: reqwest::blocking::Client,
     base: String,
     credential: Option<String>,
-    started: Instant,
+    /// The whole budget, as the user gave it (what a timeout error names).
+    budget: Duration,
     deadline: Instant,
 }
 
@@ -101,6 +112,18 @@ impl Client {
         credential: Option<String>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        Self::until(base, credential, Instant::now(), timeout)
+    }
+
+    /// A client whose deadline is `budget` after `started` (a command's start: time spent
+    /// before, waiting for a lock, counts too).
+    pub fn until(
+        base: &str,
+        credential: Option<String>,
+        started: Instant,
+        budget: Duration,
+    ) -> Result<Self, ClientError> {
+        let timeout = (started + budget).saturating_duration_since(Instant::now());
         let http = reqwest::blocking::Client::builder()
             .user_agent(concat!("codexport/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
@@ -109,13 +132,12 @@ impl Client {
                 url: base.to_owned(),
                 reason: e.to_string(),
             })?;
-        let started = Instant::now();
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
             credential,
-            started,
-            deadline: started + timeout,
+            budget,
+            deadline: started + budget,
         })
     }
 
@@ -129,7 +151,7 @@ impl Client {
         if now >= self.deadline {
             return Err(ClientError::Timeout {
                 url: url.to_owned(),
-                ms: (self.deadline - self.started).as_millis(),
+                ms: self.budget.as_millis(),
             });
         }
         Ok(self.deadline - now)
@@ -149,11 +171,22 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let message = resp
-            .json::<serde_json::Value>()
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| status.to_string());
+        // A codexport master always answers `{"error": {"code", "message"}}`; anything else
+        // is some other server (a wrong URL, a proxy).
+        let error = resp.json::<serde_json::Value>().ok();
+        let field = |k: &str| {
+            error
+                .as_ref()
+                .and_then(|v| v["error"][k].as_str().map(str::to_owned))
+        };
+        let code = field("code").unwrap_or_default();
+        if code.is_empty() && status == StatusCode::NOT_FOUND {
+            return Err(ClientError::NotAMaster {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            });
+        }
+        let message = field("message").unwrap_or_else(|| status.to_string());
         Err(match status {
             StatusCode::UNAUTHORIZED => ClientError::BadCredential { message },
             StatusCode::FORBIDDEN => ClientError::Revoked { message },
@@ -161,6 +194,7 @@ impl Client {
             _ => ClientError::Http {
                 url: url.to_owned(),
                 status: status.as_u16(),
+                code,
                 message,
             },
         })
@@ -171,7 +205,7 @@ impl Client {
         if e.is_timeout() || Instant::now() >= self.deadline {
             ClientError::Timeout {
                 url: url.to_owned(),
-                ms: (self.deadline - self.started).as_millis(),
+                ms: self.budget.as_millis(),
             }
         } else {
             let mut reason = e.to_string();
@@ -217,11 +251,7 @@ impl Client {
             .map_err(|e| self.net_error(&url, &e))?;
         match (v["credential"].as_str(), v["name"].as_str()) {
             (Some(c), Some(n)) => Ok((c.to_owned(), n.to_owned())),
-            _ => Err(ClientError::Http {
-                url,
-                status: 200,
-                message: "enroll answer without a credential".into(),
-            }),
+            _ => Err(ClientError::NotAMaster { url, status: 200 }),
         }
     }
 
@@ -232,7 +262,7 @@ impl Client {
             Ok(resp) => Ok(Some(
                 resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec(),
             )),
-            Err(ClientError::Http { status: 404, .. }) => Ok(None),
+            Err(ClientError::Http { code, .. }) if code == "no_head" => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -11,6 +11,8 @@ use std::str::FromStr;
 pub const LINK_VERSION: u32 = 1;
 /// Text prefix of a join token: lets a human (and a secret scanner) tell what it is.
 pub const TOKEN_PREFIX: &str = "cxt1_";
+/// Text prefix of a follower credential.
+pub const CREDENTIAL_PREFIX: &str = "cxc1_";
 
 /// Why a link or a master host was refused.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
