@@ -378,12 +378,7 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             },
         )?),
         Command::Apply { dry_run } => Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
-        Command::Verify => {
-            let report = crate::follower::verify::verify(&paths)?;
-            let mut out = Output::of(&report);
-            out.code = i32::from(!report.equal);
-            out
-        }
+        Command::Verify => verify(&paths)?,
         Command::Diff { rev, patch } => {
             Output::of(&crate::follower::diff::diff(&paths, rev.as_deref(), patch)?)
         }
@@ -494,6 +489,14 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
             )),
         },
     })
+}
+
+/// `verify`: the report, with exit code 1 when the codex dir differs from the merged tree.
+fn verify(paths: &Paths) -> miette::Result<Output> {
+    let report = crate::follower::verify::verify(paths)?;
+    let mut out = Output::of(&report);
+    out.code = i32::from(!report.equal);
+    Ok(out)
 }
 
 /// The store of this machine, waiting a little for another codexport process holding it.

@@ -122,12 +122,15 @@ impl Plan {
         c
     }
 
-    /// The paths a step changes, and what is wrong with each now (for `verify`).
+    /// The paths a step changes, and what is wrong with each now (for `verify`), once each.
     pub fn differences(&self) -> Vec<(RelPath, &'static str)> {
+        let mut seen = HashSet::new();
         self.ops
             .iter()
+            .filter(|op| seen.insert(op.path().clone()))
             .map(|op| {
                 let what = match op {
+                    Op::Delete { dir: true, .. } => "a folder stands where the tree has a file",
                     Op::Put {
                         why: Why::Added, ..
                     } => "missing (new in the tree)",
@@ -141,7 +144,12 @@ impl Plan {
                     } => "differs from the tree",
                     Op::Put { old: None, .. } => "missing",
                     Op::Put { .. } => "missing, or its mode differs from the tree",
-                    Op::Delete { old: Some(_), .. } => "no longer in the tree",
+                    Op::Delete {
+                        old: Some(_),
+                        backup: false,
+                        ..
+                    } => "no longer in the tree",
+                    Op::Delete { old: Some(_), .. } => "edited here, and no longer in the tree",
                     Op::Delete { .. } => "in the way of the tree",
                 };
                 (op.path().clone(), what)

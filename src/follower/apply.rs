@@ -298,10 +298,11 @@ fn record_apply(
             .as_bytes(),
     )?;
     match target {
-        Target::Fetched => w.set_meta(meta::HOLD, &[])?,
-        Target::Revision(_) => {
+        // Back at the newest fetched revision: nothing to hold.
+        Target::Revision(id) if id != fetched => {
             w.set_meta(meta::HOLD, &store_number(store, fetched)?.to_le_bytes())?;
         }
+        _ => w.set_meta(meta::HOLD, &[])?,
     }
     w.commit()?;
     report.drift = drift;

@@ -304,7 +304,11 @@ fn fake_enrollment(h: &Home, url: &str) {
         format!("master_url = \"{url}\"\nfingerprint = \"{fp}\"\nmaster_key = \"{}\"\nname = \"f\"\nenrolled_ms = 0\n", codexport::object::id::hex(&key)),
     )
     .unwrap();
-    fs::write(h.state().join("credential"), "c\n").unwrap();
+    fs::write(
+        h.state().join("credential"),
+        format!("cxc1_{}\n", "ab".repeat(32)),
+    )
+    .unwrap();
     drop(codexport::store::Store::open_or_create(&h.state()).unwrap());
 }
 

@@ -3,12 +3,14 @@
 mod bench_cmd;
 mod checkout;
 mod cli;
+mod converge;
 mod diskfull;
 mod faults;
 mod hook;
 mod layers;
 mod mcp;
 mod mcp_more;
+mod messages;
 mod mitm;
 mod snapshot;
 mod sync;

@@ -178,10 +178,21 @@ fn tokens_are_single_use_expire_and_revocation_cuts_off() {
         "--port",
         &master.port(),
         "--expires-hours",
-        "0",
+        "1",
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let late = b.run(&["follower", "join", expired["link"].as_str().unwrap()]);
+    // Two hours later (on the master's clock) the token has expired.
+    master.stop();
+    let master = Master::spawn(
+        &m,
+        &codexport_dev::serve::ServeOptions::new().env(codexport::time::CLOCK_OFFSET_ENV, "7200"),
+    );
+    let late = b.run(&[
+        "follower",
+        "join",
+        expired["link"].as_str().unwrap(),
+        "--master",
+        &master.url,
+    ]);
     assert_eq!(late.code, 2, "{}", late.stderr);
     assert!(late.stderr.contains("expired"), "{}", late.stderr);
 
@@ -190,6 +201,7 @@ fn tokens_are_single_use_expire_and_revocation_cuts_off() {
         .unwrap()
         .to_owned();
     m.json(&["master", "followers", "revoke", &name]);
+    crate::sync_point_at(&a, &master.url);
     let cut = a.run(&["sync"]);
     assert_eq!(cut.code, 2, "{}", cut.stderr);
     assert!(cut.stderr.contains("revoked"), "{}", cut.stderr);

@@ -116,12 +116,18 @@ impl Run {
 }
 
 pub fn run_in(home: &Path, args: &[&str]) -> Run {
+    run_env(home, args, &[])
+}
+
+/// [`run_in`] with extra environment variables.
+pub fn run_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_codexport"))
         .arg("--home")
         .arg(home)
         .args(args)
         .env_remove("CODEXPORT_HOME")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run codexport");
     Run {
