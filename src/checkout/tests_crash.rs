@@ -82,8 +82,8 @@ const UNMANAGED: (&str, &str) = ("d00/mine", "not codexport's");
 impl Crash {
     fn new() -> Self {
         let fx = fast_fx();
-        let (old, new) = crash_trees();
-        let t_old = tree_of(&fx.store, &old);
+        let (tree_old, new) = crash_trees();
+        let t_old = tree_of(&fx.store, &tree_old);
         let t_new = tree_of(&fx.store, &new);
         // Every run starts from a copy of one applied old tree (cheaper than applying anew).
         let template = fx.tmp.path().join("template");
@@ -91,6 +91,13 @@ impl Crash {
         fx.apply_in(&template, &state, None, t_old, &ExecOptions::default())
             .unwrap();
         fs::write(template.join(UNMANAGED.0), UNMANAGED.1).unwrap();
+        // Local drift the converging apply repairs: a file deleted, one edited, a whole
+        // managed folder removed. "Old" is what the disk holds, not the old tree.
+        fs::remove_file(template.join("d00/f01")).unwrap();
+        fs::write(template.join("d00/f02"), "edited here").unwrap();
+        fs::remove_dir_all(template.join("d02")).unwrap();
+        let (mut old, _) = read_disk(&template);
+        old.remove(UNMANAGED.0);
         // Planned against the template; every copy of it holds the same.
         let plan = plan(
             &fx.store.read().unwrap(),
@@ -172,7 +179,7 @@ fn a_crash_at_any_step_leaves_old_or_new_and_recovery_finishes_or_undoes() {
     let c = Crash::new();
     let counts = c.plan.counts();
     assert!(
-        counts.added > 10 && counts.updated > 50 && counts.deleted > 40,
+        counts.added > 10 && counts.updated > 50 && counts.deleted > 40 && counts.restored > 10,
         "{counts:?}"
     );
     assert!(!c.plan.stale_dirs.is_empty());
