@@ -233,6 +233,11 @@ mod tests {
             t.id().to_string(),
             ObjectId::derived(ID_CONTEXT, &expected).to_string()
         );
+        // As store-format.md section 12 states it.
+        assert_eq!(
+            t.id().to_string(),
+            "875269b7a34c4bbafa5622192c3e8be3768c38be3e70d91149f19d82a2adea81"
+        );
     }
 
     /// Version 1 trees (before modes were recorded) are read, keep their bytes and id, and
