@@ -14,6 +14,7 @@ mod messages;
 mod mitm;
 mod snapshot;
 mod sync;
+mod upgrade;
 mod util;
 
 /// Points a follower at another master URL (a restarted master or a proxy).
