@@ -1,4 +1,6 @@
-//! Apply (checkout) benchmark against cp and rsync, from the same run.
+//! Apply (checkout) benchmark against cp and rsync, from the same run; the converged
+//! follower's no-change paths against a stat walk and one HTTP request; the share of a cold
+//! apply spent re-hashing what it writes.
 //!
 //! Generates the default skill library (10,000 files, ≈ 40 MB; `CODEXPORT_BENCH_FILES`
 //! overrides the count) as a master's codex dir with `codexport bench gen-library`, runs
@@ -13,18 +15,51 @@
 //!   and fetched (`follower join`, untimed) first,
 //! - one-file `codexport apply`: on one applied follower, after one master file was appended
 //!   to (`codexport_dev::library::touch_one`), `master rebuild` and a follower `sync` (all
-//!   untimed).
+//!   untimed),
+//! - no-change `codexport sync --apply` on that follower, converged: the master serves the
+//!   revision it applied and nothing changed on either side, so the sync fetches the signed
+//!   head, finds no new revision and runs the drift check (one `lstat` per managed file
+//!   against the checkout index). One untimed `sync --apply` first settles the checkout
+//!   index (it re-hashes files the last apply wrote in the index's own timestamp tick, the
+//!   racily clean ones, and saves their stat); every run must then report `current` with
+//!   nothing applied, and the notes say how many took the fast path (index clean, store not
+//!   opened). Baseline: a bare stat walk of the same ~/.codex as a whole process,
+//!   `find CODEX -printf '%s %T@ %C@ %i\n'` with stdout to /dev/null (one `lstat` per entry,
+//!   directories included, and nothing compared),
+//! - `codexport hook run` on that follower (what Codex runs at session start; not installed,
+//!   stdin from /dev/null): it skips the drift walk when nothing is new, so its no-change path
+//!   is one verified head and the state file. Every run must log `current` in
+//!   ~/.codexport/logs/hook.log and print nothing. Baseline: one `curl` of the master's
+//!   `GET /v1/head` with the follower's credential (`Authorization: Bearer …`), as a whole
+//!   process, body to /dev/null.
+//!
+//! Each no-change command and its baseline run alternately (baseline, then codexport, in every
+//! round), so both see the same load on a shared machine.
 //!
 //! Every timed process reports its wall time and its CPU time (user + sys, all threads). Bash's
 //! `time` keyword reports both to the millisecond (from `wait4`'s rusage); without bash,
 //! `/usr/bin/time -f "%e %U %S"` is used, which truncates CPU times to 10 ms; without either,
-//! only wall time is measured and the output says so. A missing rsync fails the benchmark
-//! under `CI=true` (CI installs it itself) and elsewhere skips its rows with a notice on
-//! stderr naming it; nothing is installed.
+//! only wall time is measured and the output says so. A missing rsync, curl or GNU find fails
+//! the benchmark under `CI=true` (where the figures must be complete) and elsewhere skips the
+//! rows that need it with a notice on stderr naming it; nothing is installed.
 //!
-//! Targets: cold apply ≤ 1.5× `cp -a`; one-file apply ≤ 20 ms of process CPU time; and the
-//! one-file apply against rsync one-file is reported. `CODEXPORT_BENCH_JSON=1` adds the table
-//! as one JSON line. Run with `cargo bench --bench apply`.
+//! The re-hash cost of a cold apply is estimated in process: every blob a checkout writes is
+//! hashed exactly once on its way out of the store (`ObjectSource::blob` checks it against
+//! its id, on the one thread that stages the files, from bytes already in memory; a blob's id
+//! is the plain blake3 of the file's content), and nothing else in a cold apply hashes file
+//! contents (the codex dir is empty, so the plan compares nothing). So the check costs what
+//! blake3 of every library file's content costs on one thread from memory: the contents are
+//! read first (untimed), then hashed one file at a time, median of several passes after a
+//! warm-up, and divided by the median wall time of the cold `codexport apply` of the same
+//! run. Trees are re-hashed too but are small and not counted; the bytes hashed here are read
+//! from ≈ 40 MB of memory, beyond the CPU caches, where a checkout hashes bytes it has just
+//! decompressed and still holds in cache, so if anything this errs high.
+//!
+//! Targets: cold apply ≤ 1.5× `cp -a`; one-file apply ≤ 20 ms of process CPU time; no-change
+//! `sync --apply` ≤ 3× the stat walk (wall); no-change `hook run` ≤ 3× one curl of the head
+//! (wall); the one-file apply against rsync one-file and the re-hash share of a cold apply
+//! are reported. `CODEXPORT_BENCH_JSON=1` adds the table (rows with medians and ratios, notes
+//! with targets and verdicts) as one JSON line. Run with `cargo bench --bench apply`.
 //!
 //! Everything reads from a warm page cache (the library was just written; the follower's store
 //! was just fetched), the same for all tools.
@@ -87,15 +122,19 @@ impl Clock {
 }
 
 /// A command line.
+#[derive(Clone)]
 struct Cmd {
     program: OsString,
     args: Vec<OsString>,
+    /// Send its stdout to /dev/null (as `> /dev/null` would) instead of keeping it.
+    discard_stdout: bool,
 }
 
 fn cmd(program: impl Into<OsString>, args: &[&OsStr]) -> Cmd {
     Cmd {
         program: program.into(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
+        discard_stdout: false,
     }
 }
 
@@ -202,6 +241,10 @@ impl Timer {
             .stdin(Stdio::null())
             .env_remove("CODEXPORT_HOME")
             .env("NO_COLOR", "1");
+        if c.discard_stdout {
+            // The timing wrapper's stdout is the child's: `… > /dev/null`.
+            wrapped.stdout(Stdio::null());
+        }
         let started = Instant::now();
         let out = wrapped
             .output()
@@ -250,6 +293,31 @@ impl Timer {
             }
         }
         s
+    }
+
+    /// Runs `a` then `b`, `runs + 1` times in turn (the first round a warm-up, not kept), so
+    /// both see the same machine load; `check_a` and `check_b` see every finished run.
+    fn alternate(
+        &self,
+        runs: usize,
+        (a, mut check_a): (&Cmd, impl FnMut(&Sample)),
+        (b, mut check_b): (&Cmd, impl FnMut(&Sample)),
+    ) -> (Series, Series) {
+        let (mut sa, mut sb) = (Series::default(), Series::default());
+        for i in 0..=runs {
+            for (c, check, s) in [
+                (a, &mut check_a as &mut dyn FnMut(&Sample), &mut sa),
+                (b, &mut check_b as &mut dyn FnMut(&Sample), &mut sb),
+            ] {
+                let sample = self.run(c);
+                check(&sample);
+                if i > 0 {
+                    s.wall.push(sample.wall);
+                    s.cpu.extend(sample.cpu);
+                }
+            }
+        }
+        (sa, sb)
     }
 }
 
@@ -412,9 +480,12 @@ struct Applies {
     /// `added` of each cold apply, `+added ~updated -deleted` of each one-file apply.
     cold_added: Vec<u64>,
     one_file_counts: Vec<String>,
+    /// The follower home of the one-file applies, kept (applied) for the no-change runs.
+    follower: PathBuf,
 }
 
-/// Cold applies, each on a fresh follower home, then one-file applies on the last one.
+/// Cold applies, each on a fresh follower home, then one-file applies on the last one (kept:
+/// the caller removes it).
 fn bench_applies(timer: &Timer, runs: usize, tmp: &Path, master: &Master) -> Applies {
     let follower = |i: usize| tmp.join(format!("follower-{i}"));
     let mut cold_added = Vec::new();
@@ -453,12 +524,199 @@ fn bench_applies(timer: &Timer, runs: usize, tmp: &Path, master: &Master) -> App
             ));
         },
     );
-    remove(&home);
     Applies {
         cold,
         one_file,
         cold_added,
         one_file_counts,
+        follower: home,
+    }
+}
+
+/// What the no-change runs on the converged follower measured.
+struct NoChange {
+    /// `find CODEX -printf …` and no-change `codexport sync --apply`, alternately.
+    find: Option<Series>,
+    sync: Series,
+    /// Runs (warm-up included) that took the fast path: index clean, store not opened.
+    sync_fast: usize,
+    /// Runs (warm-up included) that opened the store and found nothing to write.
+    sync_unchanged: usize,
+    /// `curl` of `GET /v1/head` and `codexport hook run`, alternately.
+    curl: Option<Series>,
+    hook: Series,
+    /// The last word of the hook's log line of each run (warm-up included).
+    hook_results: Vec<String>,
+}
+
+/// Whether a `sync --apply` JSON result says nothing new was fetched and nothing written:
+/// `Some(true)` on the fast path (no apply ran), `Some(false)` when the apply ran and found
+/// the codex dir unchanged, `None` otherwise.
+fn no_change_path(r: &serde_json::Value) -> Option<bool> {
+    if r["result"] != "current" || r["objects"] != 0 || r["held_at"] != serde_json::Value::Null {
+        return None;
+    }
+    let a = &r["apply"];
+    if a.is_null() {
+        return Some(true);
+    }
+    let untouched = ["added", "updated", "deleted", "restored"]
+        .iter()
+        .all(|k| a[k] == 0)
+        && a["drift"].as_array().is_some_and(Vec::is_empty);
+    (a["result"] == "unchanged" && untouched).then_some(false)
+}
+
+/// The number of lines of `home`'s hook log and the result word of its last line (a line
+/// is: time, result, elapsed, message).
+fn last_hook_result(home: &Path) -> (usize, String) {
+    let log = home.join(".codexport/logs/hook.log");
+    let text = fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("no hook log at {}: {e}", log.display()));
+    let line = text.lines().last().unwrap_or_default();
+    let result = line.split_whitespace().nth(1).unwrap_or_default();
+    (text.lines().count(), result.to_owned())
+}
+
+/// No-change `sync --apply` and `hook run` on the applied follower at `home`, each
+/// alternating with its baseline (the stat walk, one curl of the head) when the tool exists.
+fn bench_no_change(
+    timer: &Timer,
+    runs: usize,
+    home: &Path,
+    master: &Master,
+    tools: (bool, bool),
+) -> NoChange {
+    let (have_find, have_curl) = tools;
+    // Settles the checkout index: files the last apply wrote in the index's own timestamp
+    // tick were recorded as racily clean; this run hashes them and saves their stat.
+    let first = json(&untimed(&codexport(home, &["sync", "--apply"])));
+    assert!(
+        no_change_path(&first).is_some(),
+        "the follower is not converged: {first}"
+    );
+    let codex = home.join(".codex");
+    let sync_cmd = codexport(home, &["sync", "--apply"]);
+    let (mut sync_fast, mut sync_unchanged) = (0, 0);
+    let check_sync = |s: &Sample| match no_change_path(&json(&s.stdout)) {
+        Some(true) => sync_fast += 1,
+        Some(false) => sync_unchanged += 1,
+        None => panic!("no-change sync --apply changed something: {}", s.stdout),
+    };
+    let mut walk = cmd(
+        "find",
+        &[
+            codex.as_os_str(),
+            "-printf".as_ref(),
+            r"%s %T@ %C@ %i\n".as_ref(),
+        ],
+    );
+    walk.discard_stdout = true;
+    let (find, sync) = if have_find {
+        let (f, s) = timer.alternate(runs, (&walk, |_: &Sample| {}), (&sync_cmd, check_sync));
+        (Some(f), s)
+    } else {
+        (None, timer.series(runs, |_| sync_cmd.clone(), check_sync))
+    };
+
+    let hook_cmd = cmd(
+        EXE,
+        &[
+            "--home".as_ref(),
+            home.as_os_str(),
+            "hook".as_ref(),
+            "run".as_ref(),
+        ],
+    );
+    let mut hook_results = Vec::new();
+    let check_hook = |s: &Sample| {
+        assert!(s.stdout.is_empty(), "hook run printed {:?}", s.stdout);
+        let (lines, result) = last_hook_result(home);
+        assert_eq!(lines, hook_results.len() + 1, "one hook log line per run");
+        hook_results.push(result);
+    };
+    let credential =
+        fs::read_to_string(home.join(".codexport/credential")).expect("the follower's credential");
+    let bearer = format!("Authorization: Bearer {}", credential.trim());
+    let url = format!("http://127.0.0.1:{}/v1/head", master.port);
+    let curl = cmd(
+        "curl",
+        &[
+            "-fsS".as_ref(),
+            "-o".as_ref(),
+            "/dev/null".as_ref(),
+            "-H".as_ref(),
+            bearer.as_ref(),
+            url.as_ref(),
+        ],
+    );
+    let (curl, hook) = if have_curl {
+        let (c, h) = timer.alternate(runs, (&curl, |_: &Sample| {}), (&hook_cmd, check_hook));
+        (Some(c), h)
+    } else {
+        (None, timer.series(runs, |_| hook_cmd.clone(), check_hook))
+    };
+    assert!(
+        hook_results.iter().all(|r| r == "current"),
+        "hook run did not find the follower current: {hook_results:?}"
+    );
+    NoChange {
+        find,
+        sync,
+        sync_fast,
+        sync_unchanged,
+        curl,
+        hook,
+        hook_results,
+    }
+}
+
+/// The in-process estimate of a cold apply's re-hashing.
+struct Rehash {
+    files: usize,
+    bytes: u64,
+    /// Hashing every content once, per pass (warm-up left out).
+    passes: Vec<Duration>,
+}
+
+/// Appends the content of every regular file below `dir` (and every symlink's target name,
+/// as a symlink blob holds it) to `out`, in directory order; follows no symlinks.
+fn read_contents(dir: &Path, out: &mut Vec<Vec<u8>>) {
+    use std::os::unix::ffi::OsStrExt;
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        let meta = fs::symlink_metadata(&path).expect("lstat a library file");
+        if meta.is_dir() {
+            read_contents(&path, out);
+        } else if meta.is_symlink() {
+            let target = fs::read_link(&path).expect("read a library link");
+            out.push(target.as_os_str().as_bytes().to_vec());
+        } else if meta.is_file() {
+            out.push(fs::read(&path).expect("read a library file"));
+        }
+    }
+}
+
+/// Reads every file of the library at `codex` (untimed), then times blake3 of each content,
+/// one file at a time on this thread (as a checkout checks each blob it writes): one warm-up
+/// pass and `passes` timed ones.
+fn bench_rehash(codex: &Path, passes: usize) -> Rehash {
+    let mut contents = Vec::new();
+    read_contents(codex, &mut contents);
+    let bytes = contents.iter().map(|c| c.len() as u64).sum();
+    let pass = || {
+        let started = Instant::now();
+        for c in &contents {
+            std::hint::black_box(blake3::hash(std::hint::black_box(c)));
+        }
+        started.elapsed()
+    };
+    pass();
+    Rehash {
+        files: contents.len(),
+        bytes,
+        passes: (0..passes).map(|_| pass()).collect(),
     }
 }
 
@@ -490,6 +748,19 @@ struct Results {
     cp: Series,
     rsync: Option<(Series, Series)>,
     applies: Applies,
+    no_change: NoChange,
+    rehash: Rehash,
+}
+
+const COLD_APPLY: &str = "codexport apply (cold)";
+const STAT_WALK: &str = "find -printf stat walk of ~/.codex";
+const NO_CHANGE_SYNC: &str = "codexport sync --apply (no-change)";
+const CURL_HEAD: &str = "curl GET /v1/head";
+const NO_CHANGE_HOOK: &str = "codexport hook run (no-change)";
+const REHASH: &str = "blake3 of the library in memory (1 thread)";
+
+fn ms(d: Option<Duration>) -> f64 {
+    d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 fn report(r: &Results, clock: Clock, runs: usize, library: &serde_json::Value) -> Table {
@@ -498,12 +769,7 @@ fn report(r: &Results, clock: Clock, runs: usize, library: &serde_json::Value) -
     if let Some((cold, _)) = &r.rsync {
         rows(&mut t, "rsync (cold)", cold, None);
     }
-    rows(
-        &mut t,
-        "codexport apply (cold)",
-        &r.applies.cold,
-        Some("cp -a (cold)"),
-    );
+    rows(&mut t, COLD_APPLY, &r.applies.cold, Some("cp -a (cold)"));
     if let Some((_, one)) = &r.rsync {
         rows(&mut t, "rsync (one-file)", one, None);
     }
@@ -514,17 +780,19 @@ fn report(r: &Results, clock: Clock, runs: usize, library: &serde_json::Value) -
         &r.applies.one_file,
         one_base,
     );
+    let nc = &r.no_change;
+    if let Some(find) = &nc.find {
+        rows(&mut t, STAT_WALK, find, None);
+    }
+    rows(&mut t, NO_CHANGE_SYNC, &nc.sync, Some(STAT_WALK));
+    if let Some(curl) = &nc.curl {
+        rows(&mut t, CURL_HEAD, curl, None);
+    }
+    rows(&mut t, NO_CHANGE_HOOK, &nc.hook, Some(CURL_HEAD));
+    if let Some(hash) = median(&r.rehash.passes) {
+        t.row(REHASH, hash, Some(COLD_APPLY));
+    }
 
-    let cold_ratio = t
-        .ratio("codexport apply (cold)", "cp -a (cold)")
-        .unwrap_or(f64::NAN);
-    let one_cpu_ms = median(&r.applies.one_file.cpu).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
-    let vs_rsync = t
-        .ratio("codexport apply (one-file)", "rsync (one-file)")
-        .unwrap_or(f64::NAN);
-    let vs_rsync_cpu = t
-        .ratio("codexport apply (one-file), CPU", "rsync (one-file), CPU")
-        .unwrap_or(f64::NAN);
     t.note(
         "library",
         format!(
@@ -538,8 +806,24 @@ fn report(r: &Results, clock: Clock, runs: usize, library: &serde_json::Value) -
         "runs",
         format!("median of {runs} after one warm-up; whole processes"),
     )
-    .note("clock", clock.describe())
-    .note(
+    .note("clock", clock.describe());
+    apply_notes(&mut t, r);
+    no_change_notes(&mut t, nc);
+    rehash_notes(&mut t, &r.rehash);
+    t
+}
+
+/// Targets and per-run figures of the cold and one-file applies.
+fn apply_notes(t: &mut Table, r: &Results) {
+    let cold_ratio = t.ratio(COLD_APPLY, "cp -a (cold)").unwrap_or(f64::NAN);
+    let one_cpu_ms = ms(median(&r.applies.one_file.cpu));
+    let vs_rsync = t
+        .ratio("codexport apply (one-file)", "rsync (one-file)")
+        .unwrap_or(f64::NAN);
+    let vs_rsync_cpu = t
+        .ratio("codexport apply (one-file), CPU", "rsync (one-file), CPU")
+        .unwrap_or(f64::NAN);
+    t.note(
         "cold apply / cp -a (wall)",
         check(cold_ratio, cold_ratio <= 1.5, "≤ 1.5×"),
     )
@@ -576,7 +860,116 @@ fn report(r: &Results, clock: Clock, runs: usize, library: &serde_json::Value) -
             "changes per one-file apply",
             format!("{:?}", r.applies.one_file_counts),
         );
-    t
+}
+
+/// Targets, conditions and per-run figures of the no-change runs.
+fn no_change_notes(t: &mut Table, nc: &NoChange) {
+    let ratio = |t: &Table, a: &str, b: &str| t.ratio(a, b).unwrap_or(f64::NAN);
+    let sync_wall = ratio(t, NO_CHANGE_SYNC, STAT_WALK);
+    let sync_cpu = ratio(
+        t,
+        &format!("{NO_CHANGE_SYNC}, CPU"),
+        &format!("{STAT_WALK}, CPU"),
+    );
+    let hook_wall = ratio(t, NO_CHANGE_HOOK, CURL_HEAD);
+    let hook_cpu = ratio(
+        t,
+        &format!("{NO_CHANGE_HOOK}, CPU"),
+        &format!("{CURL_HEAD}, CPU"),
+    );
+    let total = nc.sync_fast + nc.sync_unchanged;
+    t.note(
+        "no-change conditions",
+        "the follower holds the master's newest revision (applied, checkout index settled by \
+         one untimed sync --apply), the master serves on loopback, nothing changed on either \
+         side; each codexport run alternates with its baseline",
+    )
+    .note(
+        "no-change sync --apply / stat walk (wall)",
+        check(sync_wall, sync_wall <= 3.0, "≤ 3×"),
+    )
+    .note(
+        "no-change sync --apply / stat walk (CPU)",
+        format!("{sync_cpu:.2}"),
+    )
+    .note(
+        "no-change sync --apply path",
+        format!(
+            "{} of {total} runs (warm-up included) on the fast path (checkout index clean by \
+             lstat, store not opened), {} opened the store and wrote nothing; every JSON \
+             result `current`, nothing fetched or applied",
+            nc.sync_fast, nc.sync_unchanged
+        ),
+    )
+    .note(
+        "stat walk",
+        "find over the follower's ~/.codex printing size, mtime, ctime and inode of every \
+         entry to /dev/null",
+    )
+    .note(
+        "no-change hook run / curl head (wall)",
+        check(hook_wall, hook_wall <= 3.0, "≤ 3×"),
+    )
+    .note(
+        "no-change hook run / curl head (CPU)",
+        format!("{hook_cpu:.2}"),
+    )
+    .note(
+        "hook run results (logged)",
+        format!(
+            "{:?}; stdin from /dev/null, nothing printed; skips the drift walk when nothing is new",
+            nc.hook_results
+        ),
+    )
+    .note(
+        "curl head",
+        "one GET /v1/head on loopback with the follower's credential, body to /dev/null",
+    );
+    if nc.find.is_none() {
+        t.note("find", "GNU find not available, stat walk skipped");
+    }
+    if nc.curl.is_none() {
+        t.note("curl", "not available, skipped");
+    }
+    t.note(
+        "no-change sync --apply wall per run",
+        ms_list(&nc.sync.wall),
+    )
+    .note("no-change sync --apply CPU per run", ms_list(&nc.sync.cpu))
+    .note("no-change hook run wall per run", ms_list(&nc.hook.wall))
+    .note("no-change hook run CPU per run", ms_list(&nc.hook.cpu));
+    if let Some(find) = &nc.find {
+        t.note("stat walk wall per run", ms_list(&find.wall));
+    }
+    if let Some(curl) = &nc.curl {
+        t.note("curl head wall per run", ms_list(&curl.wall));
+    }
+}
+
+/// The re-hash share of a cold apply.
+fn rehash_notes(t: &mut Table, h: &Rehash) {
+    let hash_ms = ms(median(&h.passes));
+    let cold_ms = ms(t.median(COLD_APPLY));
+    t.note(
+        "re-hash cost",
+        format!(
+            "≈ {:.1} % of a cold apply (blake3 of {:.1} MB in {hash_ms:.1} ms vs cold apply \
+             {cold_ms:.1} ms)",
+            hash_ms / cold_ms * 100.0,
+            h.bytes as f64 / 1e6,
+        ),
+    )
+    .note(
+        "re-hash estimate",
+        format!(
+            "{} library files read into memory first (untimed), each hashed once per pass on \
+             one thread, median of {} passes after one warm-up, divided by the median wall \
+             time of the cold apply above",
+            h.files,
+            h.passes.len()
+        ),
+    )
+    .note("re-hash passes", ms_list(&h.passes));
 }
 
 fn main() {
@@ -593,17 +986,35 @@ fn main() {
     let timer = Timer { clock, scratch };
     println!("timing: {}", clock.describe());
     let have_rsync = baseline_tool("rsync", "the rsync rows");
+    let have_find = baseline_tool("find", "the stat-walk row (GNU find)");
+    let have_curl = baseline_tool("curl", "the curl GET /v1/head row");
 
     let (master, library) = Master::start(&tmp.path().join("master"), files);
     let cp = bench_cp(&timer, runs, tmp.path(), &master.codex);
+    // The library as generated, as every cold apply writes it.
+    let rehash = bench_rehash(&master.codex, runs.max(5));
     // rsync after the applies: its one-file runs append to master files, which the applies'
     // revisions should not see.
     let applies = bench_applies(&timer, runs, tmp.path(), &master);
+    let no_change = bench_no_change(
+        &timer,
+        runs,
+        &applies.follower,
+        &master,
+        (have_find, have_curl),
+    );
+    remove(&applies.follower);
     let rsync = have_rsync.then(|| bench_rsync(&timer, runs, tmp.path(), &master.codex));
     let Master { server, .. } = master;
     drop(server);
 
-    let results = Results { cp, rsync, applies };
+    let results = Results {
+        cp,
+        rsync,
+        applies,
+        no_change,
+        rehash,
+    };
     let table = report(&results, clock, runs, &library);
     println!();
     table.print();
