@@ -6,11 +6,27 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Test hook: whole seconds (may be negative) added to every [`now_ms`], read once per
+/// process from this variable. The tests of head expiry and re-signing run a real master
+/// "days later" with it; like `CODEXPORT_CRASH_BEFORE_STEP`, it is not for users.
+pub const CLOCK_OFFSET_ENV: &str = "CODEXPORT_CLOCK_OFFSET_SECS";
+
+fn offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var(CLOCK_OFFSET_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map_or(0, |s| s.saturating_mul(1000))
+    })
+}
+
 /// Milliseconds since the Unix epoch (UTC); 0 on a clock set before 1970.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+        .saturating_add(offset_ms())
 }
 
 /// Seconds since the Unix epoch (UTC).
