@@ -5,13 +5,18 @@ mod checkout;
 mod cli;
 mod diskfull;
 mod faults;
+mod features;
 mod hook;
+mod hostile;
 mod layers;
+mod load;
 mod mcp;
+mod mcp_kinds;
 mod mcp_more;
 mod mitm;
 mod snapshot;
 mod sync;
+mod tools;
 mod util;
 
 /// Points a follower at another master URL (a restarted master or a proxy).
