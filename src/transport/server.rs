@@ -17,7 +17,9 @@
 //! headers (enroll, which has no credential, reads at most [`MAX_ENROLL_BYTES`]), so each
 //! connection holds at most hyper's buffer (`Limits::max_buf_size`, 64 KiB) plus that, and
 //! connections are capped (`Limits::max_connections`, 768): under 768 × 100 KiB ≈ 75 MiB
-//! above an idle master, whatever the mix.
+//! above an idle master, whatever the mix. An authenticated fetch reads its body only once
+//! it holds a stream slot and a permit, so at most `MAX_CONCURRENT_FETCHES` (64) bodies of at
+//! most [`MAX_REQUEST_BYTES`] are read at once.
 
 use super::accept::{self, ConnCtl, Limits};
 use super::negotiate::{Planned, SendError, send_planned};
