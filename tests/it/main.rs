@@ -9,6 +9,7 @@ mod features;
 mod hook;
 mod hostile;
 mod layers;
+mod limits;
 mod load;
 mod mcp;
 mod mcp_kinds;
