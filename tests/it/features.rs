@@ -420,3 +420,40 @@ fn heads_expire_after_seven_days_and_a_running_master_re_signs() {
     let s: serde_json::Value = serde_json::from_str(&accepted.stdout).unwrap();
     assert_eq!(s["result"], "current", "{s}");
 }
+
+/// `master init` reports each top-level name of `~/.codex` it left out, with the reason
+/// from the selection table ("What is synced" in the README).
+#[test]
+fn init_reports_what_it_left_out_and_why() {
+    let h = Home::new();
+    h.realistic();
+    h.write("archived_sessions/z.jsonl", "{}");
+    settle();
+    let init = h.json(&["master", "init"]);
+    let left: std::collections::BTreeMap<String, String> = init["snapshot"]["left_out"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no left_out in {init}"))
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["why"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (name, why) in [
+        ("sessions", "Codex runtime state"),
+        ("history.jsonl", "per-machine history"),
+        ("state_5.sqlite", "Codex databases"),
+        ("installation_id", "identifies this machine"),
+        ("cache", "caches"),
+        ("unlisted.txt", "not in the selection"),
+    ] {
+        assert_eq!(
+            left.get(name).map(String::as_str),
+            Some(why),
+            "{name}: {left:?}"
+        );
+    }
+    assert!(!left.contains_key("skills") && !left.contains_key("config.toml"));
+}
