@@ -220,6 +220,10 @@ pub enum MasterCommand {
         /// Do not watch ~/.codex; publish only on `master rebuild`.
         #[arg(long)]
         no_watch: bool,
+        /// Open connections allowed per source address; raise it when many followers share
+        /// one address (behind a NAT).
+        #[arg(long, default_value_t = crate::master::serve::MAX_PER_ADDRESS)]
+        max_per_address: usize,
     },
     /// Print a join link with a new single-use token for one follower.
     Link {
@@ -331,6 +335,7 @@ fn current_exe() -> miette::Result<PathBuf> {
     })
 }
 
+#[allow(clippy::too_many_lines)]
 fn dispatch(cli: Cli) -> miette::Result<Output> {
     let paths = cli.global.paths();
     // Installations made before the state dir was owner-only are tightened on first use.
@@ -447,12 +452,14 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
             host,
             port,
             no_watch,
+            max_per_address,
         } => {
             crate::master::serve::run(crate::master::serve::ServeOptions {
                 paths: paths.clone(),
                 host,
                 port,
                 watch: !no_watch,
+                max_per_address,
                 mcp: Some(std::sync::Arc::new(crate::mcp::infer::export_for)),
             })?;
             Output::new(&serde_json::json!({"stopped": true}), "")

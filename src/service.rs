@@ -175,6 +175,8 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
          {}ExecStart={}\n\
          Restart=on-failure\n\
          RestartSec=5\n\
+         # Room for many followers; the master also raises its soft limit to this at start.\n\
+         LimitNOFILE=65536\n\
          \n\
          [Install]\n\
          WantedBy=default.target\n",

@@ -103,6 +103,8 @@ pub struct SnapshotReport {
     pub warnings: Vec<String>,
     /// Top-level symlinks that leave the codex dir, whose targets were taken in their place.
     pub followed: Vec<walk::Followed>,
+    /// Top-level names of the codex dir that were not taken, each with the reason (sorted).
+    pub left_out: Vec<walk::LeftOut>,
     pub elapsed_ms: f64,
 }
 
@@ -164,6 +166,11 @@ pub fn snapshot(
         changes: ChangeCounts::default(),
         warnings: std::mem::take(&mut walked.warnings),
         followed: std::mem::take(&mut walked.followed),
+        left_out: {
+            let mut left = std::mem::take(&mut walked.left_out);
+            left.sort_by(|a, b| a.name.cmp(&b.name));
+            left
+        },
         elapsed_ms: 0.0,
     };
 

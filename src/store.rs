@@ -568,6 +568,15 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// Open handles of the packs holding `locations`, to read those objects after this
+    /// reader and the store are gone (see [`pack::PackFiles`]).
+    pub fn pack_files<'l>(
+        &self,
+        locations: impl IntoIterator<Item = &'l Location>,
+    ) -> Result<pack::PackFiles, StoreError> {
+        self.packs.files(locations.into_iter().map(|l| l.pack))
+    }
+
     /// Every object id with its location.
     pub fn objects(&self) -> Result<Vec<(ObjectId, Location)>, StoreError> {
         let mut out = Vec::new();

@@ -5,10 +5,13 @@
 //! store objects and the signed head; every endpoint but `/v1/health` needs a follower
 //! credential.
 
+pub mod accept;
 pub mod client;
 pub mod link;
 pub mod negotiate;
 pub mod server;
+mod stall;
+pub mod streams;
 pub mod wire;
 
 /// Protocol version, the `v1` in every path.

@@ -225,15 +225,12 @@ pub fn find_tool(tool: &str) -> Result<(), MissingTool> {
     }
 }
 
-/// Whether this runs under CI: `CI` is `true` (or `1`), as CI services set it.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
+pub use crate::skip::in_ci;
 
 /// Whether the benchmark can measure `comparison` (such as "rsync rows"), which needs the
 /// baseline tool `tool`. A missing tool is a failure under CI, where the figures must be
 /// complete (CI installs rsync and git itself): this panics naming the tool. Elsewhere it
-/// prints a skip notice naming the tool and what is left out on stderr and returns false.
+/// shows a skip notice naming the tool and what is left out (`skip::show`) and returns false.
 pub fn baseline_tool(tool: &str, comparison: &str) -> bool {
     decide(find_tool(tool), comparison, in_ci())
 }
@@ -245,7 +242,7 @@ fn decide(found: Result<(), MissingTool>, comparison: &str, ci: bool) -> bool {
             panic!("{missing}; CI=true, so the benchmark fails instead of skipping {comparison}")
         }
         Err(missing) => {
-            eprintln!("SKIPPED {comparison}: {missing}");
+            crate::skip::show(comparison, &missing.to_string());
             false
         }
     }

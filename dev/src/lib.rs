@@ -6,6 +6,7 @@
 //! - [`sample`]: the small sample `~/.codex` that `codexport demo` syncs.
 //! - [`bench`]: medians, the lstat and read+hash baselines, a result table, and the lookup
 //!   of baseline tools (rsync, git).
+//! - [`skip`]: skips that fail under CI and are shown elsewhere (the `skip!` macro).
 //! - [`serve`]: one way to start `codexport master serve` on a loopback port and learn its
 //!   address, shared by the demo, `codexport bench sync`, the benchmarks and the tests.
 //!
@@ -18,3 +19,4 @@ pub mod bench;
 pub mod library;
 pub mod sample;
 pub mod serve;
+pub mod skip;

@@ -28,6 +28,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 pub struct ServeOptions {
     watch: bool,
     args: Vec<OsString>,
+    serve_args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     show_stderr: bool,
 }
@@ -49,6 +50,13 @@ impl ServeOptions {
     /// `--json`).
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds an argument of `master serve` itself, placed after its own (such as
+    /// `--max-per-address 128`).
+    pub fn serve_arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.serve_args.push(arg.as_ref().to_owned());
         self
     }
 
@@ -86,6 +94,7 @@ impl ServeOptions {
         if !self.watch {
             argv.push("--no-watch".into());
         }
+        argv.extend(self.serve_args.iter().cloned());
         argv
     }
 }

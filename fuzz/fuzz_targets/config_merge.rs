@@ -4,7 +4,7 @@
 //! input is merged twice, with and without an MCP launcher and master host.
 #![no_main]
 
-use codexport::hook::TrustMove;
+use codexport::overlay::hooks::TrustMove;
 use codexport::overlay::config::{ConfigContext, merge_config};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;

@@ -1,11 +1,11 @@
 //! The object stream as a follower receives it: zstd-compressed bytes from the network,
-//! decompressed through `zstd::Decoder` (as `transport::client` does) into a `FrameReader`
-//! with a small budget. Reading frames until an error must never panic, and a
+//! decompressed through `wire::stream_decoder` (the very decoder `transport::client` uses,
+//! window capped at 2^MAX_WINDOW_LOG) into a `FrameReader` with a small budget. Reading frames until an error must never panic, and a
 //! decompression bomb must be stopped by the budget: the reader pulls only a bounded number
 //! of decompressed bytes and never allocates a buffer beyond the budget.
 #![no_main]
 
-use codexport::transport::wire::{Frame, FrameReader};
+use codexport::transport::wire::{Frame, FrameReader, MAX_WINDOW_LOG, stream_decoder};
 use libfuzzer_sys::fuzz_target;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Read};
@@ -67,10 +67,23 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// The window a zstd frame header asks for, if `data` starts with one (RFC 8878 §3.1.1.1).
+fn declared_window(data: &[u8]) -> Option<u64> {
+    let rest = data.strip_prefix(&[0x28, 0xB5, 0x2F, 0xFD][..])?;
+    let (fhd, rest) = rest.split_first()?;
+    if fhd & 0x20 != 0 {
+        return None; // single segment: the window is the content size
+    }
+    let wd = *rest.first()?;
+    let base = 1u64 << (10 + (wd >> 3));
+    Some(base + base / 8 * u64::from(wd & 7))
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(decoder) = zstd::Decoder::new(data) else {
+    let Ok(decoder) = stream_decoder(data) else {
         return;
     };
+    let oversized = declared_window(data).is_some_and(|w| w > 1 << MAX_WINDOW_LOG);
     let mut input = Counting {
         inner: decoder,
         pulled: 0,
@@ -106,6 +119,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         largest <= SMALL.max(MAX_BYTES as usize),
         "allocated {largest} bytes at once"
+    );
+    assert!(
+        !oversized || input.pulled == 0,
+        "a frame asking for a window over 2^{MAX_WINDOW_LOG} was decompressed"
     );
     assert!(
         input.pulled <= MAX_PULLED,

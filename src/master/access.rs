@@ -294,6 +294,16 @@ pub fn authenticate(reader: &Reader<'_>, credential: &str) -> Result<FollowerRec
     }
 }
 
+/// Whether the follower named `name` may still talk to the master: enrolled and not
+/// revoked. The running server asks this about followers with open streams, since a
+/// revocation is written by another process.
+pub fn is_active(reader: &Reader<'_>, name: &str) -> Result<bool, AccessError> {
+    match reader.follower(name)? {
+        Some(bytes) => Ok(!decode::<FollowerRecord>(&bytes, "follower record")?.is_revoked()),
+        None => Ok(false),
+    }
+}
+
 /// Records when followers were last seen and which revision they reported, all in one
 /// transaction (the server batches these rather than writing on every request). Unknown
 /// names are skipped; an older time never replaces a newer one; a `None` revision keeps the
@@ -467,8 +477,12 @@ mod tests {
                 );
             }
         }
+        assert!(is_active(&store.read().unwrap(), "laptop").unwrap());
         revoke(&store, "laptop").unwrap();
         let r = store.read().unwrap();
+        assert!(!is_active(&r, "laptop").unwrap());
+        assert!(is_active(&r, "desktop").unwrap());
+        assert!(!is_active(&r, "ghost").unwrap());
         match authenticate(&r, &c1) {
             Err(AccessError::Revoked { name }) => assert_eq!(name, "laptop"),
             other => panic!("{other:?}"),

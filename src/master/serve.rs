@@ -11,6 +11,8 @@ use super::{MasterError, MasterKey, McpExport, publish, watch};
 use crate::object::ObjectKind;
 use crate::paths::Paths;
 use crate::store::{ObjectSource, Store, StoreError};
+use crate::transport::accept as http_accept;
+use crate::transport::negotiate;
 use crate::transport::server::{self as http, ApiError, Backend, FetchSource};
 use crate::transport::wire::{FetchRequest, StreamTotals};
 use crate::transport::{Health, PROTOCOL_VERSION};
@@ -53,6 +55,10 @@ pub enum ServeError {
     Watch(#[from] watch::WatchError),
 }
 
+/// Open connections per source address unless `--max-per-address` says otherwise: far more
+/// than a follower uses (one or two), far fewer than an attacker needs.
+pub const MAX_PER_ADDRESS: usize = 32;
+
 /// How to serve.
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -60,6 +66,8 @@ pub struct ServeOptions {
     pub host: String,
     pub port: u16,
     pub watch: bool,
+    /// Open connections allowed per source address ([`MAX_PER_ADDRESS`] by default).
+    pub max_per_address: usize,
     /// The MCP export each published revision carries.
     pub mcp: Option<Arc<McpExport>>,
 }
@@ -193,9 +201,15 @@ impl Backend for Daemon {
         Ok(head.map(|h| h.encode()))
     }
 
+    fn authenticate(&self, credential: &str) -> Result<String, ApiError> {
+        let store = self.store.get()?;
+        Ok(access::authenticate(&store.read()?, credential)?.name)
+    }
+
     fn fetch(&self, credential: &str, req: &FetchRequest) -> Result<FetchSource, ApiError> {
         let store = self.store.get()?;
         let reader = store.read()?;
+        // Again, in the transaction that plans: a revocation since the headers counts.
         let follower = access::authenticate(&reader, credential)?;
         match reader.locate(&req.want)? {
             Some(loc) if loc.kind == ObjectKind::Revision => {}
@@ -207,12 +221,36 @@ impl Backend for Daemon {
             }
         }
         let number = reader.revision(&req.want)?.number;
+        let planned = negotiate::plan(&reader, req)?;
+        let files = reader.pack_files(planned.iter().map(|p| &p.location))?;
+        // The store closes once the last request using it is done: the stream reads from
+        // `files` for as long as the follower takes, and holds nothing else.
         drop(reader);
+        drop(store);
         self.note_seen(&follower.name, Some(number));
         Ok(FetchSource {
-            store,
+            planned,
+            files,
             follower: follower.name,
             number,
+        })
+    }
+
+    fn revoked(&self, followers: &[String]) -> Vec<String> {
+        let check = || -> Result<Vec<String>, AccessError> {
+            let store = self.store.get()?;
+            let reader = store.read()?;
+            let mut out = Vec::new();
+            for name in followers {
+                if !access::is_active(&reader, name)? {
+                    out.push(name.clone());
+                }
+            }
+            Ok(out)
+        };
+        check().unwrap_or_else(|e| {
+            eprintln!("codexport serve: could not check for revoked followers: {e}");
+            Vec::new()
         })
     }
 
@@ -287,7 +325,13 @@ pub async fn serve(
             }
         })
     };
-    http::serve(daemon.clone(), listener, shutdown).await?;
+    let limits = http_accept::Limits {
+        max_per_ip: opts.max_per_address.max(1),
+        ..http_accept::Limits::default()
+    }
+    .fit_to_open_files();
+    let streams = crate::transport::streams::StreamConfig::default();
+    http::serve(daemon.clone(), listener, limits, streams, shutdown).await?;
     flusher.abort();
     let _ = tokio::task::spawn_blocking(move || daemon.flush_seen()).await;
     Ok(())
@@ -295,6 +339,16 @@ pub async fn serve(
 
 /// Runs `master serve` in the foreground until SIGINT or SIGTERM.
 pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    // Before any thread starts, so every thread and child has it: the soft open-file limit
+    // (1,024 by default) is what a flood of connections exhausts; the connection caps are
+    // then sized from the raised limit.
+    match http_accept::raise_open_file_limit() {
+        Ok((Some(before), Some(after))) if after > before => {
+            eprintln!("codexport serve: open-file limit raised from {before} to {after}");
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("codexport serve: cannot raise the open-file limit: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

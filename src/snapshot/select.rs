@@ -11,7 +11,7 @@ pub enum Action {
 /// One selection rule. A pattern without `/` matches a top-level name (`*` matches any run of
 /// characters); a pattern with `/` matches that exact relative path. Exclusions win. Nothing
 /// below the top level is excluded by a bare name, so a `cache/` folder inside a skill is kept.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Rule {
     pub pattern: &'static str,
     pub action: Action,
@@ -71,8 +71,19 @@ pub const RULES: &[Rule] = &[
     exclude("*-locks", "lock files"),
 ];
 
-/// Whether the path (relative, `/`-separated) is selected, given that its parent was.
-pub fn is_selected(rel: &str) -> bool {
+/// What the table says about one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Taken: an include matches it, or it lies below a taken top-level name.
+    Taken,
+    /// Left out by this exclusion rule (exclusions win over includes).
+    Excluded(&'static Rule),
+    /// A top-level name no rule lists: left alone.
+    Unlisted,
+}
+
+/// The verdict on a path (relative, `/`-separated), given that its parent was taken.
+pub fn verdict(rel: &str) -> Verdict {
     let top_level = !rel.contains('/');
     let matches = |r: &&Rule| {
         if r.pattern.contains('/') {
@@ -81,18 +92,28 @@ pub fn is_selected(rel: &str) -> bool {
             top_level && glob(r.pattern, rel)
         }
     };
-    if RULES
+    if let Some(rule) = RULES
         .iter()
         .filter(|r| r.action == Action::Exclude)
-        .any(|r| matches(&r))
+        .find(|r| matches(r))
     {
-        return false;
+        return Verdict::Excluded(rule);
     }
-    !top_level
+    let included = !top_level
         || RULES
             .iter()
             .filter(|r| r.action == Action::Include)
-            .any(|r| matches(&r))
+            .any(|r| matches(&r));
+    if included {
+        Verdict::Taken
+    } else {
+        Verdict::Unlisted
+    }
+}
+
+/// Whether the path (relative, `/`-separated) is selected, given that its parent was.
+pub fn is_selected(rel: &str) -> bool {
+    verdict(rel) == Verdict::Taken
 }
 
 /// `*`-only glob match.
@@ -151,6 +172,57 @@ mod tests {
         assert!(is_selected("skills/foo/data.sqlite"));
         assert!(!is_selected("skills/.system"));
         assert!(is_selected("skills/.hidden"));
+    }
+
+    /// Each exclusion rule, by a name only it matches and the reason it gives: removing or
+    /// changing any rule fails this test (an unlisted name would read "not in the selection").
+    #[test]
+    fn every_exclusion_rule_leaves_out_what_it_names() {
+        let cases = [
+            (
+                "skills/.system",
+                "Codex installs its own bundled skills on every machine",
+            ),
+            ("sessions", "Codex runtime state"),
+            ("archived_sessions", "Codex runtime state"),
+            ("history.jsonl", "per-machine history"),
+            ("history-2.jsonl", "per-machine history"),
+            ("session_index.jsonl", "Codex runtime state"),
+            ("log", "logs"),
+            ("logs", "logs"),
+            ("cache", "caches"),
+            ("caches", "caches"),
+            ("tmp", "temporary files"),
+            ("temp", "temporary files"),
+            ("shell_snapshots", "Codex runtime state"),
+            ("compact-handoffs", "Codex runtime state"),
+            ("state_5.sqlite", "Codex databases"),
+            ("logs_1.sqlite-wal", "Codex databases"),
+            ("installation_id", "identifies this machine"),
+            ("version.json", "Codex version state"),
+            ("skills-locks", "lock files"),
+        ];
+        for (name, why) in cases {
+            match verdict(name) {
+                Verdict::Excluded(rule) => assert_eq!(rule.why, why, "{name}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let exclusions = RULES.iter().filter(|r| r.action == Action::Exclude).count();
+        let matched: std::collections::BTreeSet<&str> = cases
+            .iter()
+            .filter_map(|(name, _)| match verdict(name) {
+                Verdict::Excluded(rule) => Some(rule.pattern),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            matched.len(),
+            exclusions,
+            "a rule without a case: {matched:?}"
+        );
+        assert_eq!(verdict("unlisted.txt"), Verdict::Unlisted);
+        assert_eq!(verdict("skills/x/cache"), Verdict::Taken);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! follower has no such folder to point at.
 
 use super::SnapshotError;
-use super::select::is_selected;
+use super::select::{Verdict, verdict};
 use crate::object::{EntryKind, EntryName, ObjectId};
 use crate::paths::is_secret;
 use crate::store::StatEntry;
@@ -31,6 +31,14 @@ pub struct Followed {
     pub target: PathBuf,
 }
 
+/// A top-level name of the codex dir that was not taken, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeftOut {
+    pub name: String,
+    /// The exclusion rule's reason, or "not in the selection" for an unlisted name.
+    pub why: &'static str,
+}
+
 /// A directory level as walked: names with files (indexes into `Walk::files`) or subdirs.
 #[derive(Debug, Default)]
 pub struct Dir {
@@ -52,6 +60,8 @@ pub struct Walk {
     pub warnings: Vec<String>,
     /// Top-level symlinks followed out of the codex dir.
     pub followed: Vec<Followed>,
+    /// Top-level names not taken (runtime state, unlisted files), each with the reason.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Walks `codex_dir`, taking what the selection table selects.
@@ -115,8 +125,23 @@ fn walk_dir(
         } else {
             format!("{rel}/{name}")
         };
-        if !is_selected(&child_rel) {
-            continue;
+        match verdict(&child_rel) {
+            Verdict::Taken => {}
+            Verdict::Excluded(rule) if rel.is_empty() => {
+                walk.left_out.push(LeftOut {
+                    name: child_rel,
+                    why: rule.why,
+                });
+                continue;
+            }
+            Verdict::Unlisted if rel.is_empty() => {
+                walk.left_out.push(LeftOut {
+                    name: child_rel,
+                    why: "not in the selection",
+                });
+                continue;
+            }
+            Verdict::Excluded(_) | Verdict::Unlisted => continue,
         }
         let entry_name = match EntryName::new(name) {
             Ok(n) => n,

@@ -53,6 +53,41 @@ impl Location {
     }
 }
 
+/// Open read handles of some pack files, detached from the store: the master streams a
+/// fetch from these after it has closed the store, so a follower that reads slowly never
+/// keeps the database open (other master commands, `followers revoke` among them, would
+/// wait on it). Packs are append-only and gc writes live objects into new packs before it
+/// removes old ones, so an open handle keeps reading the bytes it was opened for.
+#[derive(Debug)]
+pub struct PackFiles {
+    dir: PathBuf,
+    files: HashMap<u32, Arc<File>>,
+}
+
+impl PackFiles {
+    /// Reads the bytes at `loc`, whose pack must be among those opened.
+    pub fn read(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
+        let path = self.dir.join(format!("{:08}.pack", loc.pack));
+        let file = self
+            .files
+            .get(&loc.pack)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("pack {} was not opened for this read", loc.pack),
+            })?;
+        read_at(file, loc, &path)
+    }
+}
+
+fn read_at(file: &File, loc: &Location, path: &Path) -> Result<Vec<u8>, StoreError> {
+    let len = usize::try_from(loc.len).map_err(|_| StoreError::Corrupt {
+        what: format!("object length {} in pack {}", loc.len, loc.pack),
+    })?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, loc.offset)
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(buf)
+}
+
 /// The pack directory: shared read handles and the file names.
 #[derive(Debug)]
 pub struct Packs {
@@ -102,13 +137,7 @@ impl Packs {
     /// Reads the bytes at `loc`.
     pub fn read(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
         let file = self.handle(loc.pack)?;
-        let len = usize::try_from(loc.len).map_err(|_| StoreError::Corrupt {
-            what: format!("object length {} in pack {}", loc.len, loc.pack),
-        })?;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, loc.offset)
-            .map_err(|e| StoreError::io(&self.path(loc.pack), e))?;
-        Ok(buf)
+        read_at(&file, loc, &self.path(loc.pack))
     }
 
     fn handle(&self, pack: u32) -> Result<Arc<File>, StoreError> {
@@ -123,6 +152,20 @@ impl Packs {
         let file = Arc::new(File::open(&path).map_err(|e| StoreError::io(&path, e))?);
         open.insert(pack, file.clone());
         Ok(file)
+    }
+
+    /// Open read handles of `packs`, usable after the store is closed (see [`PackFiles`]).
+    pub fn files(&self, packs: impl IntoIterator<Item = u32>) -> Result<PackFiles, StoreError> {
+        let mut files = HashMap::new();
+        for pack in packs {
+            if let std::collections::hash_map::Entry::Vacant(e) = files.entry(pack) {
+                e.insert(self.handle(pack)?);
+            }
+        }
+        Ok(PackFiles {
+            dir: self.dir.clone(),
+            files,
+        })
     }
 
     /// Forgets cached handles, e.g. after gc removed packs.

@@ -79,9 +79,6 @@ pub enum ClientError {
     },
 }
 
-/// Largest zstd window a follower accepts (16 MiB); the master's level-3 streams use 2 MiB or less.
-const MAX_WINDOW_LOG: u32 = 24;
-
 /// A client bound to one master and one deadline.
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -285,15 +282,8 @@ impl Client {
             inner: resp,
             count: count.clone(),
         };
-        let mut decoder = zstd::Decoder::new(counting).map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        // The master compresses with small windows; refuse streams that would make this
-        // follower allocate a large one (the default allows 128 MiB).
-        decoder
-            .window_log_max(MAX_WINDOW_LOG)
-            .map_err(|e| ClientError::Unreachable {
+        let decoder =
+            super::wire::stream_decoder(counting).map_err(|e| ClientError::Unreachable {
                 url,
                 reason: e.to_string(),
             })?;

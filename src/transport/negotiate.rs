@@ -2,9 +2,15 @@
 //! reachable from the revisions it has complete and the loose objects it kept. Equal
 //! subtree ids are skipped whole, so the work follows the size of the change, not of the
 //! library.
+//!
+//! A fetch is answered in two steps. [`plan`] walks the trees with the store open and lists
+//! what to send with where each object lives; [`send_planned`] then streams those objects
+//! from open pack handles ([`PackFiles`]), after the store is closed. A follower that reads
+//! slowly therefore never keeps the master's database open.
 
 use super::wire::{FetchRequest, FrameWriter, StreamTotals};
 use crate::object::{EntryKind, ObjectId, ObjectKind};
+use crate::store::pack::{Location, PackFiles};
 use crate::store::{ObjectSource, StoreError};
 use std::collections::HashSet;
 use std::io::Write;
@@ -45,65 +51,79 @@ fn have_set(src: &impl ObjectSource, have: &[ObjectId]) -> Result<HashSet<Object
     Ok(set)
 }
 
-/// Streams, in post-order, every object of `req.want`'s closure the follower lacks.
-pub fn send_missing<W: Write>(
-    src: &impl ObjectSource,
-    req: &FetchRequest,
-    out: &mut FrameWriter<W>,
-) -> Result<StreamTotals, SendError> {
-    let mut skip = have_set(src, &req.have)?;
-    skip.extend(req.partial.iter().copied());
-    let mut totals = StreamTotals::default();
-    emit(
-        src,
-        ObjectKind::Revision,
-        req.want,
-        &mut skip,
-        out,
-        &mut totals,
-    )?;
-    Ok(totals)
+/// One object to send, and where its bytes are.
+#[derive(Debug, Clone, Copy)]
+pub struct Planned {
+    pub id: ObjectId,
+    pub location: Location,
 }
 
-fn emit<W: Write>(
+/// Every object of `req.want`'s closure the follower lacks, in post-order (children before
+/// the tree or revision naming them), with its location. Reads only trees and revisions.
+pub fn plan(src: &impl ObjectSource, req: &FetchRequest) -> Result<Vec<Planned>, StoreError> {
+    let mut skip = have_set(src, &req.have)?;
+    skip.extend(req.partial.iter().copied());
+    let mut out = Vec::new();
+    walk(src, ObjectKind::Revision, req.want, &mut skip, &mut out)?;
+    Ok(out)
+}
+
+fn walk(
     src: &impl ObjectSource,
     kind: ObjectKind,
     id: ObjectId,
     skip: &mut HashSet<ObjectId>,
-    out: &mut FrameWriter<W>,
-    totals: &mut StreamTotals,
-) -> Result<(), SendError> {
+    out: &mut Vec<Planned>,
+) -> Result<(), StoreError> {
     if !skip.insert(id) {
         return Ok(());
     }
-    let (found, bytes) = src.get_required(&id)?;
-    if found != kind {
+    let location = src.locate(&id)?.ok_or(StoreError::MissingObject { id })?;
+    if location.kind != kind {
         return Err(StoreError::WrongKind {
             id,
             expected: kind.as_str(),
-            found: found.as_str(),
-        }
-        .into());
+            found: location.kind.as_str(),
+        });
     }
     match kind {
         ObjectKind::Blob => {}
         ObjectKind::Tree => {
-            let tree = crate::object::Tree::decode(&bytes)
-                .map_err(|source| StoreError::BadObject { id, source })?;
-            for e in tree.entries() {
-                emit(src, e.kind.object_kind(), e.id, skip, out, totals)?;
+            for e in src.tree(&id)?.entries() {
+                walk(src, e.kind.object_kind(), e.id, skip, out)?;
             }
         }
         ObjectKind::Revision => {
-            let rev = crate::object::Revision::decode(&bytes)
-                .map_err(|source| StoreError::BadObject { id, source })?;
-            for (k, child) in rev.children() {
-                emit(src, k, child, skip, out, totals)?;
+            for (k, child) in src.revision(&id)?.children() {
+                walk(src, k, child, skip, out)?;
             }
         }
     }
-    out.object(kind, &id, &bytes)?;
-    totals.objects += 1;
-    totals.bytes += bytes.len() as u64;
+    out.push(Planned { id, location });
     Ok(())
+}
+
+/// Streams the planned objects from `files`. Each object is re-hashed on its way out, so a
+/// rotted pack byte stops the stream instead of reaching a follower (which would refuse it).
+pub fn send_planned<W: Write>(
+    files: &PackFiles,
+    planned: &[Planned],
+    out: &mut FrameWriter<W>,
+) -> Result<StreamTotals, SendError> {
+    let mut totals = StreamTotals::default();
+    for p in planned {
+        let kind = p.location.kind;
+        let bytes = files.read(&p.location)?;
+        if kind.id_of(&bytes) != p.id {
+            return Err(StoreError::Damaged {
+                id: p.id,
+                kind: kind.as_str(),
+            }
+            .into());
+        }
+        out.object(kind, &p.id, &bytes)?;
+        totals.objects += 1;
+        totals.bytes += bytes.len() as u64;
+    }
+    Ok(totals)
 }

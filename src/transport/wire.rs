@@ -19,10 +19,23 @@ const STREAM_VERSION: u8 = 1;
 pub const MAX_HAVE: usize = 256;
 /// Loose objects a follower may name (kept from an interrupted fetch).
 pub const MAX_PARTIAL: usize = 400_000;
-/// Largest request body the server reads.
-pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+/// Largest fetch request body the server reads: what a request naming [`MAX_HAVE`] and
+/// [`MAX_PARTIAL`] ids takes (at most 34 bytes per id, postcard), with room for the header.
+/// Read only after the credential was checked.
+pub const MAX_REQUEST_BYTES: usize = 64 + (MAX_HAVE + MAX_PARTIAL + 1) * 34;
 /// Largest single object on the wire.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
+/// Largest zstd window a follower accepts (2^24 = 16 MiB); the master's level-3 streams use
+/// 2 MiB or less, and zstd's default would let a stream make the follower allocate 128 MiB.
+pub const MAX_WINDOW_LOG: u32 = 24;
+
+/// The decompressor of an object stream, as every follower reads one: zstd with the window
+/// capped at [`MAX_WINDOW_LOG`]. The fuzz target of the stream uses it too.
+pub fn stream_decoder<R: Read>(inner: R) -> io::Result<zstd::Decoder<'static, io::BufReader<R>>> {
+    let mut decoder = zstd::Decoder::new(inner)?;
+    decoder.window_log_max(MAX_WINDOW_LOG)?;
+    Ok(decoder)
+}
 
 /// `POST /v1/fetch`: send me `want` and what it needs, I have these complete revisions and
 /// these loose objects.
@@ -210,6 +223,42 @@ impl<R: Read> FrameReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zstd frame of one raw block holding `payload`, declaring a window of 2^`log`.
+    fn frame_with_window(log: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, (log - 10) << 3];
+        let header = 1 | ((payload.len() as u32) << 3);
+        f.extend_from_slice(&header.to_le_bytes()[..3]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn the_stream_decoder_refuses_windows_over_the_cap() {
+        let read = |log: u8| {
+            let mut out = Vec::new();
+            stream_decoder(&frame_with_window(log, b"CXST\x01")[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        assert_eq!(read(24).unwrap(), b"CXST\x01");
+        let err = read(27).unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_valid_request_fits_the_body_limit() {
+        let req = FetchRequest {
+            want: ObjectId::from_bytes([0xff; 32]),
+            have: vec![ObjectId::from_bytes([0xff; 32]); MAX_HAVE],
+            partial: vec![ObjectId::from_bytes([0xff; 32]); MAX_PARTIAL],
+        };
+        let len = req.encode().len();
+        assert!(len <= MAX_REQUEST_BYTES, "{len} > {MAX_REQUEST_BYTES}");
+        // Proportional to what a request may name, not a round ceiling far above it.
+        assert!(MAX_REQUEST_BYTES - len < (MAX_HAVE + MAX_PARTIAL) * 2 + 1024);
+    }
 
     #[test]
     fn frames_round_trip_and_budget() {

@@ -372,29 +372,59 @@ fn crash_at_every_step_then_recovery() {
     assert!(f.run(&["fsck"]).ok());
 }
 
+/// The content of big file `i` in round `round`.
+fn big_file(i: usize, round: &str) -> String {
+    format!("{i} {round} {}\n", "y".repeat(2000))
+}
+
+/// Waits for the journal of a running apply; returns its puts, in the order the apply
+/// renames them into place.
+fn journal_puts(journal: &Path, apply: &mut std::process::Child) -> Vec<String> {
+    loop {
+        if let Ok(text) = fs::read_to_string(journal) {
+            if let Ok(j) = serde_json::from_str::<serde_json::Value>(&text) {
+                return j["ops"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|op| op["op"] == "put")
+                    .map(|op| op["path"].as_str().unwrap().to_owned())
+                    .collect();
+            }
+        }
+        assert!(
+            apply.try_wait().unwrap().is_none(),
+            "the apply ended before its journal was seen"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// SIGKILL once the apply has renamed its first file into place and before its last: the
+/// journal (written after staging, removed after the last rename) proves where the kill
+/// landed. Every file is whole (old or new, byte for byte), and the next command finishes.
 #[test]
 fn kill_9_during_a_large_apply() {
+    const FILES: usize = 3000;
     let m = Home::new();
     m.realistic();
-    for i in 0..1500 {
-        m.write(
-            &format!("skills/big/f{i:04}.md"),
-            format!("{i} {}\n", "y".repeat(2000)),
-        );
+    for i in 0..FILES {
+        m.write(&format!("skills/big/f{i:04}.md"), big_file(i, "old"));
     }
     settle();
     m.json(&["master", "init"]);
     let master = Master::start(&m, false);
     let f = Home::new();
-    let link = m.json(&[
-        "master",
-        "link",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &master.port(),
-    ]);
-    f.json(&["follower", "join", link["link"].as_str().unwrap()]);
+    crate::util::enroll(&m, &master, &f);
+    f.json(&["apply"]);
+    for i in 0..FILES {
+        m.write(&format!("skills/big/f{i:04}.md"), big_file(i, "new"));
+    }
+    settle();
+    m.json(&["master", "rebuild"]);
+    assert_eq!(f.json(&["sync"])["result"], "fetched");
+
+    let journal = f.state().join("journal.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codexport"))
         .arg("--home")
         .arg(&f.home)
@@ -403,51 +433,53 @@ fn kill_9_during_a_large_apply() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(60));
-    let _ = child.kill();
-    let _ = child.wait();
-    for i in 0..1500 {
-        let p = f.codex().join(format!("skills/big/f{i:04}.md"));
-        if let Ok(c) = fs::read_to_string(&p) {
-            assert!(c.starts_with(&format!("{i} ")), "torn file {}", p.display());
+    let puts = journal_puts(&journal, &mut child);
+    let new_of = |rel: &str| -> String {
+        let i: usize = rel.trim_start_matches("skills/big/f")[..4].parse().unwrap();
+        big_file(i, "new")
+    };
+    let (first, last) = (&puts[0], &puts[puts.len() - 1]);
+    while fs::read_to_string(f.codex().join(first)).ok() != Some(new_of(first)) {
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        journal.exists(),
+        "the kill landed after the journal was removed"
+    );
+    assert_ne!(
+        fs::read_to_string(f.codex().join(last)).unwrap(),
+        new_of(last),
+        "the kill landed after the last rename"
+    );
+    let mut renamed = 0;
+    for i in 0..FILES {
+        let rel = format!("skills/big/f{i:04}.md");
+        let now = fs::read_to_string(f.codex().join(&rel)).unwrap();
+        if now == big_file(i, "new") {
+            renamed += 1;
+        } else {
+            assert_eq!(now, big_file(i, "old"), "torn file {rel}");
         }
     }
+    eprintln!("killed with {renamed} of {FILES} files renamed into place");
+    assert!(renamed > 0 && renamed < FILES);
+
     let done = f.json(&["apply"]);
     assert!(
         done["result"] == "applied" || done["result"] == "unchanged",
         "{done}"
     );
-    for i in (0..1500).step_by(97) {
-        assert!(read(&f, &format!("skills/big/f{i:04}.md")).starts_with(&format!("{i} ")));
+    for i in 0..FILES {
+        assert_eq!(
+            read(&f, &format!("skills/big/f{i:04}.md")),
+            big_file(i, "new")
+        );
     }
+    assert!(!journal.exists());
     assert!(!f.codex().join(".codexport-staging").exists());
-}
-
-/// Installs the real Codex CLI once into target/codex-cli; `None` if the registry is not
-/// reachable (the caller prints a visible skip message).
-pub fn codex_cli() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/codex-cli");
-    let bin = dir.join("node_modules/.bin/codex");
-    if !bin.exists() {
-        let _lock = fs::File::create(dir.with_extension("lock"))
-            .ok()
-            .inspect(|f| {
-                let _ = f.lock();
-            });
-        if !bin.exists() {
-            fs::create_dir_all(&dir).ok()?;
-            let ok = std::process::Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir)
-                .arg("@openai/codex")
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                return None;
-            }
-        }
-    }
-    Some(bin)
+    assert!(f.run(&["fsck"]).ok());
 }
 
 #[test]
@@ -459,11 +491,9 @@ fn real_codex_cli_reads_the_applied_config() {
     )
     .unwrap();
     f.json(&["apply"]);
-    let Some(codex) = codex_cli() else {
-        eprintln!(
-            "SKIPPED real_codex_cli_reads_the_applied_config: the npm registry is not reachable to install @openai/codex"
-        );
-        return;
+    let codex = match crate::tools::codex_cli() {
+        Ok(codex) => codex,
+        Err(why) => codexport_dev::skip!("real_codex_cli_reads_the_applied_config", why),
     };
     let out = std::process::Command::new(&codex)
         .args(["mcp", "list", "--json"])

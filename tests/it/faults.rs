@@ -3,6 +3,7 @@
 //! Every refusal is checked the same way: the follower's command fails with a clear error,
 //! its fetched ref and its `~/.codex` are unchanged, and `codexport fsck` is clean.
 
+use crate::load::{check_runs, finish, spawn_sync};
 use crate::mitm::{Mitm, Mode};
 use crate::util::{Home, Master, Run, enroll, master_home, settle};
 use codexport::object::{HeadBody, ObjectId, SignedHead};
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------------------
 
 /// Points the follower at another URL (as `sync.rs` does for its proxy).
-fn point_at(follower: &Home, url: &str) {
+pub(crate) fn point_at(follower: &Home, url: &str) {
     let path = follower.state().join("follower.toml");
     let mut doc: toml_edit::DocumentMut = fs::read_to_string(&path).unwrap().parse().unwrap();
     doc["master_url"] = toml_edit::value(url);
@@ -33,7 +34,7 @@ fn port_of(url: &str) -> &str {
     url.rsplit(':').next().unwrap()
 }
 
-fn fetched(follower: &Home) -> Option<String> {
+pub(crate) fn fetched(follower: &Home) -> Option<String> {
     let store = Store::open(&follower.state()).unwrap();
     let r = store.read().unwrap();
     r.get_ref(codexport::follower::FETCHED)
@@ -48,7 +49,7 @@ fn kept(follower: &Home) -> u64 {
     r.partial(usize::MAX).unwrap().len() as u64
 }
 
-fn credential(follower: &Home) -> String {
+pub(crate) fn credential(follower: &Home) -> String {
     fs::read_to_string(follower.state().join("credential"))
         .unwrap()
         .trim()
@@ -56,7 +57,7 @@ fn credential(follower: &Home) -> String {
 }
 
 /// The master's current signed head, fetched and verified.
-fn head_of(master: &Master, follower: &Home) -> SignedHead {
+pub(crate) fn head_of(master: &Master, follower: &Home) -> SignedHead {
     let bytes = reqwest::blocking::Client::new()
         .get(format!("{}/v1/head", master.url))
         .bearer_auth(credential(follower))
@@ -68,7 +69,7 @@ fn head_of(master: &Master, follower: &Home) -> SignedHead {
 }
 
 /// Every entry below `dir`: kind, mode, size, mtime and content hash (or link target).
-fn listing(dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn listing(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -100,7 +101,7 @@ fn listing(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn assert_fsck_clean(home: &Home, what: &str) {
+pub(crate) fn assert_fsck_clean(home: &Home, what: &str) {
     let r = home.run(&["fsck"]);
     assert!(
         r.ok(),
@@ -142,7 +143,7 @@ fn assert_refused(f: &Home, case: &str, expect: &str) {
 
 /// Enrolls `follower` through a proxy that refuses the first fetch, then points it at the
 /// master: the follower holds a credential and nothing else, so its first `sync` is cold.
-fn enroll_cold(m: &Home, master: &Master, proxy: &Mitm, follower: &Home) {
+pub(crate) fn enroll_cold(m: &Home, master: &Master, proxy: &Mitm, follower: &Home) {
     let link = m.json(&[
         "master",
         "link",
@@ -161,7 +162,7 @@ fn enroll_cold(m: &Home, master: &Master, proxy: &Mitm, follower: &Home) {
 }
 
 /// A master home holding a generated library of `files` files, initialised.
-fn library_master(files: usize) -> Home {
+pub(crate) fn library_master(files: usize) -> Home {
     let m = Home::new();
     generate(&m.codex(), &LibrarySpec { files, seed: 7 }).unwrap();
     settle();
@@ -169,73 +170,10 @@ fn library_master(files: usize) -> Home {
     m
 }
 
-fn spawn_sync(home: &Home) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_codexport"))
-        .arg("--home")
-        .arg(&home.home)
-        .args(["--json", "sync", "--timeout-ms", "600000"])
-        .env_remove("CODEXPORT_HOME")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn codexport sync")
-}
-
-fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Bytes a process has written so far (files and sockets), from /proc/<pid>/io.
 fn bytes_written(pid: u32) -> u64 {
     let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
     let line = io.lines().find(|l| l.starts_with("wchar:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// User plus system CPU time of a process, in seconds (Linux clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name, which ends with the last ')'.
-    let rest: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-/// Checks that every `--json sync` run fetched the whole head; returns each run's seconds
-/// and the wire bytes of all.
-fn check_runs(runs: &[Run], head: &SignedHead) -> (Vec<f64>, u64) {
-    let (mut each, mut wire) = (Vec::new(), 0);
-    for (i, r) in runs.iter().enumerate() {
-        assert!(
-            r.ok(),
-            "follower {i}: exit {}\n{}{}",
-            r.code,
-            r.stdout,
-            r.stderr
-        );
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        assert_eq!(v["result"], "fetched", "follower {i}: {v}");
-        assert_eq!(
-            v["objects"].as_u64(),
-            Some(head.body.objects),
-            "follower {i}"
-        );
-        each.push(v["elapsed_ms"].as_f64().unwrap() / 1e3);
-        wire += v["wire_bytes"].as_u64().unwrap();
-    }
-    (each, wire)
-}
-
-/// Peak resident memory of a process (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -265,7 +203,7 @@ fn bomb(prefix: &[u8], gib: usize) -> Vec<u8> {
     out
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).unwrap();
     b
@@ -696,57 +634,6 @@ fn twenty_followers_sync_at_once() {
         assert_eq!(fetched(f), Some(head.body.revision.to_string()));
     }
     for f in followers.iter().step_by(5) {
-        assert_fsck_clean(f, "a follower");
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 3. Load
-// ---------------------------------------------------------------------------------------
-
-#[test]
-#[ignore = "about 25 s in release but 140 s in debug: run it as docs/reliability.md says"]
-fn fifty_followers_sync_a_10k_file_library_at_once() {
-    const FOLLOWERS: usize = 50;
-    let setup = Instant::now();
-    let m = library_master(10_000);
-    let master = Master::start(&m, false);
-    let mitm = Mitm::start(&master.url, Mode::RefuseFetch);
-    let followers: Vec<Home> = (0..FOLLOWERS).map(|_| Home::new()).collect();
-    for f in &followers {
-        enroll_cold(&m, &master, &mitm, f);
-    }
-    let head = head_of(&master, &followers[0]);
-    eprintln!(
-        "setup (10,000 files, init, {FOLLOWERS} enrollments): {:.1} s",
-        setup.elapsed().as_secs_f64()
-    );
-
-    let started = Instant::now();
-    let children: Vec<Child> = followers.iter().map(spawn_sync).collect();
-    let runs: Vec<Run> = children.into_iter().map(finish).collect();
-    let elapsed = started.elapsed();
-    let pid = master.pid();
-    let (peak, cpu) = (peak_rss_kib(pid), cpu_seconds(pid));
-    let (mut each, wire) = check_runs(&runs, &head);
-    each.sort_by(f64::total_cmp);
-    eprintln!(
-        "{FOLLOWERS} followers synced 10,000 files ({} objects, {} MiB each; {} MiB on the wire in all) in {:.1} s",
-        head.body.objects,
-        head.body.bytes >> 20,
-        wire >> 20,
-        elapsed.as_secs_f64(),
-    );
-    eprintln!(
-        "per follower: fastest {:.1} s, median {:.1} s, slowest {:.1} s; master: peak RSS {} MiB, CPU {cpu:.1} s",
-        each[0],
-        each[each.len() / 2],
-        each[each.len() - 1],
-        peak >> 10
-    );
-    master.stop();
-    for f in followers.iter().step_by(7) {
-        assert_eq!(fetched(f), Some(head.body.revision.to_string()));
         assert_fsck_clean(f, "a follower");
     }
 }
