@@ -30,7 +30,7 @@
 //!   stdin from /dev/null): it skips the drift walk when nothing is new, so its no-change path
 //!   is one verified head and the state file. Every run must log `current` in
 //!   ~/.codexport/logs/hook.log and print nothing. Baseline: one `curl` of the master's
-//!   `GET /v1/head` with the follower's credential (`Authorization: Bearer …`), as a whole
+//!   `GET /v2/head` with the follower's credential (`Authorization: Bearer …`), as a whole
 //!   process, body to /dev/null.
 //!
 //! Each no-change command and its baseline run alternately (baseline, then codexport, in every
@@ -542,7 +542,7 @@ struct NoChange {
     sync_fast: usize,
     /// Runs (warm-up included) that opened the store and found nothing to write.
     sync_unchanged: usize,
-    /// `curl` of `GET /v1/head` and `codexport hook run`, alternately.
+    /// `curl` of `GET /v2/head` and `codexport hook run`, alternately.
     curl: Option<Series>,
     hook: Series,
     /// The last word of the hook's log line of each run (warm-up included).
@@ -638,7 +638,7 @@ fn bench_no_change(
     let credential =
         fs::read_to_string(home.join(".codexport/credential")).expect("the follower's credential");
     let bearer = format!("Authorization: Bearer {}", credential.trim());
-    let url = format!("http://127.0.0.1:{}/v1/head", master.port);
+    let url = format!("http://127.0.0.1:{}/v2/head", master.port);
     let curl = cmd(
         "curl",
         &[
@@ -755,7 +755,7 @@ struct Results {
 const COLD_APPLY: &str = "codexport apply (cold)";
 const STAT_WALK: &str = "find -printf stat walk of ~/.codex";
 const NO_CHANGE_SYNC: &str = "codexport sync --apply (no-change)";
-const CURL_HEAD: &str = "curl GET /v1/head";
+const CURL_HEAD: &str = "curl GET /v2/head";
 const NO_CHANGE_HOOK: &str = "codexport hook run (no-change)";
 const REHASH: &str = "blake3 of the library in memory (1 thread)";
 
@@ -923,7 +923,7 @@ fn no_change_notes(t: &mut Table, nc: &NoChange) {
     )
     .note(
         "curl head",
-        "one GET /v1/head on loopback with the follower's credential, body to /dev/null",
+        "one GET /v2/head on loopback with the follower's credential, body to /dev/null",
     );
     if nc.find.is_none() {
         t.note("find", "GNU find not available, stat walk skipped");
@@ -987,7 +987,7 @@ fn main() {
     println!("timing: {}", clock.describe());
     let have_rsync = baseline_tool("rsync", "the rsync rows");
     let have_find = baseline_tool("find", "the stat-walk row (GNU find)");
-    let have_curl = baseline_tool("curl", "the curl GET /v1/head row");
+    let have_curl = baseline_tool("curl", "the curl GET /v2/head row");
 
     let (master, library) = Master::start(&tmp.path().join("master"), files);
     let cp = bench_cp(&timer, runs, tmp.path(), &master.codex);

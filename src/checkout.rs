@@ -7,6 +7,7 @@ pub mod disk;
 pub mod index;
 pub mod journal;
 pub mod plan;
+pub mod stage;
 mod steps;
 
 pub use apply::{ExecOptions, ExecReport, execute, recover};

@@ -5,6 +5,7 @@
 //! length, validate every name, and refuse any encoding that is not the canonical one, so one
 //! object has exactly one id. This module never touches the filesystem.
 
+pub mod chunks;
 pub(crate) mod codec;
 pub mod head;
 pub mod id;
@@ -14,6 +15,7 @@ pub(crate) mod proptests;
 pub mod revision;
 pub mod tree;
 
+pub use chunks::{Chunk, ChunkList};
 pub use head::{Fingerprint, HeadBody, SignedHead};
 pub use id::ObjectId;
 pub use name::{EntryName, RelPath};
@@ -25,7 +27,7 @@ use thiserror::Error;
 
 /// Version of the store layout and wire format described in `store-format.md`. Each object
 /// kind also versions its own encoding (the byte after its magic).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// What an object is. The byte tag is part of the store and wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -34,6 +36,8 @@ pub enum ObjectKind {
     Blob,
     Tree,
     Revision,
+    /// The chunk list of a large file (see [`chunks`]).
+    Chunks,
 }
 
 impl ObjectKind {
@@ -43,6 +47,7 @@ impl ObjectKind {
             ObjectKind::Blob => 1,
             ObjectKind::Tree => 2,
             ObjectKind::Revision => 3,
+            ObjectKind::Chunks => 4,
         }
     }
 
@@ -51,6 +56,7 @@ impl ObjectKind {
             1 => Ok(ObjectKind::Blob),
             2 => Ok(ObjectKind::Tree),
             3 => Ok(ObjectKind::Revision),
+            4 => Ok(ObjectKind::Chunks),
             other => Err(DecodeError::UnknownKind(other)),
         }
     }
@@ -60,6 +66,7 @@ impl ObjectKind {
             ObjectKind::Blob => "blob",
             ObjectKind::Tree => "tree",
             ObjectKind::Revision => "revision",
+            ObjectKind::Chunks => "chunk list",
         }
     }
 
@@ -72,6 +79,7 @@ impl ObjectKind {
                 encoded,
             ),
             ObjectKind::Revision => ObjectId::derived(revision::ID_CONTEXT, encoded),
+            ObjectKind::Chunks => ObjectId::derived(chunks::ID_CONTEXT, encoded),
         }
     }
 
@@ -81,6 +89,7 @@ impl ObjectKind {
             ObjectKind::Blob => Ok(()),
             ObjectKind::Tree => Tree::decode(encoded).map(drop),
             ObjectKind::Revision => Revision::decode(encoded).map(drop),
+            ObjectKind::Chunks => ChunkList::decode(encoded).map(drop),
         }
     }
 }

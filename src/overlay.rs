@@ -307,7 +307,7 @@ fn previous_blob(
         return Ok(None);
     };
     match lookup(w, prev_root, path)? {
-        Some(e) if e.kind != EntryKind::Tree => Ok(Some(w.blob(&e.id)?)),
+        Some(e) if e.kind != EntryKind::Tree => Ok(Some(w.file(&e)?)),
         _ => Ok(None),
     }
 }
@@ -324,7 +324,7 @@ fn merge_hooks(
     let master_entry = lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree);
     let private = master_entry.as_ref().is_some_and(|e| e.private);
     let master_hooks = match master_entry {
-        Some(e) => Some(w.blob(&e.id)?),
+        Some(e) => Some(w.file(&e)?),
         None => None,
     };
     let trust_moves = hooks::trust_key_moves(master_hooks.as_deref(), overlay.hook.as_ref())?;
@@ -353,7 +353,7 @@ fn merge_config_file(
     }
     {
         let master = match &config_entry {
-            Some(e) => String::from_utf8_lossy(&w.blob(&e.id)?).into_owned(),
+            Some(e) => String::from_utf8_lossy(&w.file(e)?).into_owned(),
             None => String::new(),
         };
         let mut ctx = config::ConfigContext {
@@ -426,7 +426,7 @@ fn merge_co_owned(
             Policy::Replace => continue,
             Policy::KeepLocal => current,
             Policy::AppendLocal => append_local(
-                &w.blob(&entry.id)?,
+                &w.file(&entry)?,
                 &current,
                 previous_blob(w, facts, &path)?.as_deref(),
             ),
@@ -489,7 +489,11 @@ fn put(
     (kind, private): (EntryKind, bool),
     bytes: &[u8],
 ) -> Result<ObjectId, StoreError> {
-    let id = w.put(ObjectKind::Blob, bytes)?;
+    let (id, chunked) = if kind == EntryKind::Symlink {
+        (w.put(ObjectKind::Blob, bytes)?, false)
+    } else {
+        w.put_content(bytes)?
+    };
     edit(
         w,
         root,
@@ -499,6 +503,7 @@ fn put(
             id,
             size: bytes.len() as u64,
             private: private && kind != EntryKind::Symlink,
+            chunked,
         },
     )
 }

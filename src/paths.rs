@@ -18,6 +18,8 @@ pub mod state {
     pub const SNAPSHOT_STAMP: &str = "snapshot.stamp";
     /// The commit point of an unfinished apply.
     pub const JOURNAL: &str = "journal.json";
+    /// Where an apply's staged files go, written before they are (see `checkout::stage`).
+    pub const STAGING_INTENT: &str = "staging.json";
     /// What the last apply wrote at every managed path, with its stat (a cache).
     pub const CHECKOUT_INDEX: &str = "checkout-index";
     /// The checkout index's time stamp (the filesystem's "now" when it was written).

@@ -8,10 +8,12 @@
 pub mod select;
 pub mod walk;
 
+use crate::object::chunks::{self, CHUNK_THRESHOLD};
 use crate::object::{EntryKind, HeadBody, ObjectId, ObjectKind, Revision, Tree, TreeEntry};
 use crate::store::diff::{count, tree_diff};
 use crate::store::log::ChangeCounts;
-use crate::store::{LogEntry, ObjectSource, StatEntry, Store, StoreError, refs};
+use crate::store::pack::compress;
+use crate::store::{Compression, LogEntry, ObjectSource, StatEntry, Store, StoreError, refs};
 use crate::time::now_ms;
 use ed25519_dalek::SigningKey;
 use miette::Diagnostic;
@@ -128,7 +130,10 @@ pub fn snapshot(
     let mut to_hash = Vec::new();
     for (i, f) in walked.files.iter_mut().enumerate() {
         match cache.get(&f.rel) {
-            Some(old) if old.matches(&f.stat) => f.stat.id = old.id,
+            Some(old) if old.matches(&f.stat) => {
+                f.stat.id = old.id;
+                f.stat.chunked = old.chunked;
+            }
             _ => to_hash.push(i),
         }
     }
@@ -179,7 +184,7 @@ pub fn snapshot(
         walked.files.iter().find(|f| f.rel == "config.toml"),
     ) {
         (Some(export), Some(config)) => {
-            let bytes = writer.blob(&config.stat.id)?;
+            let bytes = writer.content(&config.stat.id)?;
             let mcp = export(&mut writer, &bytes)?;
             if let Some(id) = mcp {
                 count_tree(&writer, id, &mut built)?;
@@ -253,38 +258,129 @@ fn stamp(dir: &Path) -> Result<i64, SnapshotError> {
 /// Bytes read per parallel batch: bounds memory whatever the library size.
 const BATCH_BYTES: u64 = 64 << 20;
 
-/// Reads and hashes the files at `indexes` on all cores, storing their blobs batch by batch.
+/// Chunks of one large file compressed in parallel before they are stored.
+const CHUNK_WINDOW: usize = 8;
+
+/// A small file read, hashed and compressed on a worker, ready to store.
+struct Hashed {
+    index: usize,
+    id: ObjectId,
+    size: u64,
+    compression: Compression,
+    stored: Vec<u8>,
+}
+
+/// Reads and hashes the files at `indexes`, storing their objects: small files batch by
+/// batch on all cores (each read whole, compressed once, here), large files one at a time,
+/// streamed through the chunker with a few chunks in memory.
 fn hash_and_store(
     files: &mut [Found],
     indexes: &[usize],
     writer: &mut crate::store::Writer<'_>,
 ) -> Result<(), SnapshotError> {
+    let large = |f: &Found| f.stat.kind == EntryKind::File && f.stat.size > CHUNK_THRESHOLD;
+    let (big, small): (Vec<usize>, Vec<usize>) = indexes.iter().partition(|&&i| large(&files[i]));
+    let mut grown = Vec::new();
     let mut start = 0;
-    while start < indexes.len() {
+    while start < small.len() {
         let mut end = start;
         let mut batch_bytes = 0;
-        while end < indexes.len()
-            && (end == start || batch_bytes + files[indexes[end]].stat.size <= BATCH_BYTES)
+        while end < small.len()
+            && (end == start || batch_bytes + files[small[end]].stat.size <= BATCH_BYTES)
         {
-            batch_bytes += files[indexes[end]].stat.size;
+            batch_bytes += files[small[end]].stat.size;
             end += 1;
         }
-        let hashed: Vec<(usize, ObjectId, Vec<u8>)> = indexes[start..end]
+        let hashed: Vec<Option<Hashed>> = small[start..end]
             .par_iter()
             .map(|&i| {
                 let bytes = walk::read_content(&files[i])?;
-                Ok((i, ObjectId::from(blake3::hash(&bytes)), bytes))
+                if files[i].stat.kind == EntryKind::File && bytes.len() as u64 > CHUNK_THRESHOLD {
+                    return Ok(None); // grew since lstat: chunked below
+                }
+                let (compression, stored) = compress(&bytes);
+                Ok(Some(Hashed {
+                    index: i,
+                    id: ObjectId::from(blake3::hash(&bytes)),
+                    size: bytes.len() as u64,
+                    compression,
+                    stored: stored.into_owned(),
+                }))
             })
             .collect::<Result<_, SnapshotError>>()?;
-        for (i, id, bytes) in hashed {
-            writer.put_with_id(ObjectKind::Blob, id, &bytes)?;
-            let f = &mut files[i];
-            f.stat.id = id;
+        for (h, &i) in hashed.into_iter().zip(&small[start..end]) {
+            let Some(h) = h else {
+                grown.push(i);
+                continue;
+            };
+            writer.put_stored(ObjectKind::Blob, h.id, h.compression, &h.stored, h.size)?;
+            let f = &mut files[h.index];
+            f.stat.id = h.id;
             // The size read is the size recorded, even if the file changed after lstat.
-            f.stat.size = bytes.len() as u64;
+            f.stat.size = h.size;
+            f.stat.chunked = false;
         }
         start = end;
     }
+    for i in big.into_iter().chain(grown) {
+        store_large(&mut files[i], writer)?;
+    }
+    Ok(())
+}
+
+/// Streams one large file into the store: chunk blobs (compressed a window at a time on all
+/// cores), then its chunk list. A file that shrank below the threshold becomes one blob.
+fn store_large(f: &mut Found, writer: &mut crate::store::Writer<'_>) -> Result<(), SnapshotError> {
+    let unreadable = |e| SnapshotError::unreadable(&f.abs, e);
+    let file = std::fs::File::open(&f.abs).map_err(unreadable)?;
+    let mut window: Vec<(ObjectId, Vec<u8>)> = Vec::with_capacity(CHUNK_WINDOW);
+    let mut failed = None;
+    let flush = |window: &mut Vec<(ObjectId, Vec<u8>)>,
+                 writer: &mut crate::store::Writer<'_>|
+     -> Result<(), StoreError> {
+        let fresh: Vec<_> = window
+            .drain(..)
+            .filter(|(id, _)| !writer.has(id).unwrap_or(false))
+            .collect();
+        let packed: Vec<_> = fresh
+            .par_iter()
+            .map(|(id, raw)| {
+                let (c, stored) = compress(raw);
+                (*id, c, stored.into_owned(), raw.len() as u64)
+            })
+            .collect();
+        for (id, c, stored, size) in packed {
+            writer.put_stored(ObjectKind::Blob, id, c, &stored, size)?;
+        }
+        Ok(())
+    };
+    let content = chunks::read_file(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        |id, data| {
+            window.push((id, data));
+            if window.len() == CHUNK_WINDOW {
+                if let Err(e) = flush(&mut window, writer) {
+                    failed = Some(e);
+                    return Err(std::io::Error::other("store write failed"));
+                }
+            }
+            Ok(())
+        },
+    );
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let content = content.map_err(unreadable)?;
+    flush(&mut window, writer)?;
+    f.stat.size = content.size();
+    f.stat.chunked = content.chunked();
+    f.stat.id = match content {
+        chunks::FileContent::Blob { id, bytes } => {
+            writer.put_with_id(ObjectKind::Blob, id, &bytes)?;
+            id
+        }
+        chunks::FileContent::Chunked { list } => writer.put(ObjectKind::Chunks, &list.encode())?,
+    };
     Ok(())
 }
 
@@ -294,6 +390,27 @@ struct Built {
     objects: HashSet<ObjectId>,
     object_bytes: u64,
     files: u64,
+}
+
+impl Built {
+    /// Counts a file's objects: its blob, or its chunk list and each chunk.
+    fn count_file(&mut self, src: &impl ObjectSource, e: &TreeEntry) -> Result<(), StoreError> {
+        if !self.objects.insert(e.id) {
+            return Ok(());
+        }
+        if e.chunked {
+            let list = src.chunk_list(&e.id)?;
+            self.object_bytes += list.encode().len() as u64;
+            for c in list.chunks() {
+                if self.objects.insert(c.id) {
+                    self.object_bytes += c.size;
+                }
+            }
+        } else {
+            self.object_bytes += e.size;
+        }
+        Ok(())
+    }
 }
 
 fn build_tree(
@@ -308,16 +425,16 @@ fn build_tree(
             Node::File(i) => {
                 let f = &files[*i];
                 built.files += 1;
-                if built.objects.insert(f.stat.id) {
-                    built.object_bytes += f.stat.size;
-                }
-                TreeEntry {
+                let entry = TreeEntry {
                     name: name.clone(),
                     kind: f.stat.kind,
                     id: f.stat.id,
                     size: f.stat.size,
                     private: f.private,
-                }
+                    chunked: f.stat.chunked,
+                };
+                built.count_file(writer, &entry)?;
+                entry
             }
             Node::Dir(sub) => TreeEntry {
                 name: name.clone(),
@@ -340,6 +457,7 @@ fn build_tree(
         id,
         size: tree.size(),
         private: false,
+        chunked: false,
     })
 }
 
@@ -418,8 +536,8 @@ fn count_tree(src: &impl ObjectSource, id: ObjectId, built: &mut Built) -> Resul
     for e in tree.entries() {
         if e.kind == EntryKind::Tree {
             count_tree(src, e.id, built)?;
-        } else if built.objects.insert(e.id) {
-            built.object_bytes += e.size;
+        } else {
+            built.count_file(src, e)?;
         }
     }
     Ok(())

@@ -11,6 +11,8 @@ pub mod edit;
 pub mod fsck;
 pub mod history;
 pub mod log;
+mod objects;
+mod open;
 pub mod pack;
 pub mod partial;
 #[cfg(test)]
@@ -19,18 +21,22 @@ pub mod rev;
 pub mod statcache;
 
 pub use log::LogEntry;
+pub use objects::{ObjectSource, WriteError};
+pub use pack::{Compression, Location};
 pub use statcache::StatEntry;
 
-use crate::object::{
-    DecodeError, FORMAT_VERSION, ObjectId, ObjectKind, Revision, SignedHead, Tree,
-};
+use crate::object::{DecodeError, ObjectId, ObjectKind, Revision, SignedHead, Tree};
 use miette::Diagnostic;
-use pack::{Appender, Location, Packs};
+use objects::locate_in;
+use pack::{Appender, Packs};
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub(crate) const OBJECTS: TableDefinition<[u8; 32], [u8; Location::ENCODED_LEN]> =
+    TableDefinition::new("objects-v2");
+/// The object index of format 1 (raw objects only), migrated to `objects-v2` on open.
+pub(crate) const OBJECTS_V1: TableDefinition<[u8; 32], [u8; Location::ENCODED_LEN_V1]> =
     TableDefinition::new("objects-v1");
 pub(crate) const REFS: TableDefinition<&str, [u8; 32]> = TableDefinition::new("refs-v1");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta-v1");
@@ -188,134 +194,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// The database file inside a state directory.
-    pub fn db_path(state_dir: &Path) -> PathBuf {
-        state_dir.join(crate::paths::state::STORE_DB)
-    }
-
-    /// Opens an existing store; refuses a missing one.
-    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        let path = Self::db_path(state_dir);
-        if !path.exists() {
-            return Err(StoreError::NotInitialized { path });
-        }
-        Self::open_or_create(state_dir)
-    }
-
-    /// Opens an existing store, waiting up to `wait` while another process (a running
-    /// `master serve`, a sync) holds it.
-    pub fn open_waiting(state_dir: &Path, wait: std::time::Duration) -> Result<Self, StoreError> {
-        let started = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(2);
-        loop {
-            match Self::open(state_dir) {
-                Err(StoreError::Busy { .. }) if started.elapsed() < wait => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Opens the store, creating it (and the state directory) if needed.
-    pub fn open_or_create(state_dir: &Path) -> Result<Self, StoreError> {
-        crate::fsutil::create_private_dir_all(state_dir)
-            .map_err(|e| StoreError::io(state_dir, e))?;
-        let path = Self::db_path(state_dir);
-        let fresh = !path.exists();
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Busy { path: path.clone() },
-            other => StoreError::Db(other.into()),
-        })?;
-        if fresh {
-            // The database holds credentials' hashes and copies of secrets: owner-only.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::io(&path, e))?;
-        }
-        let store = Self {
-            db,
-            packs: Packs::new(state_dir.join(crate::paths::state::PACKS)),
-            path,
-        };
-        store.init_tables()?;
-        Ok(store)
-    }
-
-    /// Creates missing tables and checks the format. An existing, complete store is only
-    /// read: opening must not cost a durable commit (the session-start hook opens it).
-    fn init_tables(&self) -> Result<(), StoreError> {
-        if self.tables_ready()? {
-            return Ok(());
-        }
-        let txn = self.db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let found = meta
-                .get(meta::FORMAT)?
-                .map(|v| v.value().first().copied().unwrap_or(0));
-            match found {
-                Some(v) if v > FORMAT_VERSION => {
-                    return Err(StoreError::UpgradeRequired {
-                        path: self.path.clone(),
-                        found: v,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert(meta::FORMAT, [FORMAT_VERSION].as_slice())?;
-                }
-            }
-            txn.open_table(OBJECTS)?;
-            txn.open_table(REFS)?;
-            txn.open_table(REVLOG)?;
-            txn.open_table(STATCACHE)?;
-            txn.open_table(TOKENS)?;
-            txn.open_table(FOLLOWERS)?;
-            txn.open_table(PARTIAL)?;
-            txn.open_table(applies::APPLIES)?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Whether every table exists and the format is one this codexport reads.
-    fn tables_ready(&self) -> Result<bool, StoreError> {
-        use redb::TableHandle;
-        let r = self.db.begin_read()?;
-        let names: std::collections::HashSet<String> =
-            r.list_tables()?.map(|t| t.name().to_owned()).collect();
-        let wanted = [
-            META.name(),
-            OBJECTS.name(),
-            REFS.name(),
-            REVLOG.name(),
-            STATCACHE.name(),
-            TOKENS.name(),
-            FOLLOWERS.name(),
-            PARTIAL.name(),
-            applies::APPLIES.name(),
-        ];
-        if !wanted.iter().all(|n| names.contains(*n)) {
-            return Ok(false);
-        }
-        let found = r
-            .open_table(META)?
-            .get(meta::FORMAT)?
-            .map(|v| v.value().first().copied().unwrap_or(0));
-        match found {
-            Some(v) if v > FORMAT_VERSION => Err(StoreError::UpgradeRequired {
-                path: self.path.clone(),
-                found: v,
-                supported: FORMAT_VERSION,
-            }),
-            Some(_) => Ok(true),
-            None => Ok(false),
-        }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -396,71 +274,6 @@ impl Store {
     }
 }
 
-/// Checks a stored object on its way out, by kind and by hash, then decodes it. Every typed
-/// read goes through here, so rotted pack bytes never reach the codex dir or the screen.
-fn decode_kind<T>(
-    id: ObjectId,
-    kind: ObjectKind,
-    expected: ObjectKind,
-    bytes: &[u8],
-    f: fn(&[u8]) -> Result<T, DecodeError>,
-) -> Result<T, StoreError> {
-    if kind != expected {
-        return Err(StoreError::WrongKind {
-            id,
-            expected: expected.as_str(),
-            found: kind.as_str(),
-        });
-    }
-    if kind.id_of(bytes) != id {
-        return Err(StoreError::Damaged {
-            id,
-            kind: kind.as_str(),
-        });
-    }
-    f(bytes).map_err(|source| StoreError::BadObject { id, source })
-}
-
-/// Typed object access shared by readers and writers.
-pub trait ObjectSource {
-    /// Where an object lives, if present.
-    fn locate(&self, id: &ObjectId) -> Result<Option<Location>, StoreError>;
-    /// Reads an object's raw bytes.
-    fn read_at(&self, loc: &Location) -> Result<Vec<u8>, StoreError>;
-
-    fn has(&self, id: &ObjectId) -> Result<bool, StoreError> {
-        Ok(self.locate(id)?.is_some())
-    }
-
-    /// Kind and encoded bytes, or `None` if absent.
-    fn get_raw(&self, id: &ObjectId) -> Result<Option<(ObjectKind, Vec<u8>)>, StoreError> {
-        match self.locate(id)? {
-            Some(loc) => Ok(Some((loc.kind, self.read_at(&loc)?))),
-            None => Ok(None),
-        }
-    }
-
-    fn get_required(&self, id: &ObjectId) -> Result<(ObjectKind, Vec<u8>), StoreError> {
-        self.get_raw(id)?
-            .ok_or(StoreError::MissingObject { id: *id })
-    }
-
-    fn tree(&self, id: &ObjectId) -> Result<Tree, StoreError> {
-        let (kind, bytes) = self.get_required(id)?;
-        decode_kind(*id, kind, ObjectKind::Tree, &bytes, Tree::decode)
-    }
-
-    fn revision(&self, id: &ObjectId) -> Result<Revision, StoreError> {
-        let (kind, bytes) = self.get_required(id)?;
-        decode_kind(*id, kind, ObjectKind::Revision, &bytes, Revision::decode)
-    }
-
-    fn blob(&self, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
-        let (kind, bytes) = self.get_required(id)?;
-        decode_kind(*id, kind, ObjectKind::Blob, &bytes, |b| Ok(b.to_vec()))
-    }
-}
-
 /// A consistent read view of the store.
 pub struct Reader<'s> {
     partial: ReadOnlyTable<[u8; 32], ()>,
@@ -482,19 +295,11 @@ impl ObjectSource for Reader<'_> {
     fn read_at(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
         self.packs.read(loc)
     }
-}
-
-fn locate_in(
-    table: &impl ReadableTable<[u8; 32], [u8; Location::ENCODED_LEN]>,
-    id: &ObjectId,
-) -> Result<Option<Location>, StoreError> {
-    match table.get(id.to_bytes())? {
-        Some(v) => Location::decode(&v.value())
-            .map(Some)
-            .ok_or_else(|| StoreError::Corrupt {
-                what: format!("index entry of {id}"),
-            }),
-        None => Ok(None),
+    fn pack_file(
+        &self,
+        loc: &Location,
+    ) -> Result<Option<std::sync::Arc<std::fs::File>>, StoreError> {
+        self.packs.file(loc.pack).map(Some)
     }
 }
 
@@ -630,6 +435,25 @@ impl Writer<'_> {
         id: ObjectId,
         bytes: &[u8],
     ) -> Result<bool, StoreError> {
+        if self.has(&id)? {
+            return Ok(false);
+        }
+        let (compression, stored) = pack::compress(bytes);
+        self.put_stored(kind, id, compression, &stored, bytes.len() as u64)
+    }
+
+    /// Stores an object's bytes as they are to be stored (already compressed, or not, as
+    /// `compression` says; `size` is the object's own length), unless present: what a
+    /// fetch received, or what a caller compressed itself (in parallel). The caller vouches
+    /// that the bytes are the object `id`. Returns whether it was new.
+    pub fn put_stored(
+        &mut self,
+        kind: ObjectKind,
+        id: ObjectId,
+        compression: Compression,
+        stored: &[u8],
+        size: u64,
+    ) -> Result<bool, StoreError> {
         let mut table = self.txn.open_table(OBJECTS)?;
         if table.get(id.to_bytes())?.is_some() {
             return Ok(false);
@@ -639,9 +463,39 @@ impl Writer<'_> {
             *appender = Some(self.packs.appender()?);
         }
         let appender = appender.as_mut().expect("set just above");
-        let loc = appender.append(kind, id.as_bytes(), bytes)?;
+        let loc = appender.append(kind, id.as_bytes(), compression, stored, size)?;
         table.insert(id.to_bytes(), loc.encode())?;
         Ok(true)
+    }
+
+    /// Stores a file's content held in memory as a tree entry names it: one blob, or, above
+    /// the chunking threshold, its chunks and chunk list (so the same content gets the same
+    /// id however it reached the store). Returns the id and whether it is chunked.
+    pub fn put_content(&mut self, bytes: &[u8]) -> Result<(ObjectId, bool), StoreError> {
+        let mut failed = None;
+        let content = crate::object::chunks::read_file(bytes, |id, chunk| {
+            if failed.is_none() {
+                if let Err(e) = self.put_with_id(ObjectKind::Blob, id, &chunk) {
+                    failed = Some(e);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| StoreError::Corrupt {
+            what: format!("cutting content held in memory: {e}"),
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(match content {
+            crate::object::chunks::FileContent::Blob { id, bytes } => {
+                self.put_with_id(ObjectKind::Blob, id, &bytes)?;
+                (id, false)
+            }
+            crate::object::chunks::FileContent::Chunked { list } => {
+                (self.put(ObjectKind::Chunks, &list.encode())?, true)
+            }
+        })
     }
 
     pub fn put_tree(&mut self, tree: &Tree) -> Result<ObjectId, StoreError> {

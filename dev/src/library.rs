@@ -294,6 +294,20 @@ fn file_size(rng: &mut Rng) -> usize {
     (lo + rng.below(hi - lo)) as usize
 }
 
+/// `len` deterministic bytes that neither compress nor repeat (xorshift of `seed`): the
+/// content of a model or archive, for the large-content benchmarks and tests.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

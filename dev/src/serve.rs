@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn reads_the_address_of_the_banner() {
-        let a = address_in("codexport master serving on http://127.0.0.1:41234 (protocol v1)\n");
+        let a = address_in("codexport master serving on http://127.0.0.1:41234 (protocol v2)\n");
         assert_eq!(a, Some(SocketAddr::from(([127, 0, 0, 1], 41234))));
         assert_eq!(
             address_in("serving on http://[::1]:80").map(|a| a.port()),

@@ -4,8 +4,8 @@
 //! input is merged twice, with and without an MCP launcher and master host.
 #![no_main]
 
-use codexport::overlay::hooks::TrustMove;
 use codexport::overlay::config::{ConfigContext, merge_config};
+use codexport::overlay::hooks::TrustMove;
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use std::sync::{Once, OnceLock};

@@ -7,6 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(head) = SignedHead::decode(data) {
-        assert_eq!(head.encode(), data, "accepted a head that re-encodes differently");
+        assert_eq!(
+            head.encode(),
+            data,
+            "accepted a head that re-encodes differently"
+        );
     }
 });

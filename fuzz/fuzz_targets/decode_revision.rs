@@ -6,7 +6,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(rev) = Revision::decode(data) {
-        assert_eq!(rev.encode(), data, "accepted a revision that re-encodes differently");
+        assert_eq!(
+            rev.encode(),
+            data,
+            "accepted a revision that re-encodes differently"
+        );
         assert_eq!(rev.id(), ObjectKind::Revision.id_of(data));
     }
 });

@@ -1,4 +1,4 @@
-//! `POST /v1/enroll`, the one route a stranger reaches without a credential: its body as the
+//! `POST /v2/enroll`, the one route a stranger reaches without a credential: its body as the
 //! server decodes it (JSON of a join token and a name), then the token and name as the master
 //! reads them. Never panics; a name that decodes always becomes a valid follower name.
 #![no_main]

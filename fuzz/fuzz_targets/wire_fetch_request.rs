@@ -1,4 +1,4 @@
-//! `FetchRequest::decode` on arbitrary bytes (a `POST /v1/fetch` body from anyone who can
+//! `FetchRequest::decode` on arbitrary bytes (a `POST /v2/fetch` body from anyone who can
 //! reach the master): never panics, stays within its list limits, and whatever it accepts is
 //! canonical.
 #![no_main]

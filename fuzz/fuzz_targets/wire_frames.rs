@@ -1,47 +1,20 @@
-//! A `FrameReader` over an arbitrary (decompressed) object stream, with an object and byte
-//! budget taken from the first two input bytes (at most 64 objects, 64 KiB). Reading frames
-//! until an error or the end frame must never panic, never hand out more than the budget,
-//! and never allocate more than the budget: an object's length is checked before its buffer
-//! is allocated.
+//! A `FrameReader` over an arbitrary object stream, with an object and byte budget taken
+//! from the first two input bytes (at most 64 objects, 64 KiB). Reading frames until an error
+//! or the end frame must never panic, never hand out more than the budget (objects' own
+//! sizes), never hand out stored bytes that contradict their compression, and never
+//! allocate more than the budget: a frame's lengths are checked before its buffer is
+//! allocated.
 #![no_main]
 
+use codexport::store::Compression;
 use codexport::transport::wire::{Frame, FrameReader};
 use libfuzzer_sys::fuzz_target;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The system allocator, noting the largest single request while `TRACK` is set.
-struct Tracking;
-
-static TRACK: AtomicBool = AtomicBool::new(false);
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if TRACK.load(Ordering::Relaxed) {
-            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if TRACK.load(Ordering::Relaxed) {
-            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        }
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if TRACK.load(Ordering::Relaxed) {
-            LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../common/tracking.rs"]
+mod tracking;
 
 #[global_allocator]
-static ALLOC: Tracking = Tracking;
+static ALLOC: tracking::Tracking = tracking::Tracking;
 
 /// Error messages and the like: allowed whatever the budget.
 const SMALL: usize = 4096;
@@ -52,15 +25,20 @@ fuzz_target!(|data: &[u8]| {
     };
     let max_objects = u64::from(*objects % 65);
     let max_bytes = (u64::from(*kib) + 1) * 256;
-    LARGEST.store(0, Ordering::Relaxed);
-    TRACK.store(true, Ordering::Relaxed);
-    let mut seen = (0u64, 0u64);
-    if let Ok(mut reader) = FrameReader::new(stream, max_objects, max_bytes) {
+    let ((), largest) = tracking::largest_allocation(|| {
+        let mut seen = (0u64, 0u64);
+        let Ok(mut reader) = FrameReader::new(stream, max_objects, max_bytes) else {
+            return;
+        };
         loop {
             match reader.next_frame() {
-                Ok(Frame::Object { bytes, .. }) => {
+                Ok(Frame::Object(object)) => {
                     seen.0 += 1;
-                    seen.1 += bytes.len() as u64;
+                    seen.1 += object.size;
+                    match object.compression {
+                        Compression::Raw => assert_eq!(object.stored.len() as u64, object.size),
+                        Compression::Zstd => assert!((object.stored.len() as u64) < object.size),
+                    }
                     assert!(
                         seen.0 <= max_objects && seen.1 <= max_bytes,
                         "over budget: {seen:?}"
@@ -77,9 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => break,
             }
         }
-    }
-    TRACK.store(false, Ordering::Relaxed);
-    let largest = LARGEST.load(Ordering::Relaxed);
+    });
     assert!(
         largest <= SMALL.max(usize::try_from(max_bytes).unwrap()),
         "allocated {largest} bytes at once with a budget of {max_bytes}"

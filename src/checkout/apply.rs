@@ -4,10 +4,10 @@
 //!
 //! 1. The plan (see [`super::plan`]) was made against the disk: it already knows what each
 //!    target holds and which ones hold something codexport did not write there.
-//! 2. Stage: the new content of every put is copied out of the store into
-//!    `<codex dir>/.codexport-staging` (same filesystem as the targets, so the final renames
-//!    are atomic), re-hashed on the way: a damaged stored object stops the apply here.
-//!    Store objects are copied, never hardlinked: users edit the codex dir.
+//! 2. Stage (see [`super::stage`]): where each new file goes is recorded first (the intent);
+//!    then its content is copied out of the store next to its destination, in parallel,
+//!    checked on the way: a damaged stored object stops the apply here. Store objects are
+//!    copied, never hardlinked: users edit the codex dir.
 //! 3. Back up what the plan marks (local edits, things in the way) to
 //!    `<state dir>/backups/<UTC time>/<path>`.
 //! 4. One durability barrier for everything staged (`syncfs`, not one fsync per file).
@@ -15,9 +15,10 @@
 //! 6. Deletes, then stale directories, then puts (renames).
 //! 7. Sync, remove the journal, remove the staging dir.
 //!
-//! A crash before 5 leaves the codex dir untouched ([`recover`] removes the staging dir); a
-//! crash after it is finished by [`recover`], which re-runs 6 and 7 idempotently. Either way
-//! each managed path ends as the old tree or the new, never a torn mix.
+//! A crash before 5 leaves every managed path untouched ([`recover`] removes the staged files
+//! and the directories made for them, as the intent lists); a crash after it is finished by
+//! [`recover`], which re-runs 6 and 7 idempotently. Either way each managed path ends as the
+//! old tree or the new, never a torn mix.
 //!
 //! The caller holds the state dir's [`crate::fsutil::StateLock`] around these calls.
 
@@ -27,16 +28,14 @@ use super::backup::backup;
 use super::disk::{Parents, lstat, parents};
 use super::journal::{self, Journal};
 use super::plan::{Op, Plan};
+use super::stage;
 use super::steps::Steps;
 use super::{CheckoutError, STAGING_NAME};
-use crate::object::{EntryKind, RelPath};
+use crate::object::RelPath;
 use crate::store::ObjectSource;
 use std::collections::{BTreeSet, HashSet};
-use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, symlink};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// How to execute a plan.
@@ -67,8 +66,8 @@ pub struct ExecReport {
 
 /// Executes `plan` into `codex_dir`, reading new content from `src`. See the module docs for
 /// the steps; `record` is kept in the journal and handed back by [`recover`].
-pub fn execute(
-    src: &impl ObjectSource,
+pub fn execute<S: ObjectSource + Sync>(
+    src: &S,
     codex_dir: &Path,
     state_dir: &Path,
     plan: &Plan,
@@ -96,18 +95,21 @@ pub fn execute(
         .map(Op::path)
         .collect();
 
-    let staging = codex_dir.join(STAGING_NAME);
-    // A staging dir without a journal is the leftover of an apply that never committed.
-    remove_staging(&staging)?;
-    fs::create_dir(&staging).map_err(|e| CheckoutError::io(&staging, e))?;
-    let prepared = prepare(src, codex_dir, state_dir, plan, &drifted, &mut steps);
-    let backup_dir = match prepared {
+    // Leftovers of an apply that never committed (an older version's staging dir).
+    remove_staging(&codex_dir.join(STAGING_NAME))?;
+    stage::undo(state_dir, codex_dir)?;
+    let placement = stage::place(codex_dir, plan)?;
+    stage::write_intent(state_dir, codex_dir, &placement)?;
+    journal::sync_dir(state_dir)?;
+    let backup_dir = match prepare(
+        src, codex_dir, state_dir, plan, &placement, &drifted, &mut steps,
+    ) {
         Ok(dir) => dir,
         // A real failure before the commit cleans up after itself (an injected crash must
         // not: it stands for a crash).
         Err(e) => {
             if !matches!(e, CheckoutError::InjectedCrash { .. }) {
-                let _ = remove_staging(&staging);
+                let _ = stage::undo(state_dir, codex_dir);
             }
             return Err(e);
         }
@@ -117,11 +119,12 @@ pub fn execute(
     let journal = Journal {
         version: journal::VERSION,
         codex_dir: codex_dir.to_owned(),
-        staging,
+        staging: codex_dir.to_owned(),
         ops: plan.ops.clone(),
         stale_dirs: plan.stale_dirs.clone(),
         new: plan.new,
         record: record.clone(),
+        placement: Some(placement),
     };
     journal::commit(state_dir, &journal)?;
 
@@ -138,24 +141,44 @@ pub fn execute(
 
 /// The uncommitted half of an apply: stages every put, backs up the drifted files and makes
 /// both durable. Returns the backup dir, if anything was backed up.
-fn prepare(
-    src: &impl ObjectSource,
+fn prepare<S: ObjectSource + Sync>(
+    src: &S,
     codex_dir: &Path,
     state_dir: &Path,
     plan: &Plan,
+    placement: &stage::Placement,
     drifted: &[&RelPath],
     steps: &mut Steps,
 ) -> Result<Option<PathBuf>, CheckoutError> {
-    let staging = codex_dir.join(STAGING_NAME);
-    let staged = stage(src, &staging, plan, steps)?;
+    stage::make_dirs(codex_dir, placement)?;
+    // One step per staged file; they are written in parallel, so an injected crash stops
+    // after as many as come before it.
+    let puts = placement.staged_in.len();
+    let allowed = steps.allowed(puts);
+    let staged = stage::write(src, codex_dir, plan, placement, allowed)?;
+    steps.advance(allowed)?;
+    if allowed < puts {
+        steps.step()?;
+    }
     let backed_up = backup(codex_dir, state_dir, drifted)?;
     steps.step()?;
-    barrier(&staging, &staged)?;
-    if let Some((dir, files)) = &backed_up {
-        barrier(dir, files)?;
+    let mut dirs: BTreeSet<PathBuf> = staged
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    for d in &placement.created {
+        if let Some(parent) = codex_dir.join(d).parent() {
+            dirs.insert(parent.to_owned());
+        }
     }
-    // The staging dir's own entry.
-    journal::sync_dir(codex_dir)?;
+    barrier(codex_dir, &staged, &dirs)?;
+    if let Some((dir, files)) = &backed_up {
+        let parents = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        barrier(dir, files, &parents)?;
+    }
     Ok(backed_up.map(|(dir, _)| dir))
 }
 
@@ -176,6 +199,7 @@ fn recover_with(
 ) -> Result<Option<serde_json::Value>, CheckoutError> {
     let Some(journal) = journal::load(state_dir)? else {
         remove_staging(&codex_dir.join(STAGING_NAME))?;
+        stage::undo(state_dir, codex_dir)?;
         return Ok(None);
     };
     if !same_dir(&journal.codex_dir, codex_dir) {
@@ -189,7 +213,7 @@ fn recover_with(
     Ok(Some(journal.record))
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
+pub(super) fn same_dir(a: &Path, b: &Path) -> bool {
     a == b
         || match (fs::canonicalize(a), fs::canonicalize(b)) {
             (Ok(x), Ok(y)) => x == y,
@@ -215,67 +239,13 @@ fn ensure_parents(
     }
 }
 
-/// Copies the new content of every put into the staging dir; returns the staged paths.
-fn stage(
-    src: &impl ObjectSource,
-    staging: &Path,
-    plan: &Plan,
-    steps: &mut Steps,
-) -> Result<Vec<PathBuf>, CheckoutError> {
-    let mut staged = Vec::new();
-    for (i, op) in plan.ops.iter().enumerate() {
-        let Op::Put {
-            path,
-            kind,
-            id,
-            mode,
-            ..
-        } = op
-        else {
-            continue;
-        };
-        steps.step()?;
-        // Re-hashed as it leaves the store: rotted bytes never reach the codex dir.
-        let bytes = src.blob(id)?;
-        let dst = journal::staged_path(staging, i);
-        let io_err = |e| CheckoutError::io(&dst, e);
-        let mode = match kind {
-            EntryKind::File | EntryKind::Executable => {
-                mode.unwrap_or(super::plan::mode_for(path, *kind, false, None))
-            }
-            EntryKind::Symlink => {
-                symlink(OsStr::from_bytes(&bytes), &dst).map_err(io_err)?;
-                staged.push(dst);
-                continue;
-            }
-            EntryKind::Tree => {
-                return Err(CheckoutError::BadPlan {
-                    path: path.to_string(),
-                });
-            }
-        };
-        // Created with its final mode: a private file is never readable by others, not even
-        // while staged.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&dst)
-            .map_err(io_err)?;
-        file.write_all(&bytes).map_err(io_err)?;
-        staged.push(dst);
-    }
-    Ok(staged)
-}
-
 /// Makes everything written below `dir` durable: one `syncfs` of its filesystem, falling back
-/// to fsyncing each of `files` and their directories where `syncfs` is unavailable. Then
-/// fsyncs `dir` itself.
-fn barrier(dir: &Path, files: &[PathBuf]) -> Result<(), CheckoutError> {
+/// to fsyncing each of `files` and each of `dirs` (whose entries changed) where `syncfs` is
+/// unavailable. Then fsyncs `dir` itself.
+fn barrier(dir: &Path, files: &[PathBuf], dirs: &BTreeSet<PathBuf>) -> Result<(), CheckoutError> {
     let handle = File::open(dir).map_err(|e| CheckoutError::io(dir, e))?;
     // rustix wraps syncfs(2) safely (std has no syncfs, and this crate forbids unsafe code).
     if rustix::fs::syncfs(&handle).is_err() {
-        let mut dirs = BTreeSet::new();
         for f in files {
             let meta = fs::symlink_metadata(f).map_err(|e| CheckoutError::io(f, e))?;
             if meta.is_file() {
@@ -283,12 +253,9 @@ fn barrier(dir: &Path, files: &[PathBuf]) -> Result<(), CheckoutError> {
                     .and_then(|h| h.sync_all())
                     .map_err(|e| CheckoutError::io(f, e))?;
             }
-            if let Some(parent) = f.parent() {
-                dirs.insert(parent.to_owned());
-            }
         }
         for d in dirs {
-            journal::sync_dir(&d)?;
+            journal::sync_dir(d)?;
         }
     }
     handle.sync_all().map_err(|e| CheckoutError::io(dir, e))
@@ -321,8 +288,9 @@ fn roll_forward(
     let mut done = Done::default();
     let mut known = HashSet::new();
     // Derived, not read from the journal: whatever the journal says, codexport only ever
-    // renames from and removes its own staging dir inside the codex dir.
-    let staging = codex_dir.join(STAGING_NAME);
+    // renames its own staged files inside the codex dir (journals of version 1 and 2
+    // staged in one folder).
+    let legacy = codex_dir.join(STAGING_NAME);
 
     for op in &journal.ops {
         let Op::Delete { path, dir, .. } = op else {
@@ -375,28 +343,58 @@ fn roll_forward(
     for (i, op) in journal.ops.iter().enumerate() {
         let Op::Put { path, .. } = op else { continue };
         steps.step()?;
-        let staged = journal::staged_path(&staging, i);
-        if lstat(&staged)?.is_none() {
-            continue;
-        }
+        let staged = match &journal.placement {
+            Some(placement) => {
+                placement
+                    .staged_file(codex_dir, i)
+                    .ok_or_else(|| CheckoutError::BadPlan {
+                        path: path.to_string(),
+                    })?
+            }
+            None => journal::staged_path(&legacy, i),
+        };
         ensure_parents(codex_dir, path, &mut known, &mut done.touched)?;
         let abs = path.to_path(codex_dir);
-        if lstat(&abs)?.is_some_and(|m| m.is_dir()) {
-            match fs::remove_dir(&abs) {
-                Ok(()) => {
-                    known.remove(path.as_str());
-                }
-                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                    return Err(CheckoutError::DirNotEmpty { path: abs });
-                }
-                Err(e) => return Err(CheckoutError::io(&abs, e)),
-            }
+        if !rename_into_place(&staged, &abs, path, &mut known)? {
+            continue;
         }
-        fs::rename(&staged, &abs).map_err(|e| CheckoutError::io(&abs, e))?;
         done.written += 1;
         done.touch(&abs);
     }
     Ok(done)
+}
+
+/// Renames a staged file onto its destination; `false` when it was renamed already (an
+/// interrupted run got that far). An empty directory in the way is removed first.
+fn rename_into_place(
+    staged: &Path,
+    abs: &Path,
+    path: &RelPath,
+    known: &mut HashSet<String>,
+) -> Result<bool, CheckoutError> {
+    let first = match fs::rename(staged, abs) {
+        Ok(()) => return Ok(true),
+        Err(e) => e,
+    };
+    if lstat(staged)?.is_none() {
+        return Ok(false);
+    }
+    match lstat(abs)? {
+        Some(m) if m.is_dir() && !m.file_type().is_symlink() => match fs::remove_dir(abs) {
+            Ok(()) => {
+                known.remove(path.as_str());
+            }
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                return Err(CheckoutError::DirNotEmpty {
+                    path: abs.to_owned(),
+                });
+            }
+            Err(e) => return Err(CheckoutError::io(abs, e)),
+        },
+        _ => return Err(CheckoutError::io(abs, first)),
+    }
+    fs::rename(staged, abs).map_err(|e| CheckoutError::io(abs, e))?;
+    Ok(true)
 }
 
 /// Makes the renames durable, then removes the journal (the apply is finished) and the
@@ -415,6 +413,7 @@ fn finish(
     }
     steps.step()?;
     journal::remove(state_dir)?;
+    stage::remove_intent(state_dir)?;
     remove_staging(&codex_dir.join(STAGING_NAME))
 }
 

@@ -11,10 +11,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Version of the journal's layout written; a journal of a version not read is refused, not
-/// guessed at. Version 1 (ops without modes, reasons or backups) is read too: its fields
-/// take their defaults.
-pub const VERSION: u32 = 2;
-const READABLE: &[u32] = &[1, VERSION];
+/// guessed at. Versions 1 (ops without modes, reasons or backups) and 2 (one staging folder)
+/// are read too: their missing fields take their defaults.
+pub const VERSION: u32 = 3;
+const READABLE: &[u32] = &[1, 2, VERSION];
 
 /// Everything needed to finish an apply without the store: the staged files hold the new
 /// content, the ops say where each one goes and what to delete.
@@ -23,8 +23,9 @@ pub struct Journal {
     pub version: u32,
     /// The codex dir the apply writes into; recovery refuses another one.
     pub codex_dir: PathBuf,
-    /// Where the staged files are: the file of the put at `ops[i]` is named `i`. Recorded for
-    /// people reading the journal; recovery always uses `<codex dir>/.codexport-staging`.
+    /// Versions 1 and 2 staged every file in one folder, the put at `ops[i]` as `i`; recovery
+    /// of such a journal always uses `<codex dir>/.codexport-staging`. Version 3 records the
+    /// codex dir here and places files by `placement`.
     pub staging: PathBuf,
     /// The plan's ops: deletes first, then puts.
     pub ops: Vec<Op>,
@@ -34,9 +35,12 @@ pub struct Journal {
     pub new: ObjectId,
     /// The caller's record of the apply, handed back by recovery so it can be recorded.
     pub record: serde_json::Value,
+    /// Where each put's file was staged (version 3); `None` in journals of versions 1 and 2.
+    #[serde(default)]
+    pub placement: Option<super::stage::Placement>,
 }
 
-/// The staged file of the op at `index`.
+/// The staged file of the op at `index` in a journal of version 1 or 2.
 pub fn staged_path(staging: &Path, index: usize) -> PathBuf {
     staging.join(index.to_string())
 }

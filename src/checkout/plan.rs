@@ -234,7 +234,12 @@ pub fn plan(
     let written = written(src, old, index)?;
     let (wanted, changed) = wanted(src, old, new, &written)?;
     for (path, w) in &wanted {
-        if path.is_root() || path.first() == Some(STAGING_NAME) {
+        if path.is_root()
+            || path.first() == Some(STAGING_NAME)
+            || path
+                .components()
+                .any(|c| c.starts_with(super::stage::STAGED_PREFIX))
+        {
             return Err(CheckoutError::Reserved {
                 path: path.to_string(),
             });

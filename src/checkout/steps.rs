@@ -21,6 +21,26 @@ impl Steps {
         }
     }
 
+    /// How many of the next `n` steps may run before an injected crash or abort: steps that
+    /// run in parallel are started only up to there.
+    pub(super) fn allowed(&self, n: usize) -> usize {
+        [self.crash, self.abort]
+            .into_iter()
+            .flatten()
+            .filter(|&at| at >= self.next)
+            .map(|at| at - self.next)
+            .min()
+            .map_or(n, |k| k.min(n))
+    }
+
+    /// Counts `n` steps that ran (at most [`Steps::allowed`] of them).
+    pub(super) fn advance(&mut self, n: usize) -> Result<(), CheckoutError> {
+        for _ in 0..n {
+            self.step()?;
+        }
+        Ok(())
+    }
+
     /// Called right before each step.
     pub(super) fn step(&mut self) -> Result<(), CheckoutError> {
         if self.abort == Some(self.next) {

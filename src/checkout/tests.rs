@@ -3,12 +3,12 @@
 use super::*;
 use crate::checkout::plan::plan;
 use crate::checkout::{CheckoutError, STAGING_NAME};
-use crate::object::{EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
+use crate::object::{EntryKind, EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
 use crate::store::StoreError;
 use crate::store::{Store, Writer};
 use miette::Diagnostic;
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
 /// What a managed path holds, in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,7 @@ fn write_dir(w: &mut Writer<'_>, dir: &BTreeMap<String, Node>) -> (ObjectId, u64
             id,
             size,
             private: false,
+            chunked: false,
         });
     }
     let tree = Tree::new(entries).unwrap();
@@ -219,6 +220,17 @@ fn assert_clean(codex: &Path, state: &Path) {
         "staging dir left behind"
     );
     assert!(!journal::path(state).exists(), "journal left behind");
+    assert!(
+        !state.join(crate::paths::state::STAGING_INTENT).exists(),
+        "staging intent left behind"
+    );
+    let (disk, _) = read_disk(codex);
+    assert!(
+        !disk
+            .keys()
+            .any(|p| p.contains(crate::checkout::stage::STAGED_PREFIX)),
+        "a staged file left behind"
+    );
 }
 
 fn mode(path: &Path) -> u32 {
@@ -585,6 +597,7 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
             id: missing,
             size: 1,
             private: false,
+            chunked: false,
         },
         TreeEntry {
             name: EntryName::new("b").unwrap(),
@@ -592,6 +605,7 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
             id: missing,
             size: 1,
             private: false,
+            chunked: false,
         },
     ];
     let mut w = fx.store.write().unwrap();

@@ -2,6 +2,7 @@
 //! managed path old or new, and recovery finishes or undoes the apply.
 
 use super::*;
+use std::os::unix::fs::symlink;
 
 /// The old and new trees of the crash test: ~200 files with updates, kind changes, deletes,
 /// a directory turned into a file and a file turned into a directory.

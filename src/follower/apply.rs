@@ -354,7 +354,7 @@ fn write_mcp_manifest(
         return Ok(());
     };
     let manifest: serde_json::Value =
-        serde_json::from_slice(&r.blob(&entry.id)?).map_err(|e| FollowerError::BadMcpManifest {
+        serde_json::from_slice(&r.file(entry)?).map_err(|e| FollowerError::BadMcpManifest {
             number: revision.number,
             what: e.to_string(),
         })?;

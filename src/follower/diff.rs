@@ -6,6 +6,7 @@ use super::apply::{ApplyReport, Target, apply_locked, open_locked};
 use super::rollback::resolve;
 use crate::checkout::ExecOptions;
 use crate::checkout::plan::{Op, Plan};
+use crate::object::ObjectKind;
 use crate::object::{ObjectId, RelPath};
 use crate::paths::Paths;
 use crate::store::ObjectSource;
@@ -50,6 +51,14 @@ pub fn diff(paths: &Paths, spec: Option<&str>, patch: bool) -> Result<DiffReport
         let reader = store.read()?;
         let text = |id: Option<ObjectId>| -> Result<Option<String>, FollowerError> {
             Ok(match id {
+                // A large file (a chunk list) is shown as binary, never read whole.
+                Some(id)
+                    if reader
+                        .locate(&id)?
+                        .is_some_and(|l| l.kind == ObjectKind::Chunks) =>
+                {
+                    None
+                }
                 Some(id) => String::from_utf8(reader.blob(&id)?).ok(),
                 None => Some(String::new()),
             })

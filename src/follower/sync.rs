@@ -12,7 +12,9 @@ use crate::progress::Progress;
 use crate::store::diff::{count, tree_diff};
 use crate::store::{LogEntry, ObjectSource, Store, fsck};
 use crate::transport::client::Client;
-use crate::transport::wire::{FetchRequest, Frame, FrameReader, MAX_PARTIAL, StreamError};
+use crate::transport::wire::{
+    FetchRequest, Frame, FrameReader, MAX_PARTIAL, StreamError, WireObject,
+};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -330,20 +332,22 @@ fn fetch_objects(
             Ok(f) => f,
             Err(e) => break Err(stream_error(client, &e)),
         };
-        let (kind, id, data) = match frame {
+        let object = match frame {
             Frame::End(_) => break Ok(()),
-            Frame::Object { kind, id, bytes } => (kind, id, bytes),
+            Frame::Object(object) => object,
         };
-        if kind.id_of(&data) != id || kind.validate(&data).is_err() {
+        let (id, size) = (object.id, object.size);
+        if !verified(&object) {
             break Err(FollowerError::CorruptObject { id: id.to_string() });
         }
-        writer.put_with_id(kind, id, &data)?;
+        // Kept as it came: compressed once by the master, never again here.
+        writer.put_stored(object.kind, id, object.compression, &object.stored, size)?;
         writer.add_partial(&id)?;
         objects += 1;
-        bytes += data.len() as u64;
+        bytes += size;
         batch_objects += 1;
-        batch_bytes += data.len() as u64;
-        progress.inc(1, data.len() as u64);
+        batch_bytes += size;
+        progress.inc(1, size);
         if batch_objects >= BATCH_OBJECTS || batch_bytes >= BATCH_BYTES {
             writer.commit()?;
             writer = store.write()?;
@@ -355,6 +359,14 @@ fn fetch_objects(
     progress.finish();
     outcome?;
     Ok((objects, bytes, wire.load(Ordering::Relaxed)))
+}
+
+/// Whether a received object is what its id says: expanded, hashed and decoded.
+fn verified(object: &WireObject) -> bool {
+    object
+        .compression
+        .expand(&object.stored, object.size)
+        .is_ok_and(|own| object.kind.id_of(&own) == object.id && object.kind.validate(&own).is_ok())
 }
 
 fn stream_error(client: &Client, e: &StreamError) -> FollowerError {

@@ -1,5 +1,5 @@
 //! `master serve`: the daemon. Publishes a revision at start and whenever `~/.codex`
-//! settles, re-signs the head before it expires, serves followers over protocol v1, and
+//! settles, re-signs the head before it expires, serves followers over protocol v2, and
 //! records when each follower was last seen.
 //!
 //! redb admits one process per database, so the daemon opens the store only while requests

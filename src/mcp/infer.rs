@@ -91,6 +91,7 @@ pub fn export(
                     id,
                     size,
                     private: false,
+                    chunked: false,
                 }),
                 Ok(None) | Err(_) => {
                     let mut s = server;
@@ -115,6 +116,7 @@ pub fn export(
         id: blob,
         size: json.len() as u64,
         private: true,
+        chunked: false,
     }];
     if !sources.is_empty() {
         let tree = Tree::new(sources).map_err(|e| StoreError::Corrupt {
@@ -126,6 +128,7 @@ pub fn export(
             size: tree.size(),
             id: w.put_tree(&tree)?,
             private: false,
+            chunked: false,
         });
     }
     let tree = Tree::new(entries).map_err(|e| StoreError::Corrupt {
@@ -173,7 +176,7 @@ fn previous_export_env(w: &Writer<'_>) -> Result<BTreeMap<String, String>, Store
     let Some(entry) = w.tree(&mcp)?.get(MANIFEST_FILE).cloned() else {
         return Ok(BTreeMap::new());
     };
-    Ok(serde_json::from_slice::<Manifest>(&w.blob(&entry.id)?)
+    Ok(serde_json::from_slice::<Manifest>(&w.file(&entry)?)
         .map(|m| m.export_env)
         .unwrap_or_default())
 }
@@ -508,6 +511,7 @@ fn copy_tree(
                     id,
                     size,
                     private: false,
+                    chunked: false,
                 });
             } else {
                 return Ok(None);
@@ -531,15 +535,14 @@ fn copy_tree(
             } else {
                 EntryKind::File
             };
-            let id = w
-                .put(ObjectKind::Blob, &bytes)
-                .map_err(std::io::Error::other)?;
+            let (id, chunked) = w.put_content(&bytes).map_err(std::io::Error::other)?;
             entries.push(TreeEntry {
                 name: entry_name,
                 kind,
                 id,
                 size: bytes.len() as u64,
                 private: meta.permissions().mode() & 0o044 == 0,
+                chunked,
             });
         }
     }

@@ -267,14 +267,22 @@ fn materialise(store: &Store, tree: ObjectId, dir: &Path) -> Result<(), McpError
             source: e,
         };
         std::fs::create_dir_all(path.parent().expect("a file has a parent")).map_err(io)?;
-        let bytes = r.blob(&e.id).map_err(McpError::Store)?;
         match e.kind {
             EntryKind::Symlink => {
+                let bytes = r.blob(&e.id).map_err(McpError::Store)?;
                 std::os::unix::fs::symlink(String::from_utf8_lossy(&bytes).as_ref(), &path)
                     .map_err(io)?;
             }
             kind => {
-                std::fs::write(&path, &bytes).map_err(io)?;
+                // Streamed piece by piece: a large source file is never held whole.
+                let file = std::fs::File::create(&path).map_err(io)?;
+                r.copy_to_file(&e.id, &file).map_err(|err| match err {
+                    crate::store::WriteError::Store(s) => McpError::Store(s),
+                    crate::store::WriteError::Io(source) => McpError::Io {
+                        path: path.clone(),
+                        source,
+                    },
+                })?;
                 let mode = if kind == EntryKind::Executable {
                     0o755
                 } else {

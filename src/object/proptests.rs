@@ -12,7 +12,7 @@ use super::{
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
-const TREE_MAGIC: &[u8] = b"CXTR\x02";
+const TREE_MAGIC: &[u8] = b"CXTR\x03";
 const REVISION_MAGIC: &[u8] = b"CXRV\x01";
 const HEAD_MAGIC: &[u8] = b"CXHD\x01";
 
@@ -45,7 +45,8 @@ pub(crate) fn object_kind() -> impl Strategy<Value = ObjectKind> {
     prop_oneof![
         Just(ObjectKind::Blob),
         Just(ObjectKind::Tree),
-        Just(ObjectKind::Revision)
+        Just(ObjectKind::Revision),
+        Just(ObjectKind::Chunks)
     ]
 }
 
@@ -86,8 +87,14 @@ fn entry_name_string() -> impl Strategy<Value = String> {
     ]
 }
 
-fn tree_entry_fields() -> impl Strategy<Value = (EntryKind, ObjectId, u64, bool)> {
-    (entry_kind(), object_id(), any::<u64>(), any::<bool>())
+fn tree_entry_fields() -> impl Strategy<Value = (EntryKind, ObjectId, u64, bool, bool)> {
+    (
+        entry_kind(),
+        object_id(),
+        any::<u64>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
 }
 
 /// Valid, unique entries in an arbitrary (shuffled) order, for `Tree::new` to sort.
@@ -95,12 +102,13 @@ fn tree_entries() -> impl Strategy<Value = Vec<TreeEntry>> {
     prop::collection::btree_map(entry_name_string(), tree_entry_fields(), 0..24)
         .prop_map(|map| {
             map.into_iter()
-                .map(|(name, (kind, id, size, private))| TreeEntry {
+                .map(|(name, (kind, id, size, private, chunked))| TreeEntry {
                     name: EntryName::new(name).expect("strategy makes valid names"),
                     kind,
                     id,
                     size,
                     private: private_for(kind, private),
+                    chunked: private_for(kind, chunked),
                 })
                 .collect::<Vec<_>>()
         })
@@ -115,12 +123,13 @@ fn tree() -> impl Strategy<Value = Tree> {
 fn raw_tree_entries() -> impl Strategy<Value = Vec<TreeEntry>> {
     prop::collection::vec(("[ab]{1,3}", tree_entry_fields()), 0..8).prop_map(|v| {
         v.into_iter()
-            .map(|(name, (kind, id, size, private))| TreeEntry {
+            .map(|(name, (kind, id, size, private, chunked))| TreeEntry {
                 name: EntryName::new(name).expect("valid"),
                 kind,
                 id,
                 size,
                 private: private_for(kind, private),
+                chunked: private_for(kind, chunked),
             })
             .collect()
     })
@@ -460,6 +469,7 @@ proptest! {
             let reencoded = match kind {
                 ObjectKind::Tree => Tree::decode(&data).unwrap().encode(),
                 ObjectKind::Revision => Revision::decode(&data).unwrap().encode(),
+                ObjectKind::Chunks => crate::object::ChunkList::decode(&data).unwrap().encode(),
                 ObjectKind::Blob => unreachable!(),
             };
             prop_assert_eq!(reencoded, data);
@@ -482,6 +492,7 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         id: id(b),
         size,
         private: name == "a" || name == "auth.json",
+        chunked: false,
     };
     let empty = Tree::default();
     // The golden tree of `tree::tests::golden_bytes`.
@@ -534,7 +545,7 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         .encode()
     };
     let tagged = |kind: ObjectKind, bytes: &[u8]| [&[kind.tag()][..], bytes].concat();
-    vec![
+    let mut seeds = vec![
         ("decode_tree", "empty", empty.encode()),
         ("decode_tree", "golden", golden.encode()),
         ("decode_tree", "mixed", mixed.encode()),
@@ -563,6 +574,35 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "revision",
             tagged(ObjectKind::Revision, &second.encode()),
         ),
+    ];
+    seeds.extend(format_3_seeds());
+    seeds
+}
+
+/// Seeds of what format 3 added: chunk lists, and the version 2 tree it still reads.
+fn format_3_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let id = |b: u8| ObjectId::from_bytes([b; 32]);
+    let chunks = crate::object::ChunkList::new(vec![
+        crate::object::Chunk {
+            id: id(1),
+            size: u64::from(crate::object::chunks::MAX_CHUNK),
+        },
+        crate::object::Chunk { id: id(2), size: 1 },
+    ])
+    .unwrap();
+    vec![
+        ("decode_chunks", "two", chunks.encode()),
+        (
+            "decode_object",
+            "chunks",
+            [&[ObjectKind::Chunks.tag()][..], &chunks.encode()].concat(),
+        ),
+        ("decode_tree", "golden-v2", {
+            let mut v2 = b"CXTR\x02\x01\x01a\x01".to_vec();
+            v2.extend_from_slice(&[7; 32]);
+            v2.extend_from_slice(&[3, 1]);
+            v2
+        }),
     ]
 }
 
@@ -581,6 +621,10 @@ fn fuzz_seed_corpus_is_current() {
             "decode_tree" => assert_eq!(Tree::decode(&bytes).unwrap().encode(), bytes),
             "decode_revision" => assert_eq!(Revision::decode(&bytes).unwrap().encode(), bytes),
             "decode_head" => assert_eq!(SignedHead::decode(&bytes).unwrap().encode(), bytes),
+            "decode_chunks" => assert_eq!(
+                crate::object::ChunkList::decode(&bytes).unwrap().encode(),
+                bytes
+            ),
             _ => ObjectKind::from_tag(bytes[0])
                 .unwrap()
                 .validate(&bytes[1..])

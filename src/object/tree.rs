@@ -1,25 +1,27 @@
 //! Trees: one directory level, entries sorted by name and unique.
 //!
-//! Encoding version 2 records, per entry, whether the file is private (group and others may
-//! not read it), so a credential never becomes more readable by being synced. Version 1
-//! trees (written before that) are still read; their entries are not private.
+//! Encoding version 3 records, per entry, whether the file is private (group and others may
+//! not read it), so a credential never becomes more readable by being synced, and whether
+//! its id names a chunk list (a large file). Versions 1 (neither flag) and 2 (no chunked
+//! flag) are still read and keep their encoding, hence their ids.
 
 use super::{DecodeError, EntryName, ObjectId, ObjectKind, codec};
 
 pub(crate) const MAGIC: &[u8; 4] = b"CXTR";
-/// The encoding written; [`Tree::decode`] also reads version 1.
-pub const VERSION: u8 = 2;
+/// The encoding written; [`Tree::decode`] also reads versions 1 and 2.
+pub const VERSION: u8 = 3;
 const ID_CONTEXT_V1: &str = "codexport 2026-11-25 tree v1";
-pub(crate) const ID_CONTEXT: &str = "codexport 2026-12-01 tree v2";
+const ID_CONTEXT_V2: &str = "codexport 2026-12-01 tree v2";
+pub(crate) const ID_CONTEXT: &str = "codexport 2026-12-08 tree v3";
 /// Most entries one tree may hold.
 pub const MAX_ENTRIES: usize = 1 << 20;
 
 /// The id derivation context of a tree encoded in `version`.
 pub(crate) fn id_context(version: u8) -> &'static str {
-    if version == 1 {
-        ID_CONTEXT_V1
-    } else {
-        ID_CONTEXT
+    match version {
+        1 => ID_CONTEXT_V1,
+        2 => ID_CONTEXT_V2,
+        _ => ID_CONTEXT,
     }
 }
 
@@ -36,7 +38,8 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    /// The kind of object the entry's id names.
+    /// The kind of object an entry of this kind names, unless it is chunked (see
+    /// [`TreeEntry::object_kind`]).
     pub fn object_kind(self) -> ObjectKind {
         match self {
             EntryKind::Tree => ObjectKind::Tree,
@@ -64,6 +67,19 @@ pub struct TreeEntry {
     /// Group and others may not read the file: it is checked out owner-only. Always false
     /// for trees and symlinks.
     pub private: bool,
+    /// The `id` names a chunk list (a large file), not a blob. Only for files.
+    pub chunked: bool,
+}
+
+impl TreeEntry {
+    /// The kind of object the entry's id names.
+    pub fn object_kind(&self) -> ObjectKind {
+        if self.chunked {
+            ObjectKind::Chunks
+        } else {
+            self.kind.object_kind()
+        }
+    }
 }
 
 /// A version 1 entry: no mode information.
@@ -75,19 +91,81 @@ struct TreeEntryV1 {
     size: u64,
 }
 
+/// A version 2 entry: private, but never chunked.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TreeEntryV2 {
+    name: EntryName,
+    kind: EntryKind,
+    id: ObjectId,
+    size: u64,
+    private: bool,
+}
+
+impl From<&TreeEntry> for TreeEntryV1 {
+    fn from(e: &TreeEntry) -> Self {
+        TreeEntryV1 {
+            name: e.name.clone(),
+            kind: e.kind,
+            id: e.id,
+            size: e.size,
+        }
+    }
+}
+
+impl From<&TreeEntry> for TreeEntryV2 {
+    fn from(e: &TreeEntry) -> Self {
+        TreeEntryV2 {
+            name: e.name.clone(),
+            kind: e.kind,
+            id: e.id,
+            size: e.size,
+            private: e.private,
+        }
+    }
+}
+
+impl From<TreeEntryV1> for TreeEntry {
+    fn from(e: TreeEntryV1) -> Self {
+        TreeEntry {
+            name: e.name,
+            kind: e.kind,
+            id: e.id,
+            size: e.size,
+            private: false,
+            chunked: false,
+        }
+    }
+}
+
+impl From<TreeEntryV2> for TreeEntry {
+    fn from(e: TreeEntryV2) -> Self {
+        TreeEntry {
+            name: e.name,
+            kind: e.kind,
+            id: e.id,
+            size: e.size,
+            private: e.private,
+            chunked: false,
+        }
+    }
+}
+
 /// A directory level. Construct with [`Tree::new`], which sorts and checks uniqueness.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tree {
     entries: Vec<TreeEntry>,
-    /// Set when decoded from a version 1 encoding, which it keeps (its id depends on it).
-    v1: bool,
+    /// The encoding it was decoded from, which it keeps (its id depends on it).
+    version: u8,
 }
 
 impl Tree {
     /// Sorts entries by name (bytewise) and refuses duplicates.
     pub fn new(mut entries: Vec<TreeEntry>) -> Result<Self, DecodeError> {
         entries.sort_by(|a, b| a.name.as_str().as_bytes().cmp(b.name.as_str().as_bytes()));
-        let tree = Self { entries, v1: false };
+        let tree = Self {
+            entries,
+            version: VERSION,
+        };
         tree.check()?;
         Ok(tree)
     }
@@ -111,20 +189,19 @@ impl Tree {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        if self.v1 {
-            let v1: Vec<TreeEntryV1> = self
-                .entries
-                .iter()
-                .map(|e| TreeEntryV1 {
-                    name: e.name.clone(),
-                    kind: e.kind,
-                    id: e.id,
-                    size: e.size,
-                })
-                .collect();
-            codec::encode(MAGIC, 1, &v1)
-        } else {
-            codec::encode(MAGIC, VERSION, &self.entries)
+        let e = &self.entries;
+        match self.version {
+            1 => codec::encode(
+                MAGIC,
+                1,
+                &e.iter().map(TreeEntryV1::from).collect::<Vec<_>>(),
+            ),
+            2 => codec::encode(
+                MAGIC,
+                2,
+                &e.iter().map(TreeEntryV2::from).collect::<Vec<_>>(),
+            ),
+            _ => codec::encode(MAGIC, VERSION, e),
         }
     }
 
@@ -133,28 +210,19 @@ impl Tree {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let tree = match codec::version_of(MAGIC, "tree (CXTR)", &[1, VERSION], bytes)? {
-            1 => {
-                let v1: Vec<TreeEntryV1> = codec::decode_body(MAGIC, 1, bytes)?;
-                Tree {
-                    entries: v1
-                        .into_iter()
-                        .map(|e| TreeEntry {
-                            name: e.name,
-                            kind: e.kind,
-                            id: e.id,
-                            size: e.size,
-                            private: false,
-                        })
-                        .collect(),
-                    v1: true,
-                }
-            }
-            _ => Tree {
-                entries: codec::decode_body(MAGIC, VERSION, bytes)?,
-                v1: false,
-            },
+        let version = codec::version_of(MAGIC, "tree (CXTR)", &[1, 2, VERSION], bytes)?;
+        let entries = match version {
+            1 => codec::decode_body::<Vec<TreeEntryV1>>(MAGIC, 1, bytes)?
+                .into_iter()
+                .map(TreeEntry::from)
+                .collect(),
+            2 => codec::decode_body::<Vec<TreeEntryV2>>(MAGIC, 2, bytes)?
+                .into_iter()
+                .map(TreeEntry::from)
+                .collect(),
+            _ => codec::decode_body(MAGIC, VERSION, bytes)?,
         };
+        let tree = Tree { entries, version };
         tree.check()?;
         Ok(tree)
     }
@@ -174,9 +242,10 @@ impl Tree {
             }
         }
         for e in &self.entries {
-            if e.private && matches!(e.kind, EntryKind::Tree | EntryKind::Symlink) {
+            let file = matches!(e.kind, EntryKind::File | EntryKind::Executable);
+            if (e.private || e.chunked) && !file {
                 return Err(DecodeError::Malformed(format!(
-                    "{:?} is a {} marked private",
+                    "{:?} is a {} marked private or chunked",
                     e.name.as_str(),
                     e.kind.as_str()
                 )));
@@ -197,6 +266,7 @@ mod tests {
             id: ObjectId::from_bytes([byte; 32]),
             size: 3,
             private: false,
+            chunked: false,
         }
     }
 
@@ -224,9 +294,9 @@ mod tests {
         let mut secret = entry("a", EntryKind::Executable, 7);
         secret.private = true;
         let t = Tree::new(vec![secret]).unwrap();
-        let mut expected = b"CXTR\x02\x01\x01a\x01".to_vec();
+        let mut expected = b"CXTR\x03\x01\x01a\x01".to_vec();
         expected.extend_from_slice(&[7; 32]);
-        expected.extend_from_slice(&[3, 1]);
+        expected.extend_from_slice(&[3, 1, 0]);
         assert_eq!(t.encode(), expected);
         assert_eq!(Tree::decode(&expected).unwrap(), t);
         assert_eq!(
@@ -234,6 +304,26 @@ mod tests {
             ObjectId::derived(ID_CONTEXT, &expected).to_string()
         );
         // As store-format.md section 12 states it.
+        assert_eq!(
+            t.id().to_string(),
+            "c9e62092b06e80ffb3335b52dffdbc203bc454a0fea0c672e4637b7190105086"
+        );
+    }
+
+    /// Version 2 trees (before chunking) are read, keep their bytes and id, and have no
+    /// chunked entries.
+    #[test]
+    fn version_2_trees_are_read() {
+        let mut v2 = b"CXTR\x02\x01\x01a\x01".to_vec();
+        v2.extend_from_slice(&[7; 32]);
+        v2.extend_from_slice(&[3, 1]);
+        let t = Tree::decode(&v2).unwrap();
+        let mut secret = entry("a", EntryKind::Executable, 7);
+        secret.private = true;
+        assert_eq!(t.entries(), [secret]);
+        assert_eq!(t.encode(), v2, "re-encodes as it was");
+        assert_eq!(t.id(), ObjectId::derived(ID_CONTEXT_V2, &v2));
+        // The id store-format.md section 12 gave it when version 2 was written.
         assert_eq!(
             t.id().to_string(),
             "875269b7a34c4bbafa5622192c3e8be3768c38be3e70d91149f19d82a2adea81"
@@ -253,9 +343,13 @@ mod tests {
         assert_eq!(t.id(), ObjectId::derived(ID_CONTEXT_V1, &v1));
         assert_ne!(t.id(), Tree::new(t.entries().to_vec()).unwrap().id());
         // A private flag on a symlink or tree has no meaning and is refused.
-        let mut bad = b"CXTR\x02\x01\x01a\x02".to_vec();
+        let mut bad = b"CXTR\x03\x01\x01a\x02".to_vec();
         bad.extend_from_slice(&[7; 32]);
-        bad.extend_from_slice(&[3, 1]);
+        bad.extend_from_slice(&[3, 1, 0]);
+        assert!(Tree::decode(&bad).is_err());
+        // So is a chunked flag on anything but a file.
+        let n = bad.len();
+        bad[n - 2..].copy_from_slice(&[0, 1]);
         assert!(Tree::decode(&bad).is_err());
     }
 
@@ -276,11 +370,11 @@ mod tests {
             Err(DecodeError::Unsorted { .. })
         ));
         // Name "..".
-        let dots = b"CXTR\x02\x01\x02..\x00"
+        let dots = b"CXTR\x03\x01\x02..\x00"
             .iter()
             .copied()
             .chain([0; 32])
-            .chain([0, 0])
+            .chain([0, 0, 0])
             .collect::<Vec<_>>();
         assert!(matches!(
             Tree::decode(&dots),
@@ -290,10 +384,10 @@ mod tests {
         let mut trailing = good.encode();
         trailing.push(0);
         assert!(Tree::decode(&trailing).is_err());
-        let mut v3 = good.encode();
-        v3[4] = 3;
+        let mut v4 = good.encode();
+        v4[4] = 4;
         assert!(matches!(
-            Tree::decode(&v3),
+            Tree::decode(&v4),
             Err(DecodeError::UnsupportedVersion { .. })
         ));
     }

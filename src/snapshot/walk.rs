@@ -215,6 +215,7 @@ pub fn stat_entry(meta: &fs::Metadata, kind: EntryKind) -> StatEntry {
         kind,
         id: ObjectId::from_bytes([0; 32]),
         racy: false,
+        chunked: false,
     }
 }
 

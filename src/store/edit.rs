@@ -14,6 +14,8 @@ pub enum Edit {
         size: u64,
         /// Checked out owner-only (see [`TreeEntry::private`]).
         private: bool,
+        /// `id` names a chunk list (see [`TreeEntry::chunked`]).
+        chunked: bool,
     },
     /// Remove the file or subtree there (directories left empty are removed too).
     Remove,
@@ -31,6 +33,7 @@ pub fn lookup(
         id: root,
         size: 0,
         private: false,
+        chunked: false,
     };
     for part in path.components() {
         if current.kind != EntryKind::Tree {
@@ -82,12 +85,14 @@ fn edit_at(
                 id,
                 size,
                 private,
+                chunked,
             } => Some(TreeEntry {
                 name,
                 kind,
                 id,
                 size,
                 private,
+                chunked,
             }),
             Edit::Remove => None,
         }
@@ -102,6 +107,7 @@ fn edit_at(
             id,
             size,
             private: false,
+            chunked: false,
         })
     };
     match (pos, replacement) {

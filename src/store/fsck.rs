@@ -70,7 +70,7 @@ pub fn fsck(store: &Store) -> Result<FsckReport, StoreError> {
 
 fn check_object(reader: &super::Reader<'_>, id: &ObjectId, loc: &Location) -> Result<(), String> {
     let bytes = reader
-        .read_at(loc)
+        .read_object_at(loc)
         .map_err(|e| format!("unreadable: {e}"))?;
     let actual = loc.kind.id_of(&bytes);
     if actual != *id {
@@ -142,42 +142,51 @@ impl Reachability<'_, '_> {
         if self.broken.contains(&id) {
             return;
         }
-        match kind {
-            ObjectKind::Blob => {}
-            ObjectKind::Revision => {
-                if let Ok(rev) = self.reader.revision(&id) {
-                    let from = format!("revision {}", rev.number);
-                    for (k, child) in rev.children() {
-                        self.visit(k, child, &from);
-                    }
-                }
+        if kind == ObjectKind::Tree {
+            if let Ok(tree) = self.reader.tree(&id) {
+                self.check_sizes(&tree, &format!("tree {}", id.short()));
             }
-            ObjectKind::Tree => {
-                if let Ok(tree) = self.reader.tree(&id) {
-                    let from = format!("tree {}", id.short());
-                    for e in tree.entries() {
-                        if e.kind != EntryKind::Tree {
-                            if let Some(l) = self.index.get(&e.id).filter(|l| l.len != e.size) {
-                                self.bad.push(BadObject {
-                                    id: e.id,
-                                    problem: format!(
-                                        "{from} declares {} bytes for {:?}, blob has {}",
-                                        e.size,
-                                        e.name.as_str(),
-                                        l.len
-                                    ),
-                                });
-                            }
-                        }
-                        self.visit(e.kind.object_kind(), e.id, &from);
-                    }
-                }
+        }
+        let from = match kind {
+            ObjectKind::Revision => self.reader.revision(&id).map_or_else(
+                |_| "a revision".to_owned(),
+                |r| format!("revision {}", r.number),
+            ),
+            ObjectKind::Tree => format!("tree {}", id.short()),
+            ObjectKind::Chunks => format!("chunk list {}", id.short()),
+            ObjectKind::Blob => return,
+        };
+        if let Ok(children) = self.reader.children(kind, &id) {
+            for (k, child) in children {
+                self.visit(k, child, &from);
+            }
+        }
+    }
+
+    /// Each file entry's declared size must be its content's: the blob's, or the chunks'.
+    fn check_sizes(&mut self, tree: &crate::object::Tree, from: &str) {
+        for e in tree.entries().iter().filter(|e| e.kind != EntryKind::Tree) {
+            let found = if e.chunked {
+                self.reader.chunk_list(&e.id).ok().map(|l| l.size())
+            } else {
+                self.index.get(&e.id).map(|l| l.size)
+            };
+            if let Some(found) = found.filter(|&n| n != e.size) {
+                self.bad.push(BadObject {
+                    id: e.id,
+                    problem: format!(
+                        "{from} declares {} bytes for {:?}, its content has {found}",
+                        e.size,
+                        e.name.as_str(),
+                    ),
+                });
             }
         }
     }
 }
 
-/// Every object reachable from a revision (itself included) with its encoded size.
+/// How many objects are reachable from a revision (itself included), and their own sizes
+/// added (uncompressed): the figures a signed head carries.
 pub fn closure(src: &impl ObjectSource, revision: ObjectId) -> Result<(u64, u64), StoreError> {
     let mut seen = HashSet::new();
     let mut count = 0;
@@ -189,17 +198,8 @@ pub fn closure(src: &impl ObjectSource, revision: ObjectId) -> Result<(u64, u64)
         }
         let loc = src.locate(&id)?.ok_or(StoreError::MissingObject { id })?;
         count += 1;
-        bytes += loc.len;
-        match kind {
-            ObjectKind::Blob => {}
-            ObjectKind::Revision => stack.extend(src.revision(&id)?.children()),
-            ObjectKind::Tree => stack.extend(
-                src.tree(&id)?
-                    .entries()
-                    .iter()
-                    .map(|e| (e.kind.object_kind(), e.id)),
-            ),
-        }
+        bytes += loc.size;
+        stack.extend(src.children(kind, &id)?);
     }
     Ok((count, bytes))
 }
@@ -279,17 +279,7 @@ pub fn gc(
             if !live.insert(id) || !reader.has(&id)? {
                 continue;
             }
-            match kind {
-                ObjectKind::Blob => {}
-                ObjectKind::Revision => stack.extend(reader.revision(&id)?.children()),
-                ObjectKind::Tree => stack.extend(
-                    reader
-                        .tree(&id)?
-                        .entries()
-                        .iter()
-                        .map(|e| (e.kind.object_kind(), e.id)),
-                ),
-            }
+            stack.extend(reader.children(kind, &id)?);
         }
         (live, dropped, reader.objects()?)
     };
@@ -302,8 +292,9 @@ pub fn gc(
     let mut appender = store.packs().fresh_appender()?;
     for (id, loc) in &objects {
         if live.contains(id) {
-            let bytes = store.packs().read(loc)?;
-            let new_loc = appender.append(loc.kind, id.as_bytes(), &bytes)?;
+            let stored = store.packs().read(loc)?;
+            let new_loc =
+                appender.append(loc.kind, id.as_bytes(), loc.compression, &stored, loc.size)?;
             writer.relocate(id, new_loc)?;
         } else {
             writer.remove_object(id)?;

@@ -131,6 +131,9 @@ pub struct ShowReport {
     /// …else its bytes in hex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_hex: Option<String>,
+    /// A large file's chunks (its content is not printed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Vec<crate::object::Chunk>>,
 }
 
 /// The tree or file at `path` (the top level without one) of the revision `spec` names.
@@ -165,6 +168,7 @@ pub fn show(store: &Store, spec: &str, path: Option<&str>) -> Result<ShowReport,
         entries: None,
         content: None,
         content_hex: None,
+        chunks: None,
     };
     if kind == EntryKind::Tree {
         report.entries = Some(
@@ -180,6 +184,11 @@ pub fn show(store: &Store, spec: &str, path: Option<&str>) -> Result<ShowReport,
                 })
                 .collect(),
         );
+    } else if reader
+        .locate(&id)?
+        .is_some_and(|l| l.kind == crate::object::ObjectKind::Chunks)
+    {
+        report.chunks = Some(reader.chunk_list(&id)?.chunks().to_vec());
     } else {
         match String::from_utf8(reader.blob(&id)?) {
             Ok(text) => report.content = Some(text),

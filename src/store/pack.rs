@@ -13,30 +13,88 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Header at the start of every pack file.
-pub const PACK_MAGIC: &[u8; 8] = b"CXPACK\x00\x01";
+/// Header at the start of every pack file this version writes (records of section 10.2).
+pub const PACK_MAGIC: &[u8; 8] = b"CXPACK\x00\x02";
+/// Header of the packs of format 1 (records without compression); read through the index.
+pub const PACK_MAGIC_V1: &[u8; 8] = b"CXPACK\x00\x01";
 /// A pack is closed for appends once it passes this size.
 const PACK_ROTATE_BYTES: u64 = 256 << 20;
+/// Bytes of a record header: kind, compression, stored length, size, id.
+pub const RECORD_HEADER: u64 = 1 + 1 + 8 + 8 + 32;
 
-/// Where one object lives. Encoded as 21 fixed bytes in the `objects-v1` table.
+/// How an object's bytes are stored (and sent): as they are, or zstd-compressed. Decided
+/// once, when the object is first stored; nothing is compressed again per follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    Raw,
+    Zstd,
+}
+
+impl Compression {
+    pub fn tag(self) -> u8 {
+        match self {
+            Compression::Raw => 0,
+            Compression::Zstd => 1,
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(Compression::Raw),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Raw => "raw",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// An object's own bytes from its stored bytes (`size` long), refusing anything else.
+    pub fn expand(self, stored: &[u8], size: u64) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        match self {
+            Compression::Raw if stored.len() as u64 == size => {
+                Ok(std::borrow::Cow::Borrowed(stored))
+            }
+            Compression::Raw => Err(format!(
+                "{} raw bytes stored for an object of {size}",
+                stored.len()
+            )),
+            Compression::Zstd => decompress(stored, size).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+/// Where one object lives. Encoded as 30 fixed bytes in the `objects-v2` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     pub kind: ObjectKind,
+    pub compression: Compression,
     pub pack: u32,
-    /// Offset of the object's bytes (after its record header).
+    /// Offset of the object's stored bytes (after its record header).
     pub offset: u64,
+    /// Stored bytes (compressed, or the object itself).
     pub len: u64,
+    /// The object's own length (what its id hashes).
+    pub size: u64,
 }
 
 impl Location {
-    pub const ENCODED_LEN: usize = 21;
+    pub const ENCODED_LEN: usize = 30;
+    /// The 21-byte form of format 1 (`objects-v1`): kind, pack, offset, length; raw.
+    pub const ENCODED_LEN_V1: usize = 21;
 
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         out[0] = self.kind.tag();
-        out[1..5].copy_from_slice(&self.pack.to_le_bytes());
-        out[5..13].copy_from_slice(&self.offset.to_le_bytes());
-        out[13..21].copy_from_slice(&self.len.to_le_bytes());
+        out[1] = self.compression.tag();
+        out[2..6].copy_from_slice(&self.pack.to_le_bytes());
+        out[6..14].copy_from_slice(&self.offset.to_le_bytes());
+        out[14..22].copy_from_slice(&self.len.to_le_bytes());
+        out[22..30].copy_from_slice(&self.size.to_le_bytes());
         out
     }
 
@@ -44,11 +102,31 @@ impl Location {
         if bytes.len() != Self::ENCODED_LEN {
             return None;
         }
+        let loc = Self {
+            kind: ObjectKind::from_tag(bytes[0]).ok()?,
+            compression: Compression::from_tag(bytes[1])?,
+            pack: u32::from_le_bytes(bytes[2..6].try_into().ok()?),
+            offset: u64::from_le_bytes(bytes[6..14].try_into().ok()?),
+            len: u64::from_le_bytes(bytes[14..22].try_into().ok()?),
+            size: u64::from_le_bytes(bytes[22..30].try_into().ok()?),
+        };
+        // Raw bytes are the object: one length. (Any other pair is a corrupt entry.)
+        (loc.compression != Compression::Raw || loc.len == loc.size).then_some(loc)
+    }
+
+    /// A location of format 1's index (an object stored raw).
+    pub fn decode_v1(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::ENCODED_LEN_V1 {
+            return None;
+        }
+        let len = u64::from_le_bytes(bytes[13..21].try_into().ok()?);
         Some(Self {
             kind: ObjectKind::from_tag(bytes[0]).ok()?,
+            compression: Compression::Raw,
             pack: u32::from_le_bytes(bytes[1..5].try_into().ok()?),
             offset: u64::from_le_bytes(bytes[5..13].try_into().ok()?),
-            len: u64::from_le_bytes(bytes[13..21].try_into().ok()?),
+            len,
+            size: len,
         })
     }
 }
@@ -134,7 +212,26 @@ impl Packs {
         Ok(out)
     }
 
-    /// Reads the bytes at `loc`.
+    /// The object's own bytes at `loc` (decompressed when stored compressed), never more
+    /// than the length the index records.
+    pub fn read_object(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
+        let stored = self.read(loc)?;
+        match loc.compression {
+            Compression::Raw => Ok(stored),
+            Compression::Zstd => {
+                decompress(&stored, loc.size).map_err(|what| StoreError::Corrupt {
+                    what: format!("object at {}:{}: {what}", loc.pack, loc.offset),
+                })
+            }
+        }
+    }
+
+    /// The open pack file numbered `pack` (to copy raw bytes without reading them).
+    pub fn file(&self, pack: u32) -> Result<Arc<File>, StoreError> {
+        self.handle(pack)
+    }
+
+    /// Reads the stored bytes at `loc` (compressed when stored compressed).
     pub fn read(&self, loc: &Location) -> Result<Vec<u8>, StoreError> {
         let file = self.handle(loc.pack)?;
         read_at(&file, loc, &self.path(loc.pack))
@@ -182,18 +279,26 @@ impl Packs {
             .map_err(|e| StoreError::io(&self.dir, e))?;
         let last = self.list()?.last().copied();
         let (pack, fresh) = match last {
-            Some(n)
-                if fs::metadata(self.path(n))
-                    .map(|m| m.len())
-                    .unwrap_or(u64::MAX)
-                    < PACK_ROTATE_BYTES =>
-            {
-                (n, false)
-            }
+            // Only a pack of this version with room left is appended to (a pack of format 1
+            // keeps its own record layout).
+            Some(n) if self.current(n) => (n, false),
             Some(n) => (n + 1, true),
             None => (1, true),
         };
         self.appender_for(pack, fresh)
+    }
+
+    /// Whether pack `n` is of this version and below the rotation size.
+    fn current(&self, n: u32) -> bool {
+        use std::io::Read;
+        let path = self.path(n);
+        let mut magic = [0u8; 8];
+        let Ok(mut f) = File::open(&path) else {
+            return false;
+        };
+        f.read_exact(&mut magic).is_ok()
+            && &magic == PACK_MAGIC
+            && f.metadata().is_ok_and(|m| m.len() < PACK_ROTATE_BYTES)
     }
 
     /// Starts a new pack after every existing one (used by gc to rewrite live objects).
@@ -229,8 +334,8 @@ impl Packs {
     }
 }
 
-/// Appends object records to one pack. Records are `[kind u8][len u64 LE][id 32][bytes]`,
-/// so a pack can be scanned without its index.
+/// Appends object records to one pack. Records are `[kind u8][compression u8][stored length
+/// u64 LE][size u64 LE][id 32][stored bytes]`, so a pack can be scanned without its index.
 pub struct Appender {
     pack: u32,
     path: PathBuf,
@@ -240,29 +345,36 @@ pub struct Appender {
 }
 
 impl Appender {
+    /// Appends one object's stored bytes (`size` is the object's own length).
     pub fn append(
         &mut self,
         kind: ObjectKind,
         id: &[u8; 32],
-        bytes: &[u8],
+        compression: Compression,
+        stored: &[u8],
+        size: u64,
     ) -> Result<Location, StoreError> {
-        let mut header = [0u8; 41];
+        let mut header = [0u8; RECORD_HEADER as usize];
         header[0] = kind.tag();
-        header[1..9].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-        header[9..41].copy_from_slice(id);
+        header[1] = compression.tag();
+        header[2..10].copy_from_slice(&(stored.len() as u64).to_le_bytes());
+        header[10..18].copy_from_slice(&size.to_le_bytes());
+        header[18..50].copy_from_slice(id);
         self.out
             .write_all(&header)
             .map_err(|e| StoreError::io(&self.path, e))?;
         self.out
-            .write_all(bytes)
+            .write_all(stored)
             .map_err(|e| StoreError::io(&self.path, e))?;
         let loc = Location {
             kind,
+            compression,
             pack: self.pack,
-            offset: self.offset + 41,
-            len: bytes.len() as u64,
+            offset: self.offset + RECORD_HEADER,
+            len: stored.len() as u64,
+            size,
         };
-        self.offset += 41 + bytes.len() as u64;
+        self.offset += RECORD_HEADER + stored.len() as u64;
         self.written = true;
         Ok(loc)
     }
@@ -289,5 +401,57 @@ impl Appender {
                 .map_err(|e| StoreError::io(&self.path, e))?;
         }
         Ok(())
+    }
+}
+
+/// Decompresses a zstd-stored object of `size` bytes, refusing any other outcome (a frame that
+/// would grow past `size`, or stop short of it).
+pub fn decompress(stored: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    let cap = usize::try_from(size).map_err(|_| format!("object size {size} is too large"))?;
+    let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
+    // The stored objects of this version use small windows; refuse frames that would make
+    // this process allocate a large one.
+    decoder
+        .window_log_max(MAX_WINDOW_LOG)
+        .map_err(|e| e.to_string())?;
+    let bytes = decoder
+        .decompress(stored, cap)
+        .map_err(|e| format!("does not decompress to {size} bytes: {e}"))?;
+    if bytes.len() != cap {
+        return Err(format!(
+            "decompresses to {} bytes, {size} expected",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Largest zstd window read (16 MiB); objects are compressed whole and are at most a chunk
+/// (2 MiB) or a small file, so their windows are smaller.
+pub const MAX_WINDOW_LOG: u32 = 24;
+
+/// Objects smaller than this are stored raw: compression would save bytes of headers only.
+const COMPRESS_FROM: usize = 256;
+/// Bytes of a large object compressed first to judge whether compressing it pays.
+const SAMPLE: usize = 64 << 10;
+
+/// How to store `raw`: zstd (level 3) when that saves at least a sixteenth, else raw. A large
+/// object is judged by its first 64 KiB at the fastest level first, so incompressible data
+/// (archives, models, images) costs almost nothing to refuse.
+pub fn compress(raw: &[u8]) -> (Compression, std::borrow::Cow<'_, [u8]>) {
+    use std::borrow::Cow;
+    if raw.len() < COMPRESS_FROM {
+        return (Compression::Raw, Cow::Borrowed(raw));
+    }
+    let pays = |original: usize, compressed: usize| compressed < original - original / 16;
+    if raw.len() > SAMPLE {
+        let sample = zstd::bulk::compress(&raw[..SAMPLE], 1).unwrap_or_default();
+        if sample.is_empty() || !pays(SAMPLE, sample.len()) {
+            return (Compression::Raw, Cow::Borrowed(raw));
+        }
+    }
+    match zstd::bulk::compress(raw, 3) {
+        Ok(c) if pays(raw.len(), c.len()) => (Compression::Zstd, Cow::Owned(c)),
+        _ => (Compression::Raw, Cow::Borrowed(raw)),
     }
 }

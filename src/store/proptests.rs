@@ -2,7 +2,7 @@
 //! cache entries round-trip, and damaged bytes never make their decoders panic.
 
 use super::log::ChangeCounts;
-use super::pack::Location;
+use super::pack::{Compression, Location};
 use super::{LogEntry, StatEntry};
 use crate::object::proptests::{
     bytes, config, entry_kind, mutate, mutation, object_id, object_kind,
@@ -18,9 +18,10 @@ fn stat_entry() -> impl Strategy<Value = StatEntry> {
         entry_kind(),
         object_id(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(size, mtime_ns, ctime_ns, inode, kind, id, racy)| StatEntry {
+            |(size, mtime_ns, ctime_ns, inode, kind, id, racy, chunked)| StatEntry {
                 size,
                 mtime_ns,
                 ctime_ns,
@@ -28,6 +29,7 @@ fn stat_entry() -> impl Strategy<Value = StatEntry> {
                 kind,
                 id,
                 racy,
+                chunked,
             },
         )
 }
@@ -74,8 +76,9 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn location_round_trips(kind in object_kind(), pack in any::<u32>(), offset in any::<u64>(), len in any::<u64>()) {
-        let loc = Location { kind, pack, offset, len };
+    fn location_round_trips(kind in object_kind(), zstd in any::<bool>(), pack in any::<u32>(), offset in any::<u64>(), len in any::<u64>(), size in any::<u64>()) {
+        let (compression, size) = if zstd { (Compression::Zstd, size) } else { (Compression::Raw, len) };
+        let loc = Location { kind, compression, pack, offset, len, size };
         let encoded = loc.encode();
         prop_assert_eq!(encoded.len(), Location::ENCODED_LEN);
         prop_assert_eq!(Location::decode(&encoded), Some(loc));
@@ -90,12 +93,15 @@ proptest! {
     fn stat_entry_round_trips(entry in stat_entry()) {
         prop_assert_eq!(StatEntry::decode(&entry.encode()), Some(entry));
     }
-    /// Every 21-byte string either is refused or is a location that encodes back to it.
+    /// Every 30-byte string either is refused or is a location that encodes back to it.
     #[test]
-    fn location_decode_is_exact(data in any::<[u8; 21]>()) {
+    fn location_decode_is_exact(data in prop::collection::vec(any::<u8>(), 30)) {
+        let data: [u8; 30] = data.try_into().unwrap();
         match Location::decode(&data) {
             Some(loc) => prop_assert_eq!(loc.encode(), data),
-            None => prop_assert!(!(1..=3).contains(&data[0])),
+            None => prop_assert!(
+                !(1..=4).contains(&data[0]) || data[1] > 1 || (data[1] == 0 && data[14..22] != data[22..30])
+            ),
         }
     }
 

@@ -15,6 +15,9 @@ pub struct StatEntry {
     /// Modified no earlier than the snapshot that hashed it started: a write in the same
     /// timestamp tick could go unseen, so the next snapshot hashes it again (git's rule).
     pub racy: bool,
+    /// `id` names a chunk list (the file was larger than the chunking threshold). Entries
+    /// written before chunking existed lack the field, fail to decode and are re-hashed.
+    pub chunked: bool,
 }
 
 impl StatEntry {
@@ -52,6 +55,7 @@ mod tests {
             kind: EntryKind::File,
             id: ObjectId::from_bytes([0; 32]),
             racy: false,
+            chunked: false,
         };
         assert!(e.matches(&e));
         assert!(!StatEntry { racy: true, ..e }.matches(&e));

@@ -178,10 +178,10 @@ impl Client {
         };
         let code = field("code").unwrap_or_default();
         if code.is_empty() && status == StatusCode::NOT_FOUND {
-            return Err(ClientError::NotAMaster {
+            return Err(self.older_master(url).unwrap_or(ClientError::NotAMaster {
                 url: url.to_owned(),
                 status: status.as_u16(),
-            });
+            }));
         }
         let message = field("message").unwrap_or_else(|| status.to_string());
         Err(match status {
@@ -194,6 +194,26 @@ impl Client {
                 code,
                 message,
             },
+        })
+    }
+
+    /// A master of another protocol version, told by the health answer every version keeps
+    /// at `/v1/health` (where a master of protocol 1 answers too).
+    fn older_master(&self, url: &str) -> Option<ClientError> {
+        let probe = format!("{}/v1/health", self.base);
+        let timeout = self.remaining(url).ok()?;
+        let health: Health = self
+            .http
+            .get(&probe)
+            .timeout(timeout)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (health.protocol != u64::from(super::PROTOCOL_VERSION)).then(|| ClientError::Protocol {
+            url: url.to_owned(),
+            found: health.protocol,
+            supported: super::PROTOCOL_VERSION,
         })
     }
 
@@ -219,7 +239,7 @@ impl Client {
     }
 
     pub fn health(&self) -> Result<Health, ClientError> {
-        let url = format!("{}/v1/health", self.base);
+        let url = format!("{}/v2/health", self.base);
         let health: Health = self
             .send(self.http.get(&url), &url)?
             .json()
@@ -236,7 +256,7 @@ impl Client {
 
     /// Exchanges a join token for a credential; returns (credential, enrolled name).
     pub fn enroll(&self, token: &str, name: &str) -> Result<(String, String), ClientError> {
-        let url = format!("{}/v1/enroll", self.base);
+        let url = format!("{}/v2/enroll", self.base);
         let v: serde_json::Value = self
             .send(
                 self.http
@@ -254,7 +274,7 @@ impl Client {
 
     /// The encoded signed head, or `None` if the master has no revision yet.
     pub fn head(&self) -> Result<Option<Vec<u8>>, ClientError> {
-        let url = format!("{}/v1/head", self.base);
+        let url = format!("{}/v2/head", self.base);
         match self.send(self.http.get(&url), &url) {
             Ok(resp) => Ok(Some(
                 resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec(),
@@ -264,12 +284,12 @@ impl Client {
         }
     }
 
-    /// Starts the object stream; returns the decompressed reader and the wire byte counter.
+    /// Starts the object stream; returns its reader and the wire byte counter.
     pub fn fetch(
         &self,
         req: &FetchRequest,
     ) -> Result<(impl Read + use<>, Arc<AtomicU64>), ClientError> {
-        let url = format!("{}/v1/fetch", self.base);
+        let url = format!("{}/v2/fetch", self.base);
         let resp = self.send(
             self.http
                 .post(&url)
@@ -282,11 +302,9 @@ impl Client {
             inner: resp,
             count: count.clone(),
         };
-        let decoder =
-            super::wire::stream_decoder(counting).map_err(|e| ClientError::Unreachable {
-                url,
-                reason: e.to_string(),
-            })?;
-        Ok((decoder, count))
+        Ok((
+            std::io::BufReader::with_capacity(256 << 10, counting),
+            count,
+        ))
     }
 }

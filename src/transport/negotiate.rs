@@ -9,7 +9,7 @@
 //! slowly therefore never keeps the master's database open.
 
 use super::wire::{FetchRequest, FrameWriter, StreamTotals};
-use crate::object::{EntryKind, ObjectId, ObjectKind};
+use crate::object::{ObjectId, ObjectKind};
 use crate::store::pack::{Location, PackFiles};
 use crate::store::{ObjectSource, StoreError};
 use std::collections::HashSet;
@@ -25,26 +25,18 @@ pub enum SendError {
 }
 
 /// Every object id reachable from the given complete revisions (absent ones are ignored).
+/// Chunk lists are opened, so the chunks a follower holds are never sent again, whichever
+/// file or revision they came with.
 fn have_set(src: &impl ObjectSource, have: &[ObjectId]) -> Result<HashSet<ObjectId>, StoreError> {
     let mut set = HashSet::new();
     for rev_id in have {
-        if !matches!(src.locate(rev_id)?, Some(loc) if loc.kind == ObjectKind::Revision)
-            || !set.insert(*rev_id)
-        {
+        if !matches!(src.locate(rev_id)?, Some(loc) if loc.kind == ObjectKind::Revision) {
             continue;
         }
-        let rev = src.revision(rev_id)?;
-        let mut stack: Vec<ObjectId> = rev.children().map(|(_, id)| id).collect();
-        while let Some(tree_id) = stack.pop() {
-            if !set.insert(tree_id) {
-                continue;
-            }
-            for e in src.tree(&tree_id)?.entries() {
-                if e.kind == EntryKind::Tree {
-                    stack.push(e.id);
-                } else {
-                    set.insert(e.id);
-                }
+        let mut stack = vec![(ObjectKind::Revision, *rev_id)];
+        while let Some((kind, id)) = stack.pop() {
+            if set.insert(id) && kind != ObjectKind::Blob {
+                stack.extend(src.children(kind, &id)?);
             }
         }
     }
@@ -59,7 +51,8 @@ pub struct Planned {
 }
 
 /// Every object of `req.want`'s closure the follower lacks, in post-order (children before
-/// the tree or revision naming them), with its location. Reads only trees and revisions.
+/// the tree, chunk list or revision naming them), with its location. Reads only trees,
+/// chunk lists and revisions.
 pub fn plan(src: &impl ObjectSource, req: &FetchRequest) -> Result<Vec<Planned>, StoreError> {
     let mut skip = have_set(src, &req.have)?;
     skip.extend(req.partial.iter().copied());
@@ -86,25 +79,16 @@ fn walk(
             found: location.kind.as_str(),
         });
     }
-    match kind {
-        ObjectKind::Blob => {}
-        ObjectKind::Tree => {
-            for e in src.tree(&id)?.entries() {
-                walk(src, e.kind.object_kind(), e.id, skip, out)?;
-            }
-        }
-        ObjectKind::Revision => {
-            for (k, child) in src.revision(&id)?.children() {
-                walk(src, k, child, skip, out)?;
-            }
-        }
+    for (k, child) in src.children(kind, &id)? {
+        walk(src, k, child, skip, out)?;
     }
     out.push(Planned { id, location });
     Ok(())
 }
 
-/// Streams the planned objects from `files`. Each object is re-hashed on its way out, so a
-/// rotted pack byte stops the stream instead of reaching a follower (which would refuse it).
+/// Streams the planned objects from `files`, as stored (nothing is compressed again). Each
+/// object is re-hashed on its way out (a compressed one is expanded for that), so a rotted
+/// pack byte stops the stream instead of reaching a follower (which would refuse it).
 pub fn send_planned<W: Write>(
     files: &PackFiles,
     planned: &[Planned],
@@ -112,18 +96,23 @@ pub fn send_planned<W: Write>(
 ) -> Result<StreamTotals, SendError> {
     let mut totals = StreamTotals::default();
     for p in planned {
-        let kind = p.location.kind;
-        let bytes = files.read(&p.location)?;
-        if kind.id_of(&bytes) != p.id {
-            return Err(StoreError::Damaged {
-                id: p.id,
-                kind: kind.as_str(),
-            }
-            .into());
+        let loc = &p.location;
+        let stored = files.read(loc)?;
+        let damaged = || StoreError::Damaged {
+            id: p.id,
+            kind: loc.kind.as_str(),
+        };
+        let own = loc
+            .compression
+            .expand(&stored, loc.size)
+            .map_err(|_| damaged())?;
+        if loc.kind.id_of(&own) != p.id {
+            return Err(damaged().into());
         }
-        out.object(kind, &p.id, &bytes)?;
+        drop(own);
+        out.object(loc.kind, &p.id, loc.compression, &stored, loc.size)?;
         totals.objects += 1;
-        totals.bytes += bytes.len() as u64;
+        totals.bytes += loc.size;
     }
     Ok(totals)
 }

@@ -1,4 +1,4 @@
-//! The HTTP side of protocol v1: routes, request limits, fair streaming of `/v1/fetch`.
+//! The HTTP side of protocol v2: routes, request limits, fair streaming of `/v2/fetch`.
 //!
 //! Who may do what is not decided here: every request is handed to a [`Backend`] (the
 //! master), which authenticates it and names what to stream. This layer serves nothing but
@@ -45,7 +45,7 @@ const MAX_CONCURRENT_FETCHES: usize = 64;
 /// How long a request may take to arrive and be answered (its body included; a streamed
 /// answer goes on, bounded by the stream's own send timeout).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest `/v1/enroll` body: a join token and a follower name, as JSON.
+/// Largest `/v2/enroll` body: a join token and a follower name, as JSON.
 pub const MAX_ENROLL_BYTES: usize = 4 << 10;
 /// How often the followers with open streams are checked for a revocation.
 pub const REVOCATION_CHECK: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ pub const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 /// What the HTTP layer asks of the master. Every method may block (it runs on a blocking
 /// thread) and answers a refusal as an [`ApiError`].
 pub trait Backend: Send + Sync + 'static {
-    /// The master's public identity, for `/v1/health`.
+    /// The master's public identity, for `/v2/health`.
     fn health(&self) -> Health;
     /// Exchanges a join token for a follower credential: `(credential, enrolled name)`.
     fn enroll(&self, token: &str, name: &str) -> Result<(String, String), ApiError>;
@@ -128,6 +128,11 @@ impl ApiError {
     /// Something the master does not have (a revision, a head).
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// The request belongs to another protocol version.
+    pub fn upgrade_required(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UPGRADE_REQUIRED, "protocol", message)
     }
 
     /// Try again shortly.
@@ -235,7 +240,7 @@ async fn health<B: Backend>(State(st): State<Arc<Shared<B>>>) -> impl IntoRespon
     axum::Json(st.backend.health())
 }
 
-/// The body of `POST /v1/enroll`.
+/// The body of `POST /v2/enroll`.
 #[derive(Debug, serde::Deserialize)]
 pub struct EnrollRequest {
     /// The join token (`cxt1_…`), checked by the backend.
@@ -275,17 +280,16 @@ async fn head<B: Backend>(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], head).into_response())
 }
 
-/// Writes the zstd-compressed object stream of `source` into `sink`.
+/// Writes the object stream of `source` into `sink`, each object as stored.
 fn stream_objects(source: &FetchSource, sink: ChannelWriter) -> Result<StreamTotals, SendError> {
-    let encoder = zstd::Encoder::new(sink, 3)?;
-    let mut frames = FrameWriter::new(encoder)?;
+    let mut frames = FrameWriter::new(sink)?;
     let totals = send_planned(&source.files, &source.planned, &mut frames)?;
-    let (encoder, _) = frames.finish()?;
-    encoder.finish()?.flush()?;
+    let (mut sink, _) = frames.finish()?;
+    sink.flush()?;
     Ok(totals)
 }
 
-/// `POST /v1/fetch`: the credential first (from the headers), then this follower's share
+/// `POST /v2/fetch`: the credential first (from the headers), then this follower's share
 /// of streams and a global permit, and only then the body.
 async fn fetch<B: Backend>(
     State(st): State<Arc<Shared<B>>>,
@@ -333,12 +337,25 @@ async fn fetch<B: Backend>(
         .into_response())
 }
 
+/// Any other path of protocol 1: an answer such a follower prints as it is.
+async fn older_protocol() -> ApiError {
+    ApiError::upgrade_required(format!(
+        "this master speaks protocol {PROTOCOL_VERSION} (codexport {}); install the same codexport version on this follower",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
 fn router<B: Backend>(shared: Arc<Shared<B>>) -> Router {
     Router::new()
+        .route("/v2/health", get(health::<B>))
+        // Followers of protocol 1 ask here first; they read `protocol` and say what to do.
         .route("/v1/health", get(health::<B>))
-        .route("/v1/enroll", post(enroll::<B>))
-        .route("/v1/head", get(head::<B>))
-        .route("/v1/fetch", post(fetch::<B>))
+        .route("/v1/enroll", post(older_protocol))
+        .route("/v1/head", get(older_protocol))
+        .route("/v1/fetch", post(older_protocol))
+        .route("/v2/enroll", post(enroll::<B>))
+        .route("/v2/head", get(head::<B>))
+        .route("/v2/fetch", post(fetch::<B>))
         // A backstop for any body extractor added later; the routes above read their bodies
         // with their own, smaller limits.
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

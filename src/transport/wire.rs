@@ -1,12 +1,15 @@
-//! Wire encodings of protocol v1: the fetch request and the object stream.
+//! Wire encodings of protocol v2: the fetch request and the object stream.
 //!
-//! The object stream is zstd-compressed. Decompressed, it is the 5-byte header `CXST` +
-//! version, then frames `[kind u8][len u32 LE][id 32][bytes]`, then an end frame
-//! `[0][objects u64 LE][bytes u64 LE]`. Objects come in post-order (children before the tree
-//! or revision naming them), so any prefix a follower stored is closed under "children
-//! present" and an interrupted fetch can resume from what it kept.
+//! The object stream is the 5-byte header `CXST` + version, then frames
+//! `[kind u8][compression u8][stored u32 LE][size u32 LE][id 32][stored bytes]`, then an end
+//! frame `[0][objects u64 LE][bytes u64 LE]`. Each object travels as the master stored it
+//! (compressed once, at snapshot time, or raw when that did not pay), so serving costs no
+//! compression. Objects come in post-order (children before the tree, chunk list or revision
+//! naming them), so any prefix a follower stored is closed under "children present" and an
+//! interrupted fetch can resume from what it kept.
 
 use crate::object::{DecodeError, ObjectId, ObjectKind, codec};
+use crate::store::Compression;
 use std::io::{self, Read, Write};
 
 const REQUEST_MAGIC: &[u8; 4] = b"CXFR";
@@ -14,7 +17,7 @@ const REQUEST_MAGIC: &[u8; 4] = b"CXFR";
 const REQUEST_VERSION: u8 = 1;
 const STREAM_MAGIC: &[u8; 4] = b"CXST";
 /// The object stream's format version.
-const STREAM_VERSION: u8 = 1;
+const STREAM_VERSION: u8 = 2;
 /// Revisions a follower may name as complete.
 pub const MAX_HAVE: usize = 256;
 /// Loose objects a follower may name (kept from an interrupted fetch).
@@ -23,21 +26,12 @@ pub const MAX_PARTIAL: usize = 400_000;
 /// [`MAX_PARTIAL`] ids takes (at most 34 bytes per id, postcard), with room for the header.
 /// Read only after the credential was checked.
 pub const MAX_REQUEST_BYTES: usize = 64 + (MAX_HAVE + MAX_PARTIAL + 1) * 34;
-/// Largest single object on the wire.
+/// Largest single object on the wire (its own size). Files above the chunking threshold
+/// travel as chunks of at most 2 MiB; this bound is for blobs of stores written before
+/// chunking existed.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 30;
-/// Largest zstd window a follower accepts (2^24 = 16 MiB); the master's level-3 streams use
-/// 2 MiB or less, and zstd's default would let a stream make the follower allocate 128 MiB.
-pub const MAX_WINDOW_LOG: u32 = 24;
 
-/// The decompressor of an object stream, as every follower reads one: zstd with the window
-/// capped at [`MAX_WINDOW_LOG`]. The fuzz target of the stream uses it too.
-pub fn stream_decoder<R: Read>(inner: R) -> io::Result<zstd::Decoder<'static, io::BufReader<R>>> {
-    let mut decoder = zstd::Decoder::new(inner)?;
-    decoder.window_log_max(MAX_WINDOW_LOG)?;
-    Ok(decoder)
-}
-
-/// `POST /v1/fetch`: send me `want` and what it needs, I have these complete revisions and
+/// `POST /v2/fetch`: send me `want` and what it needs, I have these complete revisions and
 /// these loose objects.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FetchRequest {
@@ -74,12 +68,28 @@ impl FetchRequest {
     }
 }
 
-/// Totals of a stream, as sent in its end frame.
+/// Totals of a stream, as sent in its end frame: objects, and their own (uncompressed)
+/// sizes added, the figures a signed head declares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamTotals {
     pub objects: u64,
     pub bytes: u64,
 }
+
+/// One object as it travels: its kind, id, own size, and the bytes as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireObject {
+    pub kind: ObjectKind,
+    pub id: ObjectId,
+    pub compression: Compression,
+    /// The object's own length.
+    pub size: u64,
+    /// Its bytes as stored: zstd-compressed or raw, as `compression` says.
+    pub stored: Vec<u8>,
+}
+
+/// Bytes of a frame header: kind, compression, stored length, size, id.
+const FRAME_HEADER: usize = 1 + 1 + 4 + 4 + 32;
 
 /// Writes frames of one stream.
 pub struct FrameWriter<W: Write> {
@@ -97,15 +107,29 @@ impl<W: Write> FrameWriter<W> {
         })
     }
 
-    pub fn object(&mut self, kind: ObjectKind, id: &ObjectId, bytes: &[u8]) -> io::Result<()> {
-        let len =
-            u32::try_from(bytes.len()).map_err(|_| io::Error::other("object larger than 4 GiB"))?;
-        self.out.write_all(&[kind.tag()])?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(id.as_bytes())?;
-        self.out.write_all(bytes)?;
+    /// Writes one object as stored: `stored` is its bytes compressed as `compression` says,
+    /// `size` its own length.
+    pub fn object(
+        &mut self,
+        kind: ObjectKind,
+        id: &ObjectId,
+        compression: Compression,
+        stored: &[u8],
+        size: u64,
+    ) -> io::Result<()> {
+        let too_large = |_| io::Error::other("object larger than 4 GiB");
+        let stored_len = u32::try_from(stored.len()).map_err(too_large)?;
+        let size32 = u32::try_from(size).map_err(too_large)?;
+        let mut header = [0u8; FRAME_HEADER];
+        header[0] = kind.tag();
+        header[1] = compression.tag();
+        header[2..6].copy_from_slice(&stored_len.to_le_bytes());
+        header[6..10].copy_from_slice(&size32.to_le_bytes());
+        header[10..].copy_from_slice(id.as_bytes());
+        self.out.write_all(&header)?;
+        self.out.write_all(stored)?;
         self.totals.objects += 1;
-        self.totals.bytes += bytes.len() as u64;
+        self.totals.bytes += size;
         Ok(())
     }
 
@@ -121,11 +145,7 @@ impl<W: Write> FrameWriter<W> {
 /// One item read from a stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    Object {
-        kind: ObjectKind,
-        id: ObjectId,
-        bytes: Vec<u8>,
-    },
+    Object(WireObject),
     End(StreamTotals),
 }
 
@@ -196,56 +216,58 @@ impl<R: Read> FrameReader<R> {
         }
         let kind =
             ObjectKind::from_tag(tag[0]).map_err(|e| StreamError::Malformed(e.to_string()))?;
-        let mut head = [0u8; 36];
+        let mut head = [0u8; FRAME_HEADER - 1];
         read_exact_or_truncated(&mut self.input, &mut head)?;
-        let len = u64::from(u32::from_le_bytes(head[..4].try_into().expect("4 bytes")));
-        let id = ObjectId::from_bytes(head[4..].try_into().expect("32 bytes"));
+        let compression = Compression::from_tag(head[0]).ok_or_else(|| {
+            StreamError::Malformed(format!("unknown compression tag {}", head[0]))
+        })?;
+        let u32_at = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                head[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        let (stored_len, size) = (u32_at(1), u32_at(5));
+        let id = ObjectId::from_bytes(head[9..].try_into().expect("32 bytes"));
         if self.seen.objects + 1 > self.max_objects {
             return Err(StreamError::OverBudget(format!(
                 "more than {} objects",
                 self.max_objects
             )));
         }
-        if self.seen.bytes + len > self.max_bytes || len > MAX_OBJECT_BYTES {
+        if self.seen.bytes + size > self.max_bytes || size > MAX_OBJECT_BYTES {
             return Err(StreamError::OverBudget(format!(
                 "more than {} bytes",
                 self.max_bytes
             )));
         }
-        let mut bytes = vec![0u8; len as usize];
-        read_exact_or_truncated(&mut self.input, &mut bytes)?;
+        // Compression only ever shrinks what is stored; raw bytes are the object itself.
+        let fits = match compression {
+            Compression::Raw => stored_len == size,
+            Compression::Zstd => stored_len < size,
+        };
+        if !fits {
+            return Err(StreamError::Malformed(format!(
+                "object {id}: {stored_len} bytes stored ({}) for {size} bytes",
+                compression.as_str()
+            )));
+        }
+        let mut stored = vec![0u8; stored_len as usize];
+        read_exact_or_truncated(&mut self.input, &mut stored)?;
         self.seen.objects += 1;
-        self.seen.bytes += len;
-        Ok(Frame::Object { kind, id, bytes })
+        self.seen.bytes += size;
+        Ok(Frame::Object(WireObject {
+            kind,
+            id,
+            compression,
+            size,
+            stored,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A zstd frame of one raw block holding `payload`, declaring a window of 2^`log`.
-    fn frame_with_window(log: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, (log - 10) << 3];
-        let header = 1 | ((payload.len() as u32) << 3);
-        f.extend_from_slice(&header.to_le_bytes()[..3]);
-        f.extend_from_slice(payload);
-        f
-    }
-
-    #[test]
-    fn the_stream_decoder_refuses_windows_over_the_cap() {
-        let read = |log: u8| {
-            let mut out = Vec::new();
-            stream_decoder(&frame_with_window(log, b"CXST\x01")[..])
-                .unwrap()
-                .read_to_end(&mut out)
-                .map(|_| out)
-        };
-        assert_eq!(read(24).unwrap(), b"CXST\x01");
-        let err = read(27).unwrap_err();
-        assert!(err.to_string().contains("memory"), "{err}");
-    }
 
     #[test]
     fn the_largest_valid_request_fits_the_body_limit() {
@@ -264,7 +286,8 @@ mod tests {
     fn frames_round_trip_and_budget() {
         let mut w = FrameWriter::new(Vec::new()).unwrap();
         let id = ObjectKind::Blob.id_of(b"abc");
-        w.object(ObjectKind::Blob, &id, b"abc").unwrap();
+        w.object(ObjectKind::Blob, &id, Compression::Raw, b"abc", 3)
+            .unwrap();
         let (bytes, totals) = w.finish().unwrap();
         assert_eq!(
             totals,
@@ -273,14 +296,23 @@ mod tests {
                 bytes: 3
             }
         );
+        // Golden: header, then kind 1, raw, stored 3, size 3, id, bytes, then the end frame.
+        let mut golden = b"CXST\x02\x01\x00\x03\x00\x00\x00\x03\x00\x00\x00".to_vec();
+        golden.extend_from_slice(id.as_bytes());
+        golden.extend_from_slice(
+            b"abc\x00\x01\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00",
+        );
+        assert_eq!(bytes, golden);
         let mut r = FrameReader::new(&bytes[..], 10, 100).unwrap();
         assert_eq!(
             r.next_frame().unwrap(),
-            Frame::Object {
+            Frame::Object(WireObject {
                 kind: ObjectKind::Blob,
                 id,
-                bytes: b"abc".to_vec()
-            }
+                compression: Compression::Raw,
+                size: 3,
+                stored: b"abc".to_vec()
+            })
         );
         assert_eq!(r.next_frame().unwrap(), Frame::End(totals));
         let mut tight = FrameReader::new(&bytes[..], 10, 2).unwrap();
@@ -291,6 +323,22 @@ mod tests {
         let mut cut = FrameReader::new(&bytes[..bytes.len() - 3], 10, 100).unwrap();
         cut.next_frame().unwrap();
         assert!(matches!(cut.next_frame(), Err(StreamError::Truncated)));
+    }
+
+    #[test]
+    fn frames_whose_stored_length_contradicts_their_compression_are_refused() {
+        let id = ObjectKind::Blob.id_of(b"abcd");
+        for (compression, stored, size) in [
+            (Compression::Raw, &b"abc"[..], 4),
+            (Compression::Zstd, &b"abcd"[..], 4),
+        ] {
+            let mut w = FrameWriter::new(Vec::new()).unwrap();
+            w.object(ObjectKind::Blob, &id, compression, stored, size)
+                .unwrap();
+            let (bytes, _) = w.finish().unwrap();
+            let mut r = FrameReader::new(&bytes[..], 10, 100).unwrap();
+            assert!(matches!(r.next_frame(), Err(StreamError::Malformed(_))));
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn quiet_prints_nothing_and_version_names_formats() {
         v.stdout.contains(&format!(
             "store format {}",
             codexport::object::FORMAT_VERSION
-        )) && v.stdout.contains("protocol 1"),
+        )) && v.stdout.contains("protocol 2"),
         "{}",
         v.stdout
     );

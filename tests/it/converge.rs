@@ -472,14 +472,23 @@ fn status_prints_what_it_can_when_a_managed_path_cannot_be_compared() {
     let (_m, _master, f) = pair();
     let agents = f.codex().join("AGENTS.md");
     fs::remove_file(&agents).unwrap();
-    let made = std::process::Command::new("mkfifo").arg(&agents).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&agents)
+        .status()
+        .unwrap();
     assert!(made.success());
     let r = f.run(&["--json", "status"]);
     assert!(r.ok(), "status must not die: {}", r.stderr);
     let s: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(s["drift"].is_null(), "{s}");
-    assert!(s["drift_error"].as_str().unwrap().contains("AGENTS.md"), "{s}");
-    assert_eq!(s["remote"]["reachable"], true, "the rest is still reported: {s}");
+    assert!(
+        s["drift_error"].as_str().unwrap().contains("AGENTS.md"),
+        "{s}"
+    );
+    assert_eq!(
+        s["remote"]["reachable"], true,
+        "the rest is still reported: {s}"
+    );
     let human = f.run(&["status"]);
     assert!(human.stdout.contains("not checked"), "{}", human.stdout);
 }

@@ -361,7 +361,7 @@ fn master_serve_listens_on_all_addresses_by_default() {
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_owned);
     let health = port.as_ref().map(|p| {
-        reqwest::blocking::get(format!("http://127.0.0.1:{p}/v1/health"))
+        reqwest::blocking::get(format!("http://127.0.0.1:{p}/v2/health"))
             .and_then(reqwest::blocking::Response::error_for_status)
             .map(|_| ())
     });

@@ -94,7 +94,7 @@ async fn slow_loris(from: String, to: SocketAddr, loris: Arc<Loris>) {
         };
         loris.connects.fetch_add(1, Relaxed);
         let opened = Instant::now();
-        let mut line = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n".to_vec();
+        let mut line = b"GET /v2/health HTTP/1.1\r\nHost: x\r\n".to_vec();
         while !loris.stop.load(Relaxed) && s.write_all(&line).await.is_ok() {
             line = b"X-Slow: 1\r\n".to_vec();
             let mut buf = [0u8; 256];
@@ -113,7 +113,7 @@ async fn slow_loris(from: String, to: SocketAddr, loris: Arc<Loris>) {
     }
 }
 
-/// One unauthenticated upload: a head announcing 16 MiB to `/v1/fetch`, then the body until
+/// One unauthenticated upload: a head announcing 16 MiB to `/v2/fetch`, then the body until
 /// the master answers. Returns the status (after reconnecting while the master resets the
 /// connection) and the body bytes the master let through.
 async fn upload(to: SocketAddr, deadline: Instant) -> (Option<u16>, u64) {
@@ -127,7 +127,7 @@ async fn upload(to: SocketAddr, deadline: Instant) -> (Option<u16>, u64) {
         };
         let (mut rd, mut wr) = s.into_split();
         let head = format!(
-            "POST /v1/fetch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-codexport-fetch\r\nContent-Length: {BODY}\r\n\r\n"
+            "POST /v2/fetch HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-codexport-fetch\r\nContent-Length: {BODY}\r\n\r\n"
         );
         if wr.write_all(head.as_bytes()).await.is_err() {
             continue;
@@ -314,7 +314,7 @@ async fn open_stream(
         .unwrap();
     let mut s = socket.connect(to).await.unwrap();
     let head = format!(
-        "POST /v1/fetch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {credential}\r\nContent-Type: application/x-codexport-fetch\r\nContent-Length: {}\r\n\r\n",
+        "POST /v2/fetch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {credential}\r\nContent-Type: application/x-codexport-fetch\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await.unwrap();

@@ -1,6 +1,6 @@
 //! The server's limits as the README states them, checked on a running master fast enough
 //! for the debug `cargo test`: the header-read timeout, the per-address connection cap, and
-//! hostile `/v1/enroll` requests (the one route without a credential). The attacks at scale
+//! hostile `/v2/enroll` requests (the one route without a credential). The attacks at scale
 //! are in `hostile.rs`.
 
 use crate::hostile::{addr_of, connect_from, runtime, status_of};
@@ -51,13 +51,13 @@ fn server_limits_hold_and_enroll_refuses_hostile_bodies() {
         }
         assert_eq!(open, 32, "the per-address cap is 32");
         // Another address is served meanwhile.
-        let health = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let health = b"GET /v2/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         assert_eq!(status_from("127.0.0.1", to, health).await, Some(200));
 
         // Hostile enroll bodies.
         let enroll_as = |body: &str, length: usize| {
             format!(
-                "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
+                "POST /v2/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
             )
             .into_bytes()
         };

@@ -9,6 +9,7 @@ mod faults;
 mod features;
 mod hook;
 mod hostile;
+mod large;
 mod layers;
 mod limits;
 mod load;

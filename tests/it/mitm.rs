@@ -94,7 +94,7 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let mode = ctx.mode.lock().unwrap().clone();
-    if uri.path() == "/v1/fetch" {
+    if uri.path() == "/v2/fetch" {
         match &mode {
             Mode::RefuseFetch => {
                 return (
@@ -124,20 +124,16 @@ async fn forward(
     let mut bytes = resp.bytes().await.unwrap_or_default().to_vec();
     if status.is_success() {
         match (&mode, uri.path()) {
-            (Mode::FlipHead(i), "/v1/head") => bytes[*i] ^= 1,
-            (Mode::ReplaceHead(h), "/v1/head") => bytes.clone_from(h),
-            (Mode::CorruptBlob, "/v1/fetch") => {
-                bytes = alter_first_blob(&bytes, |frame| frame[37] ^= 0x55);
+            (Mode::FlipHead(i), "/v2/head") => bytes[*i] ^= 1,
+            (Mode::ReplaceHead(h), "/v2/head") => bytes.clone_from(h),
+            (Mode::CorruptBlob, "/v2/fetch") => {
+                bytes = alter_first_blob(&bytes, |frame| frame[FRAME_HEAD] ^= 0x55);
             }
-            (Mode::RetagBlob(tag), "/v1/fetch") => {
+            (Mode::RetagBlob(tag), "/v2/fetch") => {
                 bytes = alter_first_blob(&bytes, |frame| frame[0] = *tag);
             }
-            (Mode::Truncate(n), "/v1/fetch") => {
-                let mut plain = zstd::decode_all(&bytes[..]).unwrap();
-                plain.truncate(*n);
-                bytes = zstd::encode_all(&plain[..], 3).unwrap();
-            }
-            (Mode::CutAfter(n), "/v1/fetch") => {
+            (Mode::Truncate(n), "/v2/fetch") => bytes.truncate(*n),
+            (Mode::CutAfter(n), "/v2/fetch") => {
                 bytes.truncate(*n);
                 return stream_response(cut(bytes));
             }
@@ -173,25 +169,28 @@ fn cut(bytes: Vec<u8>) -> Body {
     Body::from_stream(sent.chain(dropped))
 }
 
-/// Applies `f` to the first non-empty blob frame (`[kind][len u32][id 32][bytes]`) of a
-/// compressed stream and compresses it again.
+/// Bytes of a frame's head: kind, compression, stored length, size, id.
+const FRAME_HEAD: usize = 42;
+
+/// Applies `f` to the first non-empty blob frame
+/// (`[kind][compression][stored u32][size u32][id 32][stored bytes]`) of a stream.
 fn alter_first_blob(stream: &[u8], f: impl FnOnce(&mut [u8])) -> Vec<u8> {
-    let mut plain = zstd::decode_all(stream).unwrap();
+    let mut plain = stream.to_vec();
     // Frames start after the 5-byte header.
     let mut at = 5;
     while at < plain.len() && plain[at] != 0 {
-        let len = u32::from_le_bytes(plain[at + 1..at + 5].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(plain[at + 2..at + 6].try_into().unwrap()) as usize;
         if plain[at] == 1 && len > 0 {
-            f(&mut plain[at..at + 37 + len]);
+            f(&mut plain[at..at + FRAME_HEAD + len]);
             break;
         }
-        at += 37 + len;
+        at += FRAME_HEAD + len;
     }
-    zstd::encode_all(&plain[..], 3).unwrap()
+    plain
 }
 
-/// The stream header, then blob frames of 0.5-4.5 KiB of random bytes under their true ids,
-/// forever; each chunk is its own zstd frame (concatenated frames are one valid stream).
+/// The stream header, then raw blob frames of 0.5-4.5 KiB of random bytes under their true
+/// ids, forever.
 fn endless(served: Arc<AtomicU64>) -> Body {
     let chunks = futures_util::stream::unfold(
         (0x9E37_79B9_7F4A_7C15_u64, true),
@@ -200,17 +199,18 @@ fn endless(served: Arc<AtomicU64>) -> Body {
             async move {
                 let mut plain = Vec::new();
                 if first {
-                    plain.extend_from_slice(b"CXST\x01");
+                    plain.extend_from_slice(b"CXST\x02");
                 }
                 for _ in 0..16 {
                     let len = 512 + (xorshift(&mut seed) % 4096) as usize;
                     let data: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
-                    plain.push(1);
+                    plain.extend_from_slice(&[1, 0]);
+                    plain.extend_from_slice(&(len as u32).to_le_bytes());
                     plain.extend_from_slice(&(len as u32).to_le_bytes());
                     plain.extend_from_slice(blake3::hash(&data).as_bytes());
                     plain.extend_from_slice(&data);
                 }
-                let chunk = zstd::encode_all(&plain[..], 1).unwrap();
+                let chunk = plain;
                 served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), (seed, false)))
             }

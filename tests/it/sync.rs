@@ -207,9 +207,9 @@ fn tokens_are_single_use_expire_and_revocation_cuts_off() {
     assert!(cut.stderr.contains("revoked"), "{}", cut.stderr);
 
     // No credential at all.
-    let resp = reqwest::blocking::get(format!("{}/v1/head", master.url)).unwrap();
+    let resp = reqwest::blocking::get(format!("{}/v2/head", master.url)).unwrap();
     assert_eq!(resp.status(), 401);
-    let health = reqwest::blocking::get(format!("{}/v1/health", master.url)).unwrap();
+    let health = reqwest::blocking::get(format!("{}/v2/health", master.url)).unwrap();
     assert_eq!(health.status(), 200);
 }
 
@@ -221,7 +221,7 @@ fn tampered_replayed_and_corrupted_answers_are_refused() {
     enroll(&m, &master, &f);
     let old_head = {
         let v = reqwest::blocking::Client::new()
-            .get(format!("{}/v1/head", master.url))
+            .get(format!("{}/v2/head", master.url))
             .bearer_auth(
                 std::fs::read_to_string(f.state().join("credential"))
                     .unwrap()
@@ -280,7 +280,7 @@ fn truncated_stream_keeps_verified_objects_and_resumes() {
         &master.port(),
     ]);
     // Enroll through a proxy that cuts the first stream in the middle.
-    let mitm = Mitm::start(&master.url, Mode::Truncate(60_000));
+    let mitm = Mitm::start(&master.url, Mode::Truncate(6_000));
     let proxied = link["link"].as_str().unwrap().replace(
         &format!("port={}", master.port()),
         &format!("port={}", mitm.url.rsplit(':').next().unwrap()),

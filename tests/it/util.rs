@@ -45,7 +45,13 @@ impl Home {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let r = self.run(&all);
-        assert!(r.ok(), "codexport {args:?} failed: {}", r.stderr);
+        assert!(
+            r.ok(),
+            "codexport {args:?} failed ({}): {}{}",
+            r.code,
+            r.stderr,
+            r.stdout
+        );
         serde_json::from_str(&r.stdout)
             .unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{}", r.stdout))
     }

@@ -83,6 +83,17 @@ impl Render for ShowReport {
             }
             return out;
         }
+        if let Some(chunks) = &self.chunks {
+            let mut out = format!(
+                "(large file, {} in {} chunks; its content is not printed)\n",
+                bytes(self.size),
+                chunks.len()
+            );
+            for c in chunks {
+                writeln!(out, "chunk  {:>10}  {}", bytes(c.size), c.id.short()).ok();
+            }
+            return out;
+        }
         match (&self.content, &self.content_hex) {
             (Some(text), _) if self.kind == EntryKind::Symlink => format!("-> {text}\n"),
             (Some(text), _) => text.clone(),
