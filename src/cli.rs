@@ -244,6 +244,51 @@ pub enum MasterCommand {
     /// Run `master serve` as a per-user service that starts at login.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Static mirrors (a folder behind a web server, an S3 bucket) followers sync from while
+    /// this machine sleeps.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
+    /// Write the newest revision to every mirror (`master serve` does it by itself).
+    Publish {
+        /// Only re-sign the mirrors' heads (run it from cron when the master is often
+        /// offline: a mirror's head expires after its --head-ttl-days).
+        #[arg(long)]
+        refresh: bool,
+        /// Only this mirror.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Add a mirror: DEST is an absolute folder or s3://bucket/prefix (credentials from the
+    /// AWS environment); --url is where followers read it over HTTP(S).
+    Add {
+        dest: String,
+        #[arg(long)]
+        url: String,
+        /// A name for it (default: from DEST).
+        #[arg(long)]
+        name: Option<String>,
+        /// Days a head published there stays valid.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        head_ttl_days: u64,
+    },
+    /// List the mirrors.
+    List,
+    /// Stop publishing to a mirror (its files stay where they are).
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowerMirrorCommand {
+    /// Read this mirror too (besides those the master names).
+    Add { url: String },
+    /// Forget a mirror added by hand.
+    Remove { url: String },
+    /// List the mirrors this follower reads.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +299,9 @@ pub enum FollowersAction {
 
 #[derive(Debug, Subcommand)]
 pub enum FollowerCommand {
+    /// The static mirrors this follower syncs from.
+    #[command(subcommand)]
+    Mirror(FollowerMirrorCommand),
     /// Enroll with a master using the link from `codexport master link`, then sync.
     Join {
         /// The codexport://join?... link.
@@ -352,6 +400,17 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
     Ok(match cli.command {
         Command::Master(cmd) => master(&paths, cmd)?,
+        Command::Follower(FollowerCommand::Mirror(cmd)) => Output::of(&match cmd {
+            FollowerMirrorCommand::Add { url } => {
+                crate::follower::mirrors::edit_manual(&paths, &url, false)?;
+                crate::follower::mirrors::report(&paths)?
+            }
+            FollowerMirrorCommand::Remove { url } => {
+                crate::follower::mirrors::edit_manual(&paths, &url, true)?;
+                crate::follower::mirrors::report(&paths)?
+            }
+            FollowerMirrorCommand::List => crate::follower::mirrors::report(&paths)?,
+        }),
         Command::Follower(FollowerCommand::Join {
             link,
             master,
@@ -408,7 +467,7 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             }
             Output::of(&report)
         }
-        Command::Gc { keep } => Output::of(&crate::store::fsck::gc(&mut open(&paths)?, keep, &[])?),
+        Command::Gc { keep } => gc(&paths, keep)?,
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
             bench_cmd::gen_library(&dir, files, seed)?
         }
@@ -435,6 +494,30 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             )
         }
     })
+}
+
+/// `gc`: the store, then (on a master) the packs no mirror index names any more.
+fn gc(paths: &Paths, keep: usize) -> miette::Result<Output> {
+    let report = crate::store::fsck::gc(&mut open(paths)?, keep, &[])?;
+    let mut out = Output::of(&report);
+    let pruned = crate::master::mirror::prune_all(paths);
+    if !pruned.is_empty() {
+        let mut json = Vec::new();
+        for (name, r) in pruned {
+            let line = match &r {
+                Ok(p) => format!("mirror {name}: {} packs removed\n", p.packs_removed),
+                Err(e) => format!("mirror {name}: not pruned: {e}\n"),
+            };
+            out.human.push_str(&line);
+            json.push(serde_json::json!({
+                "mirror": name,
+                "packs_removed": r.as_ref().ok().map(|p| p.packs_removed),
+                "error": r.as_ref().err().map(ToString::to_string),
+            }));
+        }
+        out.json["mirrors"] = serde_json::Value::Array(json);
+    }
+    Ok(out)
 }
 
 /// The `master …` commands.
@@ -480,6 +563,46 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
         MasterCommand::Followers {
             action: Some(FollowersAction::Revoke { name }),
         } => Output::of(&crate::master::link::revoke(paths, &name)?),
+        MasterCommand::Mirror(MirrorCommand::Add {
+            dest,
+            url,
+            name,
+            head_ttl_days,
+        }) => {
+            crate::master::mirror::add(
+                paths,
+                &dest,
+                &url,
+                name.as_deref(),
+                Duration::from_secs(head_ttl_days * 86_400),
+            )?;
+            Output::of(&crate::master::mirror::MirrorsReport {
+                mirrors: crate::master::mirror::list(paths)?,
+            })
+        }
+        MasterCommand::Mirror(MirrorCommand::List) => {
+            Output::of(&crate::master::mirror::MirrorsReport {
+                mirrors: crate::master::mirror::list(paths)?,
+            })
+        }
+        MasterCommand::Mirror(MirrorCommand::Remove { name }) => {
+            crate::master::mirror::remove(paths, &name)?;
+            Output::of(&crate::master::mirror::MirrorsReport {
+                mirrors: crate::master::mirror::list(paths)?,
+            })
+        }
+        MasterCommand::Publish { refresh, mirror } => {
+            let report = crate::master::mirror::publish_command(
+                paths,
+                mirror.as_deref(),
+                crate::master::mirror::PublishOptions { refresh },
+            )?;
+            let mut out = Output::of(&report);
+            if report.failed() > 0 {
+                out.code = 1;
+            }
+            out
+        }
         MasterCommand::Service(cmd) => match cmd {
             ServiceCommand::Install { port, dry_run } => Output::of(&crate::service::install(
                 paths,

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod config;
 pub mod diff;
 pub mod join;
+pub mod mirrors;
 pub mod rollback;
 pub mod state;
 pub mod status;
@@ -31,6 +32,8 @@ pub mod meta {
     /// u64 LE: after `rollback`, the fetched revision number the follower is held below;
     /// empty when not held.
     pub const HOLD: &str = "follower/hold";
+    /// Where the fetched revision came from: `master`, or a mirror's URL.
+    pub const SOURCE: &str = "follower/source";
     /// JSON list: `${names}` in the last applied config.toml that no variable defines.
     pub const UNKNOWN_VARIABLES: &str = "follower/unknown_variables";
     /// See [`crate::store::meta::REPAIR`]: the next sync fetches what the fetched revision
@@ -136,6 +139,32 @@ pub enum FollowerError {
         help("run `codexport sync` again; if it persists, run `codexport fsck` on the master")
     )]
     Incomplete { id: String, what: String },
+    #[error("the mirror at {url} has no head file")]
+    #[diagnostic(
+        code(codexport::mirror::missing),
+        help(
+            "the mirror is empty or misses files: on the master, `codexport master publish` writes what is missing"
+        )
+    )]
+    MirrorMissing { url: String },
+    #[error(
+        "this follower cannot read the mirror at {url}: its key is not in the mirror's keyring"
+    )]
+    #[diagnostic(
+        code(codexport::mirror::locked),
+        help(
+            "sync once while the master is reachable: it learns this follower's key and wraps the mirror's key to it at its next publish. A revoked follower cannot read what was published after its revocation"
+        )
+    )]
+    MirrorLocked { url: String },
+    #[error("the mirror at {url} holds something the master did not sign: {what}")]
+    #[diagnostic(
+        code(codexport::mirror::damaged),
+        help(
+            "nothing from it was accepted; run `codexport sync` again (objects verified so far are kept), and on the master `codexport master publish` repairs the mirror"
+        )
+    )]
+    MirrorDamaged { url: String, what: String },
     #[error("the master has no revision yet")]
     #[diagnostic(
         code(codexport::sync::empty),

@@ -21,6 +21,7 @@ pub mod overlay;
 mod pathmap;
 pub mod paths;
 mod progress;
+pub mod seal;
 pub mod service;
 pub mod snapshot;
 pub mod status;

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod key;
 pub mod link;
+pub mod mirror;
 pub mod publish;
 pub mod serve;
 pub mod tailscale;

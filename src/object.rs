@@ -9,10 +9,12 @@ pub mod chunks;
 pub(crate) mod codec;
 pub mod head;
 pub mod id;
+pub mod mirror;
 pub mod name;
 #[cfg(test)]
 pub(crate) mod proptests;
 pub mod revision;
+pub mod signed;
 pub mod tree;
 
 pub use chunks::{Chunk, ChunkList};

@@ -47,6 +47,17 @@ pub mod state {
     pub const MCP_APPLIED: &str = "mcp/manifest.json";
     /// Hydrated MCP artifacts (installed packages, copied sources).
     pub const MCP_ARTIFACTS: &str = "mcp-artifacts";
+    /// The master's mirrors: where each is and where followers read it.
+    pub const MIRRORS_CONFIG: &str = "mirrors.toml";
+    /// The master's per-mirror state (`<name>.json`: content key, published packs; 0600)
+    /// and the packs being built (`tmp/`).
+    pub const MIRRORS: &str = "mirrors";
+    /// The follower's X25519 secret key, to which mirrors wrap their content key (0600).
+    pub const MIRROR_KEY: &str = "mirror.key";
+    /// The signed list of mirror URLs the master handed this follower.
+    pub const MIRROR_LIST: &str = "mirror-list";
+    /// Mirror packs being downloaded (`<hash>.part`, resumed with Range requests).
+    pub const MIRROR_DOWNLOADS: &str = "mirror-downloads";
 }
 
 /// What this machine is to codexport, told by the files in its state dir.

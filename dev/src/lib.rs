@@ -20,3 +20,4 @@ pub mod library;
 pub mod sample;
 pub mod serve;
 pub mod skip;
+pub mod static_server;

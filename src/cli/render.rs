@@ -4,6 +4,7 @@
 mod follower;
 mod history;
 mod master;
+mod mirror;
 mod status;
 mod tools;
 

@@ -117,6 +117,9 @@ pub struct LastSync {
     pub number: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the head came from: `master` or a mirror's URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl LastSync {

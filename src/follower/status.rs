@@ -61,6 +61,71 @@ pub struct FollowerStatus {
     pub accepted_number: Option<u64>,
     pub last_sync: Option<LastSync>,
     pub remote: RemoteStatus,
+    /// Where the fetched revision came from: `master`, or a mirror's URL.
+    pub fetched_from: Option<String>,
+    /// Each mirror this follower reads, and what it answered.
+    pub mirrors: Vec<MirrorStatus>,
+}
+
+/// Whether a mirror answered with a valid head, and which.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MirrorStatus {
+    pub url: String,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// Seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Asks every mirror for its head at once, within `timeout`.
+fn mirror_status(paths: &Paths, cfg: &FollowerConfig, timeout: Duration) -> Vec<MirrorStatus> {
+    let urls = super::mirrors::urls(paths, cfg);
+    std::thread::scope(|scope| {
+        let asked: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                scope.spawn(move || {
+                    let answer = Client::new(url, None, timeout)
+                        .map_err(FollowerError::from)
+                        .and_then(|c| super::mirrors::head(&c))
+                        .and_then(|f| {
+                            if f.head.body.master_key == cfg.master_key {
+                                Ok(f)
+                            } else {
+                                Err(FollowerError::FingerprintMismatch {
+                                    expected: cfg.fingerprint.to_string(),
+                                    got: f.head.body.fingerprint().to_string(),
+                                })
+                            }
+                        });
+                    match answer {
+                        Ok(f) => MirrorStatus {
+                            url: url.clone(),
+                            reachable: true,
+                            number: Some(f.head.body.number),
+                            expires_at: Some(f.head.body.expires_at),
+                            error: None,
+                        },
+                        Err(e) => MirrorStatus {
+                            url: url.clone(),
+                            reachable: false,
+                            number: None,
+                            expires_at: None,
+                            error: Some(e.to_string()),
+                        },
+                    }
+                })
+            })
+            .collect();
+        asked
+            .into_iter()
+            .map(|h| h.join().expect("a head request never panics"))
+            .collect()
+    })
 }
 
 /// Gathers the follower's status, asking the master within `timeout`.
@@ -104,6 +169,11 @@ pub fn status(
     )
     .map_err(FollowerError::from)
     .and_then(|c| sync::fetch_head(store, &cfg, &c));
+    let mirrors = mirror_status(paths, &cfg, timeout);
+    let fetched_from = reader
+        .meta(meta::SOURCE)?
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty());
     let remote = match remote {
         Ok(head) => RemoteStatus {
             reachable: true,
@@ -141,5 +211,7 @@ pub fn status(
         accepted_number: accepted_number(&reader)?,
         last_sync: LastSync::load(paths),
         remote,
+        fetched_from,
+        mirrors,
     })
 }

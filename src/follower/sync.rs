@@ -1,11 +1,13 @@
-//! `codexport sync`: head, then one fetch of exactly the missing objects.
+//! `codexport sync`: the newest valid head from the master and the mirrors (asked at once),
+//! then one fetch of exactly the missing objects from where that head came from.
 
 use super::apply::{self, ApplyReport, Target};
 use super::state::{
     LastOutcome, LastSync, Mirror, accepted_number, clear_repair, hold, needs_repair,
 };
-use super::{FETCHED, FollowerConfig, FollowerError, config, meta};
+use super::{FETCHED, FollowerConfig, FollowerError, config, meta, mirrors};
 use crate::fsutil::StateLock;
+use crate::object::mirror::HeadFile;
 use crate::object::{ObjectId, SignedHead};
 use crate::paths::Paths;
 use crate::progress::Progress;
@@ -15,6 +17,7 @@ use crate::transport::client::Client;
 use crate::transport::wire::{
     FetchRequest, Frame, FrameReader, MAX_PARTIAL, StreamError, WireObject,
 };
+use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,11 @@ pub enum SyncOutcome {
 pub struct SyncReport {
     pub result: SyncOutcome,
     pub master_url: String,
+    /// Where the head (and the objects) came from: `master`, or a mirror's URL.
+    pub source: String,
+    /// Why the mirror list could not be brought up to date this time (retried next sync).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirrors_error: Option<String>,
     pub number: u64,
     pub revision: ObjectId,
     /// Objects and their bytes received (decompressed) in this sync.
@@ -103,6 +111,7 @@ pub fn sync(paths: &Paths, opts: &SyncOptions) -> Result<SyncReport, FollowerErr
         result: outcome,
         number,
         error,
+        source: result.as_ref().ok().map(|r| r.source.clone()),
     }
     .record(paths);
     result
@@ -115,16 +124,20 @@ fn sync_with_lock(
     opts: &SyncOptions,
     started: Instant,
 ) -> Result<SyncReport, FollowerError> {
-    let head = verified_head(cfg, client)?;
+    let (head, source, mirrors_error) = newest_head(paths, cfg, client, started, opts.timeout)?;
     if nothing_to_do(paths, &head, opts) {
-        return Ok(current_report(cfg, &head, started));
+        let mut report = current_report(cfg, &head, started);
+        report.source = source.label();
+        report.mirrors_error = mirrors_error;
+        return Ok(report);
     }
     let store = Store::open_waiting(
         &paths.state_dir,
         opts.timeout.saturating_sub(started.elapsed()),
     )?;
     apply::recover_interrupted(paths, &store)?;
-    let mut report = sync_locked(&store, cfg, client, &head, opts, started)?;
+    let mut report = sync_locked(paths, &store, cfg, (client, &source), &head, opts, started)?;
+    report.mirrors_error = mirrors_error;
     if opts.apply {
         match hold(&store)? {
             Some(hold_at) if report.number <= hold_at => report.held_at = Some(hold_at),
@@ -180,6 +193,8 @@ fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> 
     SyncReport {
         result: SyncOutcome::Current,
         master_url: cfg.master_url.clone(),
+        source: MASTER.to_owned(),
+        mirrors_error: None,
         number: head.body.number,
         revision: head.body.revision,
         objects: 0,
@@ -191,10 +206,145 @@ fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> 
     }
 }
 
-/// Fetches the head and checks its signature, key and expiry.
-fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, FollowerError> {
-    let bytes = client.head()?.ok_or(FollowerError::NoHead)?;
+/// How long the master is waited for once a mirror has given a valid head.
+const MASTER_GRACE: Duration = Duration::from_millis(1500);
+
+/// The label of the master as a source.
+pub const MASTER: &str = "master";
+
+/// Where a head, and then the objects of its revision, come from.
+enum Source {
+    Master,
+    Mirror { client: Client, file: Box<HeadFile> },
+}
+
+impl Source {
+    fn label(&self) -> String {
+        match self {
+            Source::Master => MASTER.to_owned(),
+            Source::Mirror { client, .. } => client.base().to_owned(),
+        }
+    }
+}
+
+/// Asks the master and every mirror for their head at once and takes the newest valid one
+/// (the master's on a tie): a sleeping master costs nothing while a mirror answers. Fails
+/// with the master's error when no source gives a valid head. Also brings the mirror list
+/// up to date when the master says it changed (the third value: why that failed).
+fn newest_head(
+    paths: &Paths,
+    cfg: &FollowerConfig,
+    client: &Client,
+    started: Instant,
+    timeout: Duration,
+) -> Result<(SignedHead, Source, Option<String>), FollowerError> {
+    let urls = mirrors::urls(paths, cfg);
+    // The master is asked on a thread of its own: once a mirror has answered, a master that
+    // does not (a sleeping laptop whose address swallows packets) is waited for only
+    // briefly, so the mirror's head leaves time to fetch within the deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (cfg, client) = (cfg.clone(), client.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(verified_head(&cfg, &client));
+        });
+    }
+    let from_mirrors: Vec<Result<(Client, HeadFile), FollowerError>> =
+        std::thread::scope(|scope| {
+            let asked: Vec<_> = urls
+                .iter()
+                .map(|url| {
+                    scope.spawn(move || -> Result<(Client, HeadFile), FollowerError> {
+                        let mirror = Client::until(url, None, started, timeout)?;
+                        let file = mirrors::head(&mirror)?;
+                        check_head(cfg, &file.head)?;
+                        Ok((mirror, file))
+                    })
+                })
+                .collect();
+            asked
+                .into_iter()
+                .map(|h| h.join().expect("a head request never panics"))
+                .collect()
+        });
+    let master = if from_mirrors.iter().any(Result::is_ok) {
+        rx.recv_timeout(MASTER_GRACE).unwrap_or_else(|_| {
+            Err(FollowerError::Stream(format!(
+                "the master at {} did not answer within {} ms of a mirror",
+                cfg.master_url,
+                MASTER_GRACE.as_millis()
+            )))
+        })
+    } else {
+        rx.recv().expect("the master's head thread always answers")
+    };
+    let mut best: Option<(SignedHead, Source)> = None;
+    let mut mirrors_error = None;
+    let master_error = match master {
+        Ok((head, tag)) => {
+            if let Some(tag) = tag {
+                mirrors_error = mirrors::update_from_master(paths, cfg, client, &tag)
+                    .err()
+                    .map(|e| e.to_string());
+            }
+            best = Some((head, Source::Master));
+            None
+        }
+        Err(e) => Some(e),
+    };
+    // A mirror behind what this follower accepted is only stale while another source
+    // answers; alone, its head is refused as a replay, as the master's would be.
+    let accepted = Mirror::load(paths).and_then(|m| m.accepted);
+    let mut refused_by_mirror = None;
+    for answer in from_mirrors {
+        let (mirror, file) = match answer {
+            Ok(a) => a,
+            // What a mirror that answered said (a head it holds expired, say) tells more
+            // than a master that cannot be reached.
+            Err(e) => {
+                if !matches!(e, FollowerError::Client(_)) && refused_by_mirror.is_none() {
+                    refused_by_mirror = Some(e);
+                }
+                continue;
+            }
+        };
+        let number = file.head.body.number;
+        let newer = best.as_ref().is_none_or(|(b, _)| number > b.body.number);
+        let stale = accepted.is_some_and(|a| number < a) && best.is_some();
+        if newer && !stale {
+            best = Some((
+                file.head.clone(),
+                Source::Mirror {
+                    client: mirror,
+                    file: Box::new(file),
+                },
+            ));
+        }
+    }
+    match (best, master_error, refused_by_mirror) {
+        (Some((head, source)), _, _) => Ok((head, source, mirrors_error)),
+        (None, Some(FollowerError::Client(unreachable)), mirror) => {
+            Err(mirror.unwrap_or(FollowerError::Client(unreachable)))
+        }
+        (None, Some(e), _) => Err(e),
+        (None, None, _) => Err(FollowerError::NoHead),
+    }
+}
+
+/// Fetches the master's head and checks its signature, key and expiry; with the master's
+/// mirror-list tag.
+fn verified_head(
+    cfg: &FollowerConfig,
+    client: &Client,
+) -> Result<(SignedHead, Option<String>), FollowerError> {
+    let (bytes, tag) = client.head()?.ok_or(FollowerError::NoHead)?;
     let head = SignedHead::decode(&bytes).map_err(FollowerError::BadHead)?;
+    check_head(cfg, &head)?;
+    Ok((head, tag))
+}
+
+/// Checks a head's key and expiry (its signature was checked when it was decoded).
+fn check_head(cfg: &FollowerConfig, head: &SignedHead) -> Result<(), FollowerError> {
     if head.body.master_key != cfg.master_key {
         return Err(FollowerError::FingerprintMismatch {
             expected: cfg.fingerprint.to_string(),
@@ -209,7 +359,7 @@ fn verified_head(cfg: &FollowerConfig, client: &Client) -> Result<SignedHead, Fo
             now: t(now),
         });
     }
-    Ok(head)
+    Ok(())
 }
 
 /// Refuses a head numbered below the last accepted one, or another revision under it.
@@ -239,16 +389,17 @@ pub fn fetch_head(
     cfg: &FollowerConfig,
     client: &Client,
 ) -> Result<SignedHead, FollowerError> {
-    let head = verified_head(cfg, client)?;
+    let (head, _) = verified_head(cfg, client)?;
     let r = store.read()?;
     check_number(&head, accepted_number(&r)?, r.get_ref(FETCHED)?)?;
     Ok(head)
 }
 
 fn sync_locked(
+    paths: &Paths,
     store: &Store,
     cfg: &FollowerConfig,
-    client: &Client,
+    (client, source): (&Client, &Source),
     head: &SignedHead,
     opts: &SyncOptions,
     started: Instant,
@@ -262,6 +413,8 @@ fn sync_locked(
     let mut report = SyncReport {
         result: SyncOutcome::Current,
         master_url: cfg.master_url.clone(),
+        source: source.label(),
+        mirrors_error: None,
         number: head.body.number,
         revision: want,
         objects: 0,
@@ -286,10 +439,18 @@ fn sync_locked(
         return Ok(report);
     }
     if !complete {
-        let (objects, bytes, wire) = fetch_objects(store, client, &head, opts)?;
+        let (objects, bytes, wire) = match source {
+            Source::Master => fetch_objects(store, client, &head, opts)?,
+            Source::Mirror { client, file } => {
+                let progress = Progress::new(opts.progress, head.body.objects, head.body.bytes);
+                let fetched = mirrors::fetch(store, paths, client, file, &progress);
+                progress.finish();
+                fetched?
+            }
+        };
         (report.objects, report.object_bytes, report.wire_bytes) = (objects, bytes, wire);
     }
-    accept(store, &head, fetched)?;
+    accept(store, &head, fetched, &source.label())?;
     report.result = SyncOutcome::Fetched;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(report)
@@ -325,12 +486,27 @@ fn fetch_objects(
     let progress = Progress::new(opts.progress, head.body.objects, head.body.bytes);
     let mut frames = FrameReader::new(stream, head.body.objects, head.body.bytes)
         .map_err(|e| stream_error(client, &e))?;
+    let received = receive(store, &mut frames, &progress, |e| stream_error(client, e));
+    progress.finish();
+    let (objects, bytes) = received?;
+    Ok((objects, bytes, wire.load(Ordering::Relaxed)))
+}
+
+/// Stores the objects of a frame stream, verifying each (expanded, hashed, decoded) and
+/// keeping it as it came; commits in batches, so whatever was verified before a failure is
+/// kept. Returns the objects stored and their bytes.
+pub(super) fn receive<R: Read>(
+    store: &Store,
+    frames: &mut FrameReader<R>,
+    progress: &Progress,
+    stream_error: impl Fn(&StreamError) -> FollowerError,
+) -> Result<(u64, u64), FollowerError> {
     let mut writer = store.write()?;
     let (mut objects, mut bytes, mut batch_objects, mut batch_bytes) = (0u64, 0u64, 0u64, 0u64);
     let outcome = loop {
         let frame = match frames.next_frame() {
             Ok(f) => f,
-            Err(e) => break Err(stream_error(client, &e)),
+            Err(e) => break Err(stream_error(&e)),
         };
         let object = match frame {
             Frame::End(_) => break Ok(()),
@@ -356,9 +532,8 @@ fn fetch_objects(
     };
     // Whatever happened, keep what was verified.
     writer.commit()?;
-    progress.finish();
     outcome?;
-    Ok((objects, bytes, wire.load(Ordering::Relaxed)))
+    Ok((objects, bytes))
 }
 
 /// Whether a received object is what its id says: expanded, hashed and decoded.
@@ -381,6 +556,7 @@ fn accept(
     store: &Store,
     head: &SignedHead,
     previous: Option<ObjectId>,
+    source: &str,
 ) -> Result<(), FollowerError> {
     let want = head.body.revision;
     let mut w = store.write()?;
@@ -416,6 +592,7 @@ fn accept(
     w.set_ref(FETCHED, want)?;
     w.set_meta(meta::ACCEPTED, &head.body.number.to_le_bytes())?;
     w.set_meta(meta::HEAD, &head.encode())?;
+    w.set_meta(meta::SOURCE, source.as_bytes())?;
     w.set_meta(meta::REPAIR, &[])?;
     w.clear_partial()?;
     w.commit()?;

@@ -6,8 +6,10 @@
 //! (or a rebuild) need it and lets it close when idle: `master rebuild`, `log` and the other
 //! master commands then wait briefly instead of failing while the service runs.
 
+mod publisher;
+
 use super::access::{self, AccessError};
-use super::{MasterError, MasterKey, McpExport, publish, watch};
+use super::{MasterError, MasterKey, McpExport, mirror, publish, watch};
 use crate::object::ObjectKind;
 use crate::paths::Paths;
 use crate::store::{ObjectSource, Store, StoreError};
@@ -110,6 +112,8 @@ struct Daemon {
     /// Last contact per follower, flushed to the store periodically (not per request: the
     /// head request is on every follower's session-start path).
     seen: Mutex<HashMap<String, (i64, Option<u64>)>>,
+    /// Wakes the mirror publisher (set once it runs).
+    publisher: Mutex<Option<std::sync::mpsc::Sender<()>>>,
 }
 
 impl From<AccessError> for ApiError {
@@ -127,6 +131,17 @@ impl From<AccessError> for ApiError {
 }
 
 impl Daemon {
+    fn wake_publisher(&self) {
+        if let Some(wake) = self
+            .publisher
+            .lock()
+            .expect("publisher slot is never poisoned: no panic while held")
+            .as_ref()
+        {
+            let _ = wake.send(());
+        }
+    }
+
     fn note_seen(&self, name: &str, revision: Option<u64>) {
         let mut seen = self
             .seen
@@ -165,6 +180,7 @@ impl Daemon {
         let store = self.store.get()?;
         let report = publish::rebuild_with(&store, &self.paths, &self.key, self.mcp.as_deref())?;
         if report.created {
+            self.wake_publisher();
             let c = report.changes;
             eprintln!(
                 "codexport serve: published revision {} (+{} ~{} -{})",
@@ -193,12 +209,37 @@ impl Backend for Daemon {
         Ok((credential, record.name))
     }
 
-    fn head(&self, credential: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    fn head(&self, credential: &str) -> Result<Option<(Vec<u8>, String)>, ApiError> {
         let store = self.store.get()?;
-        let follower = access::authenticate(&store.read()?, credential)?;
+        let (follower, registered) = {
+            let r = store.read()?;
+            let follower = access::authenticate(&r, credential)?;
+            let registered = mirror::keys(&r)?.remove(&follower.name);
+            (follower, registered)
+        };
         self.note_seen(&follower.name, None);
         let head = publish::refresh_head(&store, &self.key, false).map_err(ApiError::internal)?;
-        Ok(head.map(|h| h.encode()))
+        let urls: Vec<String> = mirror::list(&self.paths)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|m| m.url)
+            .collect();
+        let tag = mirror::list_tag(&urls, registered.as_ref());
+        Ok(head.map(|h| (h.encode(), tag)))
+    }
+
+    fn mirrors(&self, credential: &str, key: [u8; 32]) -> Result<Vec<u8>, ApiError> {
+        let store = self.store.get()?;
+        let follower = access::authenticate(&store.read()?, credential)?;
+        if mirror::register_key(&store, &follower.name, key)? {
+            eprintln!(
+                "codexport serve: follower {} gave its mirror key",
+                follower.name
+            );
+            self.wake_publisher();
+        }
+        let list = mirror::signed_list(&self.paths, &self.key).map_err(ApiError::internal)?;
+        Ok(list.encode())
     }
 
     fn authenticate(&self, credential: &str) -> Result<String, ApiError> {
@@ -285,7 +326,15 @@ pub async fn serve(
         paths: opts.paths.clone(),
         mcp: opts.mcp.clone(),
         seen: Mutex::new(HashMap::new()),
+        publisher: Mutex::new(None),
     });
+    // Started before the first publish, so that publish reaches the mirrors too.
+    *daemon
+        .publisher
+        .lock()
+        .expect("publisher slot is never poisoned: no panic while held") =
+        Some(publisher::start(daemon.clone()));
+    daemon.wake_publisher();
     let first = {
         let d = daemon.clone();
         tokio::task::spawn_blocking(move || d.publish())

@@ -576,7 +576,87 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
     ];
     seeds.extend(format_3_seeds());
+    seeds.extend(mirror_seeds());
     seeds
+}
+
+/// Seeds of what a mirror serves: a head file, an index, a mirror list, a sealed file.
+fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    use crate::object::mirror::{Binding, HeadFile, Index, Keyring, MirrorList, PackRef, Wrapped};
+    use crate::object::signed::Signed;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let master_key = key.verifying_key().to_bytes();
+    let revision = ObjectId::from_bytes([9; 32]);
+    let pack = |from, to| PackRef {
+        hash: [from as u8; 32],
+        size: 1000,
+        objects: 10,
+        bytes: 900,
+        from,
+        to,
+    };
+    let index = Index {
+        revision,
+        number: 3,
+        packs: vec![pack(0, 2), pack(2, 3)],
+    };
+    let content = crate::seal::ContentKey::from_bytes([7; 32]);
+    let sealed_index = crate::seal::seal_bytes(&content, &index.encode());
+    let keyring = Keyring {
+        epoch: [4; 16],
+        recipients: vec![Wrapped {
+            recipient: [1; 32],
+            ephemeral: [2; 32],
+            sealed: vec![3; 48],
+        }],
+    };
+    let head = HeadBody {
+        master_key,
+        revision,
+        number: 3,
+        issued_at: 1_700_000_000,
+        expires_at: 1_702_592_000,
+        objects: 20,
+        bytes: 1_800,
+    }
+    .sign(&key);
+    let binding = Signed::sign(
+        Binding {
+            master_key,
+            revision,
+            number: 3,
+            index: *blake3::hash(&sealed_index).as_bytes(),
+            keyring: *blake3::hash(&keyring.encode()).as_bytes(),
+            epoch: [4; 16],
+        },
+        &key,
+    );
+    let file = HeadFile {
+        head,
+        binding,
+        keyring,
+        index: sealed_index,
+    };
+    let list = Signed::sign(
+        MirrorList {
+            master_key,
+            issued_at: 1_700_000_000,
+            urls: vec!["https://mirror.example/codexport".into()],
+        },
+        &key,
+    );
+    let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
+    vec![
+        ("decode_mirror", "head_file", tagged(0, file.encode())),
+        ("decode_mirror", "index", tagged(1, index.encode())),
+        ("decode_mirror", "list", tagged(2, list.encode())),
+        (
+            "seal_open",
+            "two_segments",
+            crate::seal::seal_bytes(&content, &vec![5u8; crate::seal::SEGMENT + 10]),
+        ),
+        ("seal_open", "empty", crate::seal::seal_bytes(&content, b"")),
+    ]
 }
 
 /// Seeds of what format 3 added: chunk lists, and the version 2 tree it still reads.
@@ -625,6 +705,23 @@ fn fuzz_seed_corpus_is_current() {
                 crate::object::ChunkList::decode(&bytes).unwrap().encode(),
                 bytes
             ),
+            "decode_mirror" => {
+                let body = &bytes[1..];
+                let again = match bytes[0] {
+                    0 => crate::object::mirror::HeadFile::decode(body)
+                        .unwrap()
+                        .encode(),
+                    1 => crate::object::mirror::Index::decode(body).unwrap().encode(),
+                    _ => crate::object::mirror::MirrorList::decode_signed(body)
+                        .unwrap()
+                        .encode(),
+                };
+                assert_eq!(again, body);
+            }
+            "seal_open" => {
+                let key = crate::seal::ContentKey::from_bytes([7; 32]);
+                crate::seal::open_bytes(&key, &bytes).unwrap();
+            }
             _ => ObjectKind::from_tag(bytes[0])
                 .unwrap()
                 .validate(&bytes[1..])

@@ -80,6 +80,7 @@ pub enum ClientError {
 }
 
 /// A client bound to one master and one deadline.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::blocking::Client,
     base: String,
@@ -102,6 +103,14 @@ impl<R: Read> Read for Counting<R> {
         Ok(n)
     }
 }
+
+/// The encoded signed head and the master's mirror-list tag.
+pub type HeadAnswer = (Vec<u8>, Option<String>);
+
+/// Response header of `GET /v2/head`: a tag of the master's mirror list and of the mirror
+/// key it holds for this follower; when it differs from the follower's own, the follower
+/// asks `POST /v2/mirrors`.
+pub const MIRRORS_HEADER: &str = "x-codexport-mirrors";
 
 impl Client {
     pub fn new(
@@ -272,15 +281,65 @@ impl Client {
         }
     }
 
-    /// The encoded signed head, or `None` if the master has no revision yet.
-    pub fn head(&self) -> Result<Option<Vec<u8>>, ClientError> {
+    /// The encoded signed head, or `None` if the master has no revision yet, with the
+    /// master's tag of its mirror list ([`MIRRORS_HEADER`]).
+    pub fn head(&self) -> Result<Option<HeadAnswer>, ClientError> {
         let url = format!("{}/v2/head", self.base);
         match self.send(self.http.get(&url), &url) {
-            Ok(resp) => Ok(Some(
-                resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec(),
-            )),
+            Ok(resp) => {
+                let tag = resp
+                    .headers()
+                    .get(MIRRORS_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let bytes = resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec();
+                Ok(Some((bytes, tag)))
+            }
             Err(ClientError::Http { code, .. }) if code == "no_head" => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Registers this follower's mirror key (X25519, public) and returns the master's signed
+    /// list of mirror URLs, encoded.
+    pub fn mirrors(&self, key: &[u8; 32]) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/v2/mirrors", self.base);
+        let resp = self.send(
+            self.http
+                .post(&url)
+                .json(&serde_json::json!({"key": crate::object::id::hex(key)})),
+            &url,
+        )?;
+        Ok(resp.bytes().map_err(|e| self.net_error(&url, &e))?.to_vec())
+    }
+
+    /// GETs a file of a static mirror (`<base>/<name>`, no credential), from byte `from`
+    /// on. `Ok(None)` when the mirror does not have it; the flag says whether the answer
+    /// starts at `from` (a server that ignores the range sends the whole file).
+    pub fn mirror_file(
+        &self,
+        name: &str,
+        from: u64,
+    ) -> Result<Option<(impl Read + use<>, bool)>, ClientError> {
+        let url = format!("{}/{name}", self.base);
+        let mut req = self
+            .http
+            .get(&url)
+            .timeout(self.remaining(&url)?)
+            // A cache in front of the mirror must not hand out a stale head.
+            .header("cache-control", "no-cache");
+        if from > 0 {
+            req = req.header("range", format!("bytes={from}-"));
+        }
+        let resp = req.send().map_err(|e| self.net_error(&url, &e))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => Ok(None),
+            StatusCode::PARTIAL_CONTENT => Ok(Some((resp, true))),
+            s if s.is_success() => Ok(Some((resp, from == 0))),
+            s => Err(ClientError::Unreachable {
+                url,
+                reason: format!("the mirror answered {s}"),
+            }),
         }
     }
 

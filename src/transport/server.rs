@@ -60,9 +60,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The enrolled follower holding `credential`, refused when unknown or revoked. Called
     /// from the headers alone, before any body byte is read, so it must be cheap.
     fn authenticate(&self, credential: &str) -> Result<String, ApiError>;
-    /// The encoded signed head for the follower holding `credential`; `None` before the
-    /// first revision.
-    fn head(&self, credential: &str) -> Result<Option<Vec<u8>>, ApiError>;
+    /// The encoded signed head for the follower holding `credential` and the tag of its
+    /// mirror list (see [`super::client::MIRRORS_HEADER`]); `None` before the first
+    /// revision.
+    fn head(&self, credential: &str) -> Result<Option<(Vec<u8>, String)>, ApiError>;
+    /// Records the follower's mirror key and returns the signed list of mirror URLs.
+    fn mirrors(&self, credential: &str, key: [u8; 32]) -> Result<Vec<u8>, ApiError>;
     /// Authenticates a fetch of `req.want` and plans it: what to send, read from where. The
     /// source must not keep the store open (the stream may last as long as the follower
     /// takes to read it).
@@ -274,10 +277,48 @@ async fn head<B: Backend>(
 ) -> Result<Response, ApiError> {
     let credential = bearer(&headers)?;
     let backend = st.backend.clone();
-    let head = blocking(move || backend.head(&credential))
+    let (head, tag) = blocking(move || backend.head(&credential))
         .await?
         .ok_or_else(|| ApiError::not_found("no_head", "the master has no revision yet"))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], head).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::HeaderName::from_static(super::client::MIRRORS_HEADER),
+                tag,
+            ),
+        ],
+        head,
+    )
+        .into_response())
+}
+
+/// The body of `POST /v2/mirrors`.
+#[derive(Debug, serde::Deserialize)]
+struct MirrorsRequest {
+    /// The follower's X25519 public key for mirrors, 64 hex digits.
+    key: String,
+}
+
+/// `POST /v2/mirrors`: the credential first, then a small body (the follower's mirror key);
+/// answers the signed mirror list.
+async fn mirrors<B: Backend>(
+    State(st): State<Arc<Shared<B>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let credential = bearer(&headers)?;
+    let backend = st.backend.clone();
+    let checked = credential.clone();
+    blocking(move || backend.authenticate(&checked)).await?;
+    let bytes = read_body(&headers, body, MAX_ENROLL_BYTES).await?;
+    let req: MirrorsRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("not a mirrors request: {e}")))?;
+    let key = crate::object::id::decode_hex::<32>(&req.key)
+        .ok_or_else(|| ApiError::bad_request("the mirror key is not 64 hex digits"))?;
+    let backend = st.backend.clone();
+    let list = blocking(move || backend.mirrors(&credential, key)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], list).into_response())
 }
 
 /// Writes the object stream of `source` into `sink`, each object as stored.
@@ -356,6 +397,7 @@ fn router<B: Backend>(shared: Arc<Shared<B>>) -> Router {
         .route("/v2/enroll", post(enroll::<B>))
         .route("/v2/head", get(head::<B>))
         .route("/v2/fetch", post(fetch::<B>))
+        .route("/v2/mirrors", post(mirrors::<B>))
         // A backstop for any body extractor added later; the routes above read their bodies
         // with their own, smaller limits.
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))

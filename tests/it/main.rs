@@ -17,6 +17,7 @@ mod mcp;
 mod mcp_kinds;
 mod mcp_more;
 mod messages;
+mod mirror;
 mod mitm;
 mod snapshot;
 mod sync;

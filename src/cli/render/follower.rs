@@ -153,6 +153,12 @@ impl Render for SyncReport {
                 self.elapsed_ms
             ),
         };
+        if self.source != crate::follower::sync::MASTER {
+            writeln!(s, "from mirror: {}", self.source).ok();
+        }
+        if let Some(e) = &self.mirrors_error {
+            writeln!(s, "mirror list not updated (retried next sync): {e}").ok();
+        }
         if let Some(a) = &self.apply {
             s.push_str(&a.render());
         }

@@ -159,4 +159,24 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             format!("not reachable: {}", r.error.as_deref().unwrap_or("")),
         );
     }
+    sources(out, f);
+}
+
+/// Where the fetched revision came from, and what each mirror answered.
+fn sources(out: &mut String, f: &FollowerStatus) {
+    if let Some(source) = &f.fetched_from {
+        fact(out, "fetched from", source);
+    }
+    for m in &f.mirrors {
+        let what = if m.reachable {
+            format!(
+                "revision {}, head valid until {} UTC",
+                m.number.unwrap_or(0),
+                crate::time::Utc::from_secs(m.expires_at.unwrap_or(0))
+            )
+        } else {
+            format!("not reachable: {}", m.error.as_deref().unwrap_or(""))
+        };
+        fact(out, "mirror", format!("{}: {what}", m.url));
+    }
 }
