@@ -33,6 +33,9 @@ pub struct StatusReport {
     /// When the stored signed head expires (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub head_expires: Option<String>,
+    /// On a master: each mirror and what was last published there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<crate::master::mirror::MirrorStatus>,
     #[serde(flatten)]
     pub follower: Option<FollowerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,10 +84,12 @@ pub fn status(paths: &Paths, timeout: Duration) -> Result<StatusReport, StatusEr
         fingerprint: None,
         revision: None,
         head_expires: None,
+        mirrors: Vec::new(),
         follower: None,
         store: None,
     };
     if role == Role::Master {
+        report.mirrors = crate::master::mirror::status(paths);
         report.fingerprint = Some(
             MasterKey::load(&paths.master_key())?
                 .fingerprint()

@@ -400,3 +400,31 @@ pub fn prune_all(paths: &Paths) -> Vec<(String, Result<PruneReport, MirrorError>
         .map(|m| (m.name.clone(), prune(paths, m)))
         .collect()
 }
+
+/// A mirror as `status` shows it on the master: where it is, and what was last published.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MirrorStatus {
+    pub name: String,
+    pub url: String,
+    /// The revision number last published there, and when its head expires (UTC).
+    pub published: Option<u64>,
+    pub expires: Option<String>,
+}
+
+/// Every configured mirror and what this master last published to it (from its own state:
+/// no request is made).
+pub fn status(paths: &Paths) -> Vec<MirrorStatus> {
+    list(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let published = publish::published(paths, &m.name);
+            MirrorStatus {
+                published: published.map(|(n, _)| n),
+                expires: published.map(|(_, e)| crate::time::Utc::from_secs(e).to_string()),
+                name: m.name,
+                url: m.url,
+            }
+        })
+        .collect()
+}

@@ -78,6 +78,8 @@ fn offline_with_nginx(what: &str) -> Option<Offline> {
         published["mirrors"][0]["report"]["recipients"], 1,
         "{published}"
     );
+    let status = m.json(&["status"]);
+    assert_eq!(status["mirrors"][0]["published"], 1, "{status}");
     Some(Offline { m, f, root, nginx })
 }
 

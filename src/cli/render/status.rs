@@ -43,6 +43,17 @@ impl Render for StatusReport {
         if let Some(t) = &self.head_expires {
             fact(&mut out, "head", format!("signed, expires {t} UTC"));
         }
+        for m in &self.mirrors {
+            let what = match (m.published, &m.expires) {
+                (Some(n), Some(e)) => format!("revision {n}, head expires {e} UTC"),
+                _ => "nothing published yet (`codexport master publish`)".to_owned(),
+            };
+            fact(
+                &mut out,
+                "mirror",
+                format!("{} ({}): {what}", m.name, m.url),
+            );
+        }
         if let Some(f) = &self.follower {
             follower(&mut out, f);
         }

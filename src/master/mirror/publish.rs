@@ -135,6 +135,12 @@ fn save_state(paths: &Paths, name: &str, state: &State) -> Result<(), MirrorErro
         .map_err(|source| MirrorError::Io { path, source })
 }
 
+/// The revision number last published to the mirror `name`, and its head's expiry.
+pub fn published(paths: &Paths, name: &str) -> Option<(u64, i64)> {
+    let state = load_state(paths, name).ok()?;
+    state.published.map(|p| (p.number, p.expires_at))
+}
+
 fn pack_name(hash: &str) -> String {
     format!("{PACKS}/{hash}.cxp")
 }
