@@ -175,7 +175,30 @@ fn damaged_truncated_and_missing_packs_are_refused_then_repaired_by_publish() {
         "{again}"
     );
     assert_eq!(fs::read(&delta).unwrap(), good, "remade byte for byte");
-    assert_eq!(o.f.json(&["sync", "--apply"])["result"], "fetched");
+    // A download cut half-way resumes where it stopped, with a Range request.
+    let name = delta.file_stem().unwrap().to_str().unwrap().to_owned();
+    let downloads = o.f.state().join("mirror-downloads");
+    fs::create_dir_all(&downloads).unwrap();
+    fs::write(
+        downloads.join(format!("{name}.part")),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    let before = o.nginx.requests().len();
+    let resumed = o.f.json(&["sync", "--apply"]);
+    assert_eq!(resumed["result"], "fetched");
+    assert_eq!(
+        resumed["wire_bytes"].as_u64().unwrap(),
+        (good.len() - good.len() / 2) as u64,
+        "{resumed}"
+    );
+    let requests = &o.nginx.requests()[before..];
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains(&name) && l.contains("\" 206 ")),
+        "{requests:#?}"
+    );
     assert_eq!(agents(&o.f), "# Agents\nRevision 2.\n");
     assert!(o.f.run(&["fsck"]).ok());
 }
