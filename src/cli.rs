@@ -43,8 +43,8 @@ pub struct Global {
     /// Home directory holding .codex and .codexport (default: your home).
     #[arg(long, global = true, value_name = "DIR", env = "CODEXPORT_HOME")]
     pub home: Option<PathBuf>,
-    /// The Codex directory to export or apply to (default: <home>/.codex).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The Codex directory to export or apply to (default: $CODEX_HOME, else <home>/.codex).
+    #[arg(long, global = true, value_name = "DIR", env = "CODEX_HOME")]
     pub codex_dir: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -107,6 +107,9 @@ pub enum Command {
     /// MCP servers exported by the master, run on this follower.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Codex plugins the applied config.toml enables, installed on this follower.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
     /// List revisions: number, id, time, files, bytes, and what changed.
     Log {
         /// Show only the newest N revisions.
@@ -205,6 +208,17 @@ pub enum McpCommand {
     Repair { name: Option<String> },
 }
 
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum PluginsCommand {
+    /// Each plugin the applied config.toml enables, and whether Codex has it here.
+    List,
+    /// Install the enabled plugins Codex lacks here (`codex plugin add`); what failed
+    /// before for the same config.toml is not tried again.
+    Install,
+    /// Install the enabled plugins Codex lacks here, trying failed ones again.
+    Repair,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MasterCommand {
     /// Make this machine the master: create its key, the store and the first revision.
@@ -224,6 +238,20 @@ pub enum MasterCommand {
         /// one address (behind a NAT).
         #[arg(long, default_value_t = crate::master::serve::MAX_PER_ADDRESS)]
         max_per_address: usize,
+    },
+    /// Take extra top-level entries of ~/.codex (a setup folder codexport does not know),
+    /// then snapshot; recorded in ~/.codexport/master.toml.
+    Include {
+        /// Top-level names of ~/.codex (`*` matches any run of characters).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Leave top-level entries of ~/.codex that codexport would take, then snapshot;
+    /// recorded in ~/.codexport/master.toml.
+    Exclude {
+        /// Top-level names of ~/.codex (`*` matches any run of characters).
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Print a join link with a new single-use token for one follower.
     Link {
@@ -360,37 +388,55 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             reset_trust,
             apply,
             timeout_ms,
-        }) => Output::of(&crate::follower::join::join(
+        }) => with_plugins(
             &paths,
-            &crate::follower::join::JoinOptions {
-                link,
-                master,
-                fingerprint,
-                token,
-                reset_trust,
-                timeout: Duration::from_millis(timeout_ms),
-                progress,
-                apply,
-            },
-        )?),
-        Command::Sync { apply, timeout_ms } => Output::of(&crate::follower::sync(
+            &cli.global,
+            Output::of(&crate::follower::join::join(
+                &paths,
+                &crate::follower::join::JoinOptions {
+                    link,
+                    master,
+                    fingerprint,
+                    token,
+                    reset_trust,
+                    timeout: Duration::from_millis(timeout_ms),
+                    progress,
+                    apply,
+                },
+            )?),
+            apply,
+        )?,
+        Command::Sync { apply, timeout_ms } => {
+            let report = crate::follower::sync(
+                &paths,
+                &crate::follower::SyncOptions {
+                    timeout: Duration::from_millis(timeout_ms),
+                    progress,
+                    apply,
+                    drift_check: true,
+                },
+            )?;
+            let applied = report.apply.is_some();
+            with_plugins(&paths, &cli.global, Output::of(&report), applied)?
+        }
+        Command::Apply { dry_run } => with_plugins(
             &paths,
-            &crate::follower::SyncOptions {
-                timeout: Duration::from_millis(timeout_ms),
-                progress,
-                apply,
-                drift_check: true,
-            },
-        )?),
-        Command::Apply { dry_run } => Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+            &cli.global,
+            Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+            !dry_run,
+        )?,
         Command::Verify => verify(&paths)?,
         Command::Diff { rev, patch } => {
             Output::of(&crate::follower::diff::diff(&paths, rev.as_deref(), patch)?)
         }
-        Command::Rollback { rev } => {
-            Output::of(&crate::follower::rollback::rollback(&paths, &rev)?)
-        }
+        Command::Rollback { rev } => with_plugins(
+            &paths,
+            &cli.global,
+            Output::of(&crate::follower::rollback::rollback(&paths, &rev)?),
+            true,
+        )?,
         Command::Mcp(cmd) => mcp(&paths, cmd)?,
+        Command::Plugins(cmd) => plugins(&paths, &cli.global, cmd)?,
         Command::Log { limit } => Output::of(&crate::store::history::log(&open(&paths)?, limit)?),
         Command::Show { rev, path } => Output::of(&crate::store::history::show(
             &open(&paths)?,
@@ -464,6 +510,18 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
             })?;
             Output::new(&serde_json::json!({"stopped": true}), "")
         }
+        MasterCommand::Include { names } => Output::of(&crate::master::change_settings(
+            paths,
+            crate::master::settings::List::Include,
+            &names,
+            Some(&crate::mcp::infer::export_for),
+        )?),
+        MasterCommand::Exclude { names } => Output::of(&crate::master::change_settings(
+            paths,
+            crate::master::settings::List::Exclude,
+            &names,
+            Some(&crate::mcp::infer::export_for),
+        )?),
         MasterCommand::Link {
             host,
             port,
@@ -512,6 +570,67 @@ fn open(paths: &Paths) -> miette::Result<crate::store::Store> {
         &paths.state_dir,
         crate::store::WAIT,
     )?)
+}
+
+/// After an apply (`applied`): installs the plugins the applied config.toml enables that
+/// Codex lacks here, and adds what it did (and what could not be installed) to the output.
+fn with_plugins(
+    paths: &Paths,
+    global: &Global,
+    mut out: Output,
+    applied: bool,
+) -> miette::Result<Output> {
+    use crate::follower::plugins::{ReconcileOptions, reconcile};
+    if !applied {
+        return Ok(out);
+    }
+    let report = reconcile(
+        paths,
+        ReconcileOptions {
+            retry_failed: false,
+            echo: !global.json && !global.quiet,
+        },
+    )?;
+    if report.installed.is_empty() && report.not_installed().next().is_none() {
+        return Ok(out);
+    }
+    if let serde_json::Value::Object(map) = &mut out.json {
+        map.insert(
+            "plugins".into(),
+            serde_json::to_value(&report).expect("reports serialise"),
+        );
+    }
+    out.human.push_str(&output::Render::render(&report));
+    Ok(out)
+}
+
+/// The `plugins …` commands.
+fn plugins(paths: &Paths, global: &Global, cmd: PluginsCommand) -> miette::Result<Output> {
+    use crate::follower::plugins::{ReconcileOptions, reconcile, status};
+    let echo = !global.json && !global.quiet;
+    let list = matches!(cmd, PluginsCommand::List);
+    let report = match cmd {
+        PluginsCommand::List => status(paths),
+        PluginsCommand::Install => reconcile(
+            paths,
+            ReconcileOptions {
+                retry_failed: false,
+                echo,
+            },
+        )?,
+        PluginsCommand::Repair => reconcile(
+            paths,
+            ReconcileOptions {
+                retry_failed: true,
+                echo,
+            },
+        )?,
+    };
+    let mut out = Output::of(&report);
+    if !list && report.not_installed().next().is_some() {
+        out.code = 1;
+    }
+    Ok(out)
 }
 
 /// The `mcp …` commands.

@@ -61,6 +61,10 @@ pub struct FollowerStatus {
     pub accepted_number: Option<u64>,
     pub last_sync: Option<LastSync>,
     pub remote: RemoteStatus,
+    /// Plugins the applied config.toml enables that Codex has not installed here: not
+    /// tried yet, or failed (with why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<super::plugins::PluginStatus>,
 }
 
 /// Gathers the follower's status, asking the master within `timeout`.
@@ -141,5 +145,9 @@ pub fn status(
         accepted_number: accepted_number(&reader)?,
         last_sync: LastSync::load(paths),
         remote,
+        plugins: super::plugins::status(paths)
+            .not_installed()
+            .cloned()
+            .collect(),
     })
 }

@@ -1,6 +1,9 @@
 //! config.toml on a follower: the master's file, edited with toml_edit so its comments and
-//! layout survive, with paths mapped to this machine, URL servers cleaned, local MCP servers
-//! added, and the trust entries Codex wrote on this machine kept.
+//! layout survive, with paths mapped to this machine (table keys, MCP servers, and the fields
+//! that hold paths, [`PATH_FIELDS`]), URL servers cleaned, local MCP servers added, and the
+//! entries Codex wrote on this machine kept (trust decisions, plugins and marketplaces it
+//! installed). Other config layers (custom agents) get the same path mapping
+//! ([`merge_layer`]).
 
 use super::OverlayError;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,8 +44,32 @@ pub struct MergedConfig {
     pub unknown_variables: Vec<String>,
 }
 
-/// Tables whose entries the follower's Codex writes (trust decisions): kept across syncs.
-const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
+/// Tables whose entries the follower's Codex writes (trust decisions, plugins and
+/// marketplaces added with `codex plugin add` on this machine): kept across syncs.
+const FOLLOWER_OWNED: &[&[&str]] = &[
+    &["projects"],
+    &["hooks", "state"],
+    &["plugins"],
+    &["marketplaces"],
+];
+
+/// The fields of a Codex config layer (config.toml, a custom agent, a profile) that hold
+/// paths, dotted, `*` standing for any key or list item. Their strings (and the strings of
+/// their lists) are mapped from the master's home and codex dir to this machine's, and
+/// `${names}` in them expanded, as in MCP servers' commands.
+pub const PATH_FIELDS: &[&str] = &[
+    "model_instructions_file",
+    "experimental_instructions_file",
+    "experimental_compact_prompt_file",
+    "js_repl_node_path",
+    "js_repl_node_module_dirs",
+    "sqlite_home",
+    "notify",
+    "sandbox_workspace_write.writable_roots",
+    "skills.config.*.path",
+    "agents.*.config_file",
+    "marketplaces.*.source",
+];
 
 pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
     let mut doc = crate::toml_doc::parse(master_text).map_err(|what| OverlayError::BadConfig {
@@ -52,6 +79,7 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+    map_path_fields(&mut doc, ctx, &vars, &mut unknown);
     super::hooks::move_trust_state(&mut doc, &ctx.hooks_json_path, &ctx.trust_moves);
 
     if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
@@ -70,6 +98,85 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
         text: doc.to_string(),
         unknown_variables: unknown.into_iter().collect(),
     })
+}
+
+/// Another config layer (a custom agent's `agents/<name>.toml`): the master's text with its
+/// paths mapped as in config.toml (table keys, MCP servers, [`PATH_FIELDS`]); nothing added
+/// or kept. Invalid TOML is returned as the parser's message.
+pub fn merge_layer(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, String> {
+    let mut doc = crate::toml_doc::parse(master_text)?;
+    let mut unknown = BTreeSet::new();
+    let vars = variables(ctx);
+    rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+    map_path_fields(&mut doc, ctx, &vars, &mut unknown);
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
+        for (_, server) in servers.iter_mut() {
+            if let Some(t) = server.as_table_like_mut() {
+                fix_server(t, ctx, &vars, &mut unknown);
+            }
+        }
+    }
+    Ok(MergedConfig {
+        text: doc.to_string(),
+        unknown_variables: unknown.into_iter().collect(),
+    })
+}
+
+/// Maps every [`PATH_FIELDS`] value, at the top level and in each `[profiles.*]`.
+fn map_path_fields(
+    doc: &mut DocumentMut,
+    ctx: &ConfigContext,
+    vars: &BTreeMap<String, String>,
+    unknown: &mut BTreeSet<String>,
+) {
+    let mut map = |v: &mut Value| localise_value(v, ctx, vars, unknown);
+    for field in PATH_FIELDS {
+        let parts: Vec<&str> = field.split('.').collect();
+        in_table(doc.as_table_mut(), &parts, &mut map);
+        let profiled: Vec<&str> = ["profiles", "*"].into_iter().chain(parts).collect();
+        in_table(doc.as_table_mut(), &profiled, &mut map);
+    }
+}
+
+/// Calls `f` on the values at `parts` below a table.
+fn in_table(t: &mut dyn TableLike, parts: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    let Some((key, rest)) = parts.split_first() else {
+        return;
+    };
+    for (k, item) in t.iter_mut() {
+        if *key == "*" || k.get() == *key {
+            in_item(item, rest, f);
+        }
+    }
+}
+
+fn in_item(item: &mut Item, parts: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    match item {
+        Item::Value(v) => in_value(v, parts, f),
+        Item::Table(t) => in_table(t, parts, f),
+        Item::ArrayOfTables(tables) if parts.first() == Some(&"*") => {
+            for t in tables.iter_mut() {
+                in_table(t, &parts[1..], f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn in_value(v: &mut Value, parts: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    if parts.is_empty() {
+        f(v);
+        return;
+    }
+    match v {
+        Value::InlineTable(t) => in_table(t, parts, f),
+        Value::Array(a) if parts[0] == "*" => {
+            for x in a.iter_mut() {
+                in_value(x, &parts[1..], f);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn variables(ctx: &ConfigContext) -> BTreeMap<String, String> {

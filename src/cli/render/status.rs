@@ -1,7 +1,7 @@
 //! `status`.
 
 use super::super::output::{Render, bytes};
-use super::{fact, home_relative};
+use super::{fact, home_relative, not_synced};
 use crate::follower::status::FollowerStatus;
 use crate::status::StatusReport;
 
@@ -63,6 +63,7 @@ impl Render for StatusReport {
                 ),
             );
         }
+        not_synced(&mut out, &self.not_synced);
         out
     }
 }
@@ -80,7 +81,7 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             );
             match (&f.drift, &f.drift_error) {
                 (Some(d), _) if d.is_empty() => {
-                    fact(out, "drift", "none: ~/.codex holds the merged tree");
+                    fact(out, "drift", "none: every root holds the merged tree");
                 }
                 (Some(d), _) => {
                     let list: Vec<String> = d
@@ -119,6 +120,15 @@ fn follower(out: &mut String, f: &FollowerStatus) {
                 f.unknown_variables.join(", ")
             ),
         );
+    }
+    for p in &f.plugins {
+        let why = match &p.state {
+            crate::follower::plugins::State::Failed { error, .. } => {
+                format!("could not be installed: {error}")
+            }
+            _ => "not installed yet (`codexport plugins repair` installs it now)".to_owned(),
+        };
+        fact(out, "plugin", format!("{} {why}", p.id));
     }
     if let Some(n) = f.held_below {
         fact(
