@@ -6,11 +6,13 @@ mod bench_cmd;
 mod demo;
 mod hook_cmd;
 pub mod output;
+mod plugins_cmd;
 mod render;
 
 use crate::paths::Paths;
 use clap::{Args, Parser, Subcommand};
 use output::Output;
+use plugins_cmd::{plugins, with_plugins};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -570,67 +572,6 @@ fn open(paths: &Paths) -> miette::Result<crate::store::Store> {
         &paths.state_dir,
         crate::store::WAIT,
     )?)
-}
-
-/// After an apply (`applied`): installs the plugins the applied config.toml enables that
-/// Codex lacks here, and adds what it did (and what could not be installed) to the output.
-fn with_plugins(
-    paths: &Paths,
-    global: &Global,
-    mut out: Output,
-    applied: bool,
-) -> miette::Result<Output> {
-    use crate::follower::plugins::{ReconcileOptions, reconcile};
-    if !applied {
-        return Ok(out);
-    }
-    let report = reconcile(
-        paths,
-        ReconcileOptions {
-            retry_failed: false,
-            echo: !global.json && !global.quiet,
-        },
-    )?;
-    if report.installed.is_empty() && report.not_installed().next().is_none() {
-        return Ok(out);
-    }
-    if let serde_json::Value::Object(map) = &mut out.json {
-        map.insert(
-            "plugins".into(),
-            serde_json::to_value(&report).expect("reports serialise"),
-        );
-    }
-    out.human.push_str(&output::Render::render(&report));
-    Ok(out)
-}
-
-/// The `plugins …` commands.
-fn plugins(paths: &Paths, global: &Global, cmd: PluginsCommand) -> miette::Result<Output> {
-    use crate::follower::plugins::{ReconcileOptions, reconcile, status};
-    let echo = !global.json && !global.quiet;
-    let list = matches!(cmd, PluginsCommand::List);
-    let report = match cmd {
-        PluginsCommand::List => status(paths),
-        PluginsCommand::Install => reconcile(
-            paths,
-            ReconcileOptions {
-                retry_failed: false,
-                echo,
-            },
-        )?,
-        PluginsCommand::Repair => reconcile(
-            paths,
-            ReconcileOptions {
-                retry_failed: true,
-                echo,
-            },
-        )?,
-    };
-    let mut out = Output::of(&report);
-    if !list && report.not_installed().next().is_some() {
-        out.code = 1;
-    }
-    Ok(out)
 }
 
 /// The `mcp …` commands.
