@@ -37,7 +37,12 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn options(codex_dir: &Path, state_dir: &Path) -> SnapshotOptions<'static> {
     SnapshotOptions {
-        codex_dir: codex_dir.to_owned(),
+        // The generated library is a codex dir; no other root takes part.
+        roots: codexport::roots::RootDirs::from_dirs([(
+            codexport::roots::CODEX,
+            codex_dir.to_owned(),
+        )]),
+        extra: codexport::snapshot::select::Extra::default(),
         stamp_dir: state_dir.to_owned(),
         host: "bench".into(),
         home: codex_dir.parent().unwrap_or(codex_dir).to_owned(),

@@ -1,5 +1,7 @@
-//! Checkout: plans and applies merged trees into the codex dir. Never writes outside the codex
-//! dir; never deletes a path codexport did not write.
+//! Checkout: plans and applies merged trees of roots into the roots' folders (`~/.codex`,
+//! `~/.agents/skills`, see [`crate::roots`]), with one plan, one journal and one index for
+//! all of them. Never writes outside the roots' folders; never deletes a path codexport did
+//! not write.
 
 pub mod apply;
 mod backup;
@@ -68,6 +70,14 @@ pub enum CheckoutError {
         help("remove that path from the master's codex dir and take a new snapshot")
     )]
     Reserved { path: String },
+    #[error("the tree has {path:?}, which lies in no root this codexport knows")]
+    #[diagnostic(
+        code(codexport::checkout::outside_roots),
+        help(
+            "the master runs a newer codexport (with a root this one lacks); install the same version on both machines"
+        )
+    )]
+    OutsideRoots { path: String },
     #[error("the plan puts the tree {path:?} as a file")]
     #[diagnostic(
         code(codexport::checkout::bad_plan),
@@ -99,10 +109,12 @@ pub enum CheckoutError {
         help("finish the apply with the codexport version that started it, then run this one")
     )]
     JournalVersion { path: PathBuf, found: u32 },
-    #[error("the apply journal is for the codex dir {}, not {}", found.display(), expected.display())]
+    #[error("the apply journal is for the folder {}, not {}", found.display(), expected.display())]
     #[diagnostic(
         code(codexport::checkout::journal_other_dir),
-        help("run the command again with the codex dir the interrupted apply was writing")
+        help(
+            "run the command again with the codex dir (and home) the interrupted apply was writing"
+        )
     )]
     JournalOtherDir { expected: PathBuf, found: PathBuf },
     #[error("injected crash before step {step}")]

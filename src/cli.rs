@@ -6,11 +6,13 @@ mod bench_cmd;
 mod demo;
 mod hook_cmd;
 pub mod output;
+mod plugins_cmd;
 mod render;
 
 use crate::paths::Paths;
 use clap::{Args, Parser, Subcommand};
 use output::Output;
+use plugins_cmd::{plugins, with_plugins};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,8 +45,8 @@ pub struct Global {
     /// Home directory holding .codex and .codexport (default: your home).
     #[arg(long, global = true, value_name = "DIR", env = "CODEXPORT_HOME")]
     pub home: Option<PathBuf>,
-    /// The Codex directory to export or apply to (default: <home>/.codex).
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The Codex directory to export or apply to (default: $CODEX_HOME, else <home>/.codex).
+    #[arg(long, global = true, value_name = "DIR", env = "CODEX_HOME")]
     pub codex_dir: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -107,6 +109,9 @@ pub enum Command {
     /// MCP servers exported by the master, run on this follower.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Codex plugins the applied config.toml enables, installed on this follower.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
     /// List revisions: number, id, time, files, bytes, and what changed.
     Log {
         /// Show only the newest N revisions.
@@ -205,6 +210,17 @@ pub enum McpCommand {
     Repair { name: Option<String> },
 }
 
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum PluginsCommand {
+    /// Each plugin the applied config.toml enables, and whether Codex has it here.
+    List,
+    /// Install the enabled plugins Codex lacks here (`codex plugin add`); what failed
+    /// before for the same config.toml is not tried again.
+    Install,
+    /// Install the enabled plugins Codex lacks here, trying failed ones again.
+    Repair,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MasterCommand {
     /// Make this machine the master: create its key, the store and the first revision.
@@ -224,6 +240,20 @@ pub enum MasterCommand {
         /// one address (behind a NAT).
         #[arg(long, default_value_t = crate::master::serve::MAX_PER_ADDRESS)]
         max_per_address: usize,
+    },
+    /// Take extra top-level entries of ~/.codex (a setup folder codexport does not know),
+    /// then snapshot; recorded in ~/.codexport/master.toml.
+    Include {
+        /// Top-level names of ~/.codex (`*` matches any run of characters).
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Leave top-level entries of ~/.codex that codexport would take, then snapshot;
+    /// recorded in ~/.codexport/master.toml.
+    Exclude {
+        /// Top-level names of ~/.codex (`*` matches any run of characters).
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Print a join link with a new single-use token for one follower.
     Link {
@@ -419,37 +449,55 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
             reset_trust,
             apply,
             timeout_ms,
-        }) => Output::of(&crate::follower::join::join(
+        }) => with_plugins(
             &paths,
-            &crate::follower::join::JoinOptions {
-                link,
-                master,
-                fingerprint,
-                token,
-                reset_trust,
-                timeout: Duration::from_millis(timeout_ms),
-                progress,
-                apply,
-            },
-        )?),
-        Command::Sync { apply, timeout_ms } => Output::of(&crate::follower::sync(
+            &cli.global,
+            Output::of(&crate::follower::join::join(
+                &paths,
+                &crate::follower::join::JoinOptions {
+                    link,
+                    master,
+                    fingerprint,
+                    token,
+                    reset_trust,
+                    timeout: Duration::from_millis(timeout_ms),
+                    progress,
+                    apply,
+                },
+            )?),
+            apply,
+        )?,
+        Command::Sync { apply, timeout_ms } => {
+            let report = crate::follower::sync(
+                &paths,
+                &crate::follower::SyncOptions {
+                    timeout: Duration::from_millis(timeout_ms),
+                    progress,
+                    apply,
+                    drift_check: true,
+                },
+            )?;
+            let applied = report.apply.is_some();
+            with_plugins(&paths, &cli.global, Output::of(&report), applied)?
+        }
+        Command::Apply { dry_run } => with_plugins(
             &paths,
-            &crate::follower::SyncOptions {
-                timeout: Duration::from_millis(timeout_ms),
-                progress,
-                apply,
-                drift_check: true,
-            },
-        )?),
-        Command::Apply { dry_run } => Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+            &cli.global,
+            Output::of(&crate::follower::apply::apply(&paths, dry_run)?),
+            !dry_run,
+        )?,
         Command::Verify => verify(&paths)?,
         Command::Diff { rev, patch } => {
             Output::of(&crate::follower::diff::diff(&paths, rev.as_deref(), patch)?)
         }
-        Command::Rollback { rev } => {
-            Output::of(&crate::follower::rollback::rollback(&paths, &rev)?)
-        }
+        Command::Rollback { rev } => with_plugins(
+            &paths,
+            &cli.global,
+            Output::of(&crate::follower::rollback::rollback(&paths, &rev)?),
+            true,
+        )?,
         Command::Mcp(cmd) => mcp(&paths, cmd)?,
+        Command::Plugins(cmd) => plugins(&paths, &cli.global, cmd)?,
         Command::Log { limit } => Output::of(&crate::store::history::log(&open(&paths)?, limit)?),
         Command::Show { rev, path } => Output::of(&crate::store::history::show(
             &open(&paths)?,
@@ -520,6 +568,34 @@ fn gc(paths: &Paths, keep: usize) -> miette::Result<Output> {
     Ok(out)
 }
 
+/// `master mirror …`: each answers with the mirrors as they now are.
+fn mirror(paths: &Paths, cmd: MirrorCommand) -> miette::Result<Output> {
+    use crate::master::mirror;
+    match cmd {
+        MirrorCommand::Add {
+            dest,
+            url,
+            name,
+            head_ttl_days,
+        } => {
+            mirror::add(
+                paths,
+                &dest,
+                &url,
+                name.as_deref(),
+                Duration::from_secs(head_ttl_days * 86_400),
+            )?;
+        }
+        MirrorCommand::List => {}
+        MirrorCommand::Remove { name } => {
+            mirror::remove(paths, &name)?;
+        }
+    }
+    Ok(Output::of(&mirror::MirrorsReport {
+        mirrors: mirror::list(paths)?,
+    }))
+}
+
 /// The `master …` commands.
 fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
     Ok(match cmd {
@@ -547,6 +623,18 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
             })?;
             Output::new(&serde_json::json!({"stopped": true}), "")
         }
+        MasterCommand::Include { names } => Output::of(&crate::master::change_settings(
+            paths,
+            crate::master::settings::List::Include,
+            &names,
+            Some(&crate::mcp::infer::export_for),
+        )?),
+        MasterCommand::Exclude { names } => Output::of(&crate::master::change_settings(
+            paths,
+            crate::master::settings::List::Exclude,
+            &names,
+            Some(&crate::mcp::infer::export_for),
+        )?),
         MasterCommand::Link {
             host,
             port,
@@ -563,34 +651,7 @@ fn master(paths: &Paths, cmd: MasterCommand) -> miette::Result<Output> {
         MasterCommand::Followers {
             action: Some(FollowersAction::Revoke { name }),
         } => Output::of(&crate::master::link::revoke(paths, &name)?),
-        MasterCommand::Mirror(MirrorCommand::Add {
-            dest,
-            url,
-            name,
-            head_ttl_days,
-        }) => {
-            crate::master::mirror::add(
-                paths,
-                &dest,
-                &url,
-                name.as_deref(),
-                Duration::from_secs(head_ttl_days * 86_400),
-            )?;
-            Output::of(&crate::master::mirror::MirrorsReport {
-                mirrors: crate::master::mirror::list(paths)?,
-            })
-        }
-        MasterCommand::Mirror(MirrorCommand::List) => {
-            Output::of(&crate::master::mirror::MirrorsReport {
-                mirrors: crate::master::mirror::list(paths)?,
-            })
-        }
-        MasterCommand::Mirror(MirrorCommand::Remove { name }) => {
-            crate::master::mirror::remove(paths, &name)?;
-            Output::of(&crate::master::mirror::MirrorsReport {
-                mirrors: crate::master::mirror::list(paths)?,
-            })
-        }
+        MasterCommand::Mirror(cmd) => mirror(paths, cmd)?,
         MasterCommand::Publish { refresh, mirror } => {
             let report = crate::master::mirror::publish_command(
                 paths,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod diff;
 pub mod join;
 pub mod mirrors;
+pub mod plugins;
 pub mod rollback;
 pub mod state;
 pub mod status;
@@ -186,14 +187,19 @@ pub enum FollowerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write into the codex dir {}: {why}", path.display())]
+    #[error("cannot write into {root} ({}): {why}", path.display())]
     #[diagnostic(
         code(codexport::usage::codex_dir_unusable),
         help(
-            "make it a folder (move aside what is there) or point --codex-dir elsewhere, then run the command again; the join token was not used, so the same link still works"
+            "make it a folder (move aside what is there; for the codex dir, --codex-dir or $CODEX_HOME can point elsewhere), then run the command again; the join token was not used, so the same link still works"
         )
     )]
-    CodexDirUnusable { path: PathBuf, why: &'static str },
+    CodexDirUnusable {
+        /// The root, as shown (`~/.codex`).
+        root: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
     #[error("this follower's credential file {} is damaged", path.display())]
     #[diagnostic(
         code(codexport::usage::damaged_credential),

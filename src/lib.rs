@@ -5,7 +5,7 @@
 //! merge the master's tree with their own overlay, and check the result out atomically.
 //!
 //! The modules form one-way layers (see ARCHITECTURE.md), lowest first: the foundations
-//! ([`object`], [`time`], [`paths`]) → [`store`] → [`snapshot`], [`checkout`] → [`overlay`]
+//! ([`object`], [`time`], [`paths`], [`roots`]) → [`store`] → [`snapshot`], [`checkout`] → [`overlay`]
 //! → [`transport`] → [`master`], [`follower`] → [`mcp`], [`hook`], [`service`], [`status`].
 //! The command line is the binary's, not library API: [`run_cli`] runs it.
 
@@ -21,6 +21,7 @@ pub mod overlay;
 mod pathmap;
 pub mod paths;
 mod progress;
+pub mod roots;
 pub mod seal;
 pub mod service;
 pub mod snapshot;

@@ -1,5 +1,5 @@
-//! The master: its identity (an ed25519 key), publishing revisions of `~/.codex` with a
-//! signed head, who may fetch them (join tokens, follower credentials), and the daemon
+//! The master: its identity (an ed25519 key), its settings (extra entries of `~/.codex` to
+//! take or leave), publishing revisions of its roots with a signed head, who may fetch them (join tokens, follower credentials), and the daemon
 //! `master serve` that serves followers, watches `~/.codex` and re-signs the head.
 //!
 //! Never reads a follower's state; never serves a path of the filesystem.
@@ -10,11 +10,15 @@ pub mod link;
 pub mod mirror;
 pub mod publish;
 pub mod serve;
+pub mod settings;
 pub mod tailscale;
 pub mod watch;
 
 pub use key::MasterKey;
-pub use publish::{HEAD_TTL, InitReport, McpExport, init, rebuild, rebuild_with, refresh_head};
+pub use publish::{
+    HEAD_TTL, InitReport, McpExport, SettingsChange, change_settings, init, rebuild, rebuild_with,
+    refresh_head,
+};
 
 use crate::snapshot::SnapshotError;
 use crate::store::StoreError;
@@ -48,6 +52,14 @@ pub enum MasterError {
         help("restore the key from a backup; a new key means re-enrolling every follower")
     )]
     KeyMalformed { path: PathBuf },
+    #[error("{} is invalid: {what}", path.display())]
+    #[diagnostic(
+        code(codexport::usage::bad_master_settings),
+        help(
+            "fix the file (include = [\"name\"], exclude = [\"name\"]: top-level names of ~/.codex, `*` for any run of characters); nothing was recorded"
+        )
+    )]
+    BadSettings { path: PathBuf, what: String },
     #[error("I/O error on {}: {source}", path.display())]
     #[diagnostic(
         code(codexport::master::io),

@@ -29,7 +29,7 @@ use thiserror::Error;
 
 /// Version of the store layout and wire format described in `store-format.md`. Each object
 /// kind also versions its own encoding (the byte after its magic).
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// What an object is. The byte tag is part of the store and wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -80,7 +80,10 @@ impl ObjectKind {
                 tree::id_context(encoded.get(4).copied().unwrap_or(0)),
                 encoded,
             ),
-            ObjectKind::Revision => ObjectId::derived(revision::ID_CONTEXT, encoded),
+            ObjectKind::Revision => ObjectId::derived(
+                revision::id_context(encoded.get(4).copied().unwrap_or(0)),
+                encoded,
+            ),
             ObjectKind::Chunks => ObjectId::derived(chunks::ID_CONTEXT, encoded),
         }
     }

@@ -1,17 +1,27 @@
-//! The follower's overlay and the merge: canonical tree + overlay + follower facts → the
-//! merged tree that checkout writes into `~/.codex`.
+//! The follower's overlay and the merge: the master's tree of roots + overlay + follower
+//! facts → the merged tree of roots that checkout writes into each root's folder.
+//!
+//! Each root's merge rules (see [`crate::roots`]) say what applies where: config.toml and
+//! hooks.json of the Codex root, its config layers (custom agents), co-owned files, local
+//! skills (for `~/.codex/skills` and `~/.agents/skills`) and overrides.
 //!
 //! The merge is a pure function of its inputs (the facts include the follower's current
 //! copies of the few files it co-owns), and its result is stored, so every apply is an exact
 //! rollback point and `diff` is a tree diff. Nothing here writes outside the store.
 
 pub mod config;
+mod files;
 pub mod hooks;
+pub mod layers;
 pub mod local;
+
+use files::read_files;
+pub use files::stamp;
 
 pub use local::{LocalConfig, Policy};
 
-use crate::object::{EntryKind, EntryName, ObjectId, ObjectKind, RelPath, Revision};
+use crate::object::{EntryKind, ObjectId, ObjectKind, RelPath, Revision};
+use crate::roots::{ROOTS, Root, RootDirs};
 use crate::store::edit::{Edit, edit, lookup};
 use crate::store::{ObjectSource, StoreError, Writer};
 use miette::Diagnostic;
@@ -34,11 +44,15 @@ pub enum OverlayError {
     #[diagnostic(
         code(codexport::usage::skill_conflict),
         help(
-            "Add allowSkillOverrides = [{}] to ~/.codexport/local.toml to let your local skill replace the master's, or rename it in ~/.codexport/skills. Nothing was written.",
+            "Add allowSkillOverrides = [{}] to ~/.codexport/local.toml to let your local skill replace the master's, or rename it in ~/.codexport/{overlay}. Nothing was written.",
             quoted(names)
         )
     )]
-    SkillConflict { names: Vec<String> },
+    SkillConflict {
+        names: Vec<String>,
+        /// The overlay folder the local skills are in.
+        overlay: &'static str,
+    },
     #[error("{which} is not valid TOML: {what}")]
     #[diagnostic(
         code(codexport::usage::bad_toml),
@@ -95,7 +109,7 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
-/// A file of the overlay (under `skills/` or `overrides/` of the state dir).
+/// A file of the overlay (under `skills/`, `agent-skills/` or `overrides/` of the state dir).
 #[derive(Debug, Clone)]
 pub struct LocalFile {
     pub path: RelPath,
@@ -105,13 +119,17 @@ pub struct LocalFile {
     pub bytes: Vec<u8>,
 }
 
-/// Everything the follower adds: `local.toml`, `mcps.local.toml`, `skills/`, `overrides/`.
+/// Everything the follower adds: `local.toml`, `mcps.local.toml`, local skills for each root
+/// that takes them (`skills/`, `agent-skills/`), `overrides/`.
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {
     pub local: LocalConfig,
     pub local_mcps: Option<String>,
-    pub skills: Vec<LocalFile>,
-    pub overrides: Vec<LocalFile>,
+    /// Local skills, by the name of the root they land in (paths relative to the overlay
+    /// folder: `<skill>/…`).
+    pub skills: Vec<(&'static str, Vec<LocalFile>)>,
+    /// Files replacing the master's, by the name of their root (paths relative to it).
+    pub overrides: Vec<(&'static str, Vec<LocalFile>)>,
     /// codexport's session-start hook, when `hook install` ran on this follower.
     pub hook: Option<hooks::HookEntry>,
 }
@@ -131,133 +149,36 @@ impl Overlay {
             }
         };
         let hook = hooks::installed(state_dir)?;
+        let mut skills = Vec::new();
+        let mut overrides = Vec::new();
+        for root in ROOTS {
+            if let Some(ls) = root.merge.local_skills {
+                skills.push((root.name, read_files(&state_dir.join(ls.overlay))?));
+            }
+            if let Some(dir) = root.merge.overrides {
+                overrides.push((root.name, read_files(&state_dir.join(dir))?));
+            }
+        }
         Ok(Self {
             local,
             local_mcps,
-            skills: read_files(&state_dir.join(crate::paths::state::LOCAL_SKILLS))?,
-            overrides: read_files(&state_dir.join(crate::paths::state::OVERRIDES))?,
+            skills,
+            overrides,
             hook,
         })
     }
 }
 
-/// A cheap fingerprint of the overlay as it is on disk: the stat of each of its files
-/// (settings, local MCP servers, the installed hook, every local skill and override). It
-/// changes whenever one is written, added or removed, so a sync notices an overlay edit
-/// without a new revision and without reading the files.
-pub fn stamp(state_dir: &Path) -> ObjectId {
-    use crate::paths::state;
-    use std::os::unix::fs::MetadataExt;
-    let mut hasher = blake3::Hasher::new_derive_key("codexport 2026-12-01 overlay stamp");
-    let mut add = |path: &Path| {
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            let fields = [
-                m.size(),
-                m.mtime() as u64,
-                m.mtime_nsec() as u64,
-                m.ctime() as u64,
-                m.ctime_nsec() as u64,
-                m.ino(),
-                u64::from(m.mode()),
-            ];
-            hasher.update(path.as_os_str().as_encoded_bytes());
-            for f in fields {
-                hasher.update(&f.to_le_bytes());
-            }
-        }
-    };
-    for name in [state::LOCAL_TOML, state::LOCAL_MCPS, state::HOOK_TOML] {
-        add(&state_dir.join(name));
-    }
-    for dir in [state::LOCAL_SKILLS, state::OVERRIDES] {
-        let mut stack = vec![state_dir.join(dir)];
-        while let Some(p) = stack.pop() {
-            add(&p);
-            if let Ok(entries) = std::fs::read_dir(&p) {
-                let mut children: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-                children.sort();
-                for c in children.into_iter().rev() {
-                    if std::fs::symlink_metadata(&c).is_ok_and(|m| m.is_dir()) {
-                        stack.push(c);
-                    } else {
-                        add(&c);
-                    }
-                }
-            }
-        }
-    }
-    ObjectId::from(hasher.finalize())
-}
-
-/// Every file below `dir` (symlinks as symlinks), with paths relative to it.
-fn read_files(dir: &Path) -> Result<Vec<LocalFile>, OverlayError> {
-    let mut out = Vec::new();
-    if std::fs::symlink_metadata(dir).is_err() {
-        return Ok(out);
-    }
-    read_into(dir, &RelPath::root(), &mut out)?;
-    Ok(out)
-}
-
-fn read_into(abs: &Path, rel: &RelPath, out: &mut Vec<LocalFile>) -> Result<(), OverlayError> {
-    use std::os::unix::fs::PermissionsExt;
-    let io = |path: &Path, e| OverlayError::Io {
-        path: path.to_owned(),
-        source: e,
-    };
-    for entry in std::fs::read_dir(abs).map_err(|e| io(abs, e))? {
-        let entry = entry.map_err(|e| io(abs, e))?;
-        let p = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| OverlayError::BadOverlayFile {
-                path: p.clone(),
-                what: "name is not UTF-8".into(),
-            })?;
-        let name = EntryName::new(name).map_err(|e| OverlayError::BadOverlayFile {
-            path: p.clone(),
-            what: e.to_string(),
-        })?;
-        let child = rel.join(&name);
-        let meta = std::fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
-        if meta.is_dir() {
-            read_into(&p, &child, out)?;
-        } else if meta.file_type().is_symlink() {
-            use std::os::unix::ffi::OsStrExt;
-            let target = std::fs::read_link(&p).map_err(|e| io(&p, e))?;
-            out.push(LocalFile {
-                path: child,
-                kind: EntryKind::Symlink,
-                private: false,
-                bytes: target.as_os_str().as_bytes().to_vec(),
-            });
-        } else if meta.is_file() {
-            let kind = if meta.permissions().mode() & 0o100 != 0 {
-                EntryKind::Executable
-            } else {
-                EntryKind::File
-            };
-            out.push(LocalFile {
-                path: child,
-                kind,
-                private: meta.permissions().mode() & 0o044 == 0,
-                bytes: std::fs::read(&p).map_err(|e| io(&p, e))?,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// What the merge knows about this follower.
 pub struct MergeFacts<'a> {
     pub home: &'a Path,
-    pub codex_dir: &'a Path,
+    /// Where each root lies on this follower.
+    pub dirs: &'a RootDirs,
     /// The master's host as this follower reaches it (replaces loopback MCP URLs).
     pub master_host: Option<String>,
-    /// The follower's current content of a path in its codex dir, if present.
+    /// The follower's current content of a path of the tree of roots, if present.
     pub current: &'a dyn Fn(&RelPath) -> Option<Vec<u8>>,
-    /// The canonical tree of the revision applied last, if any.
+    /// The canonical tree of roots of the revision applied last, if any.
     pub previous_canonical: Option<ObjectId>,
     /// The codexport executable that runs command MCP servers (`mcp run <name>`), when the
     /// revision carries an MCP manifest.
@@ -269,32 +190,87 @@ pub struct MergeFacts<'a> {
 pub struct Merged {
     pub tree: ObjectId,
     pub unknown_variables: Vec<String>,
+    /// Files taken as the master has them because they could not be merged (a custom agent
+    /// that is not valid TOML), each with why.
+    pub warnings: Vec<String>,
 }
 
-const CONFIG: &str = "config.toml";
-const HOOKS: &str = "hooks.json";
-
-/// Merges a revision with the overlay and stores the merged tree. Only the trees along
-/// edited paths are rewritten, so the cost follows the overlay, not the library.
+/// Merges a revision with the overlay and stores the merged tree of roots. Only the trees
+/// along edited paths are rewritten, so the cost follows the overlay, not the library.
 pub fn merge(
     w: &mut Writer<'_>,
     revision: &Revision,
     overlay: &Overlay,
     facts: &MergeFacts<'_>,
 ) -> Result<Merged, OverlayError> {
-    let mut root = revision.root;
-    let trust_moves = merge_hooks(w, &mut root, overlay)?;
-    let unknown_variables = merge_config_file(w, &mut root, revision, overlay, facts, trust_moves)?;
-    merge_co_owned(w, &mut root, overlay, facts)?;
-    add_local_skills(w, &mut root, overlay)?;
-    // Overrides replace canonical files (or directories) at the same path.
-    for f in &overlay.overrides {
-        root = put(w, root, &f.path, (f.kind, f.private), &f.bytes)?;
+    let mut root = crate::store::roots::roots_tree(w, revision)?;
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut warnings = Vec::new();
+    for r in ROOTS {
+        let trust_moves = merge_hooks(w, &mut root, r, overlay)?;
+        unknown.extend(merge_config_file(
+            w,
+            &mut root,
+            (r, revision),
+            overlay,
+            facts,
+            trust_moves,
+        )?);
+        let layers = layers::merge(
+            w,
+            &mut root,
+            r,
+            &config_context(revision, overlay, facts, r),
+        )?;
+        unknown.extend(layers.unknown_variables);
+        warnings.extend(layers.warnings);
+        merge_co_owned(w, &mut root, r, overlay, facts)?;
+        add_local_skills(w, &mut root, r, overlay)?;
+        // Overrides replace canonical files (or directories) at the same path.
+        for (_, files) in overlay.overrides.iter().filter(|(n, _)| *n == r.name) {
+            for f in files {
+                root = put(
+                    w,
+                    root,
+                    &f.path.under(&r.path("")),
+                    (f.kind, f.private),
+                    &f.bytes,
+                )?;
+            }
+        }
     }
     Ok(Merged {
         tree: root,
-        unknown_variables,
+        unknown_variables: unknown.into_iter().collect(),
+        warnings,
     })
+}
+
+/// The config merge's context for `root` (paths mapped from the master's home and codex dir
+/// to this follower's).
+fn config_context(
+    revision: &Revision,
+    overlay: &Overlay,
+    facts: &MergeFacts<'_>,
+    root: &Root,
+) -> config::ConfigContext {
+    let codex_dir = facts.dirs.codex();
+    config::ConfigContext {
+        master_home: revision.home.clone(),
+        master_codex_dir: revision.codex_dir.clone(),
+        home: facts.home.display().to_string(),
+        codex_dir: codex_dir.display().to_string(),
+        path_variables: overlay.local.path_variables.clone(),
+        master_host: facts.master_host.clone(),
+        hooks_json_path: root
+            .merge
+            .hooks
+            .and_then(|h| facts.dirs.get(root.name).map(|d| d.join(h)))
+            .unwrap_or_else(|| codex_dir.join("hooks.json"))
+            .display()
+            .to_string(),
+        ..config::ConfigContext::default()
+    }
 }
 
 /// The previous canonical tree's content at `path`, if it had a file there.
@@ -318,9 +294,13 @@ fn previous_blob(
 fn merge_hooks(
     w: &mut Writer<'_>,
     root: &mut ObjectId,
+    r: &Root,
     overlay: &Overlay,
 ) -> Result<Vec<hooks::TrustMove>, OverlayError> {
-    let hooks_path = RelPath::new(HOOKS).expect("valid path");
+    let Some(hooks) = r.merge.hooks else {
+        return Ok(Vec::new());
+    };
+    let hooks_path = r.path(hooks);
     let master_entry = lookup(w, *root, &hooks_path)?.filter(|e| e.kind != EntryKind::Tree);
     let private = master_entry.as_ref().is_some_and(|e| e.private);
     let master_hooks = match master_entry {
@@ -341,12 +321,15 @@ fn merge_hooks(
 fn merge_config_file(
     w: &mut Writer<'_>,
     root: &mut ObjectId,
-    revision: &Revision,
+    (r, revision): (&Root, &Revision),
     overlay: &Overlay,
     facts: &MergeFacts<'_>,
     trust_moves: Vec<hooks::TrustMove>,
 ) -> Result<Vec<String>, OverlayError> {
-    let config_path = RelPath::new(CONFIG).expect("valid path");
+    let Some(config) = r.merge.config else {
+        return Ok(Vec::new());
+    };
+    let config_path = r.path(config);
     let config_entry = lookup(w, *root, &config_path)?.filter(|e| e.kind != EntryKind::Tree);
     if config_entry.is_none() && overlay.local_mcps.is_none() {
         return Ok(Vec::new());
@@ -357,20 +340,14 @@ fn merge_config_file(
             None => String::new(),
         };
         let mut ctx = config::ConfigContext {
-            master_home: revision.home.clone(),
-            master_codex_dir: revision.codex_dir.clone(),
-            home: facts.home.display().to_string(),
-            codex_dir: facts.codex_dir.display().to_string(),
-            path_variables: overlay.local.path_variables.clone(),
-            master_host: facts.master_host.clone(),
             local_mcps: overlay.local_mcps.clone(),
             allow_mcp_overrides: overlay.local.allow_mcp_overrides.clone(),
             current: (facts.current)(&config_path)
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
             previous_master: None,
             launcher: facts.launcher.map(|p| p.display().to_string()),
-            hooks_json_path: facts.codex_dir.join(HOOKS).display().to_string(),
             trust_moves,
+            ..config_context(revision, overlay, facts, r)
         };
         if let Some(prev) = previous_blob(w, facts, &config_path)? {
             let prev_ctx = config::ConfigContext {
@@ -396,26 +373,25 @@ fn merge_config_file(
     }
 }
 
-/// Co-owned files, by policy (keep-local, append-local).
+/// Co-owned files of a root, by policy (keep-local, append-local): its defaults, and for
+/// the Codex root the `[policies]` of local.toml.
 fn merge_co_owned(
     w: &mut Writer<'_>,
     root: &mut ObjectId,
+    r: &Root,
     overlay: &Overlay,
     facts: &MergeFacts<'_>,
 ) -> Result<(), OverlayError> {
-    let mut co_owned: Vec<(&str, Policy)> = local::DEFAULT_POLICIES.to_vec();
-    co_owned.extend(
-        overlay
-            .local
-            .policies
-            .iter()
-            .map(|(p, pol)| (p.as_str(), *pol)),
-    );
-    for (path, _) in co_owned {
-        let policy = overlay.local.policy(path);
-        let Ok(path) = RelPath::new(path) else {
+    let mut co_owned: Vec<&str> = r.merge.policies.iter().map(|(p, _)| *p).collect();
+    if r.name == crate::roots::CODEX.name {
+        co_owned.extend(overlay.local.policies.keys().map(String::as_str));
+    }
+    for rel in co_owned {
+        let Ok(rel) = RelPath::new(rel) else {
             continue;
         };
+        let path = rel.under(&r.path(""));
+        let policy = overlay.local.policy_of(&path);
         let Some(entry) = lookup(w, *root, &path)?.filter(|e| e.kind != EntryKind::Tree) else {
             continue;
         };
@@ -436,20 +412,28 @@ fn merge_co_owned(
     Ok(())
 }
 
-/// Local skills land where Codex reads skills; a clash fails unless allowed.
+/// Local skills land where Codex reads skills (each root's skills folder); a clash with a
+/// skill of the master fails unless allowed.
 fn add_local_skills(
     w: &mut Writer<'_>,
     root: &mut ObjectId,
+    r: &Root,
     overlay: &Overlay,
 ) -> Result<(), OverlayError> {
-    let skill_names: std::collections::BTreeSet<&str> = overlay
+    let Some(ls) = r.merge.local_skills else {
+        return Ok(());
+    };
+    let into = r.path(ls.into);
+    let files: &[LocalFile] = overlay
         .skills
         .iter()
-        .filter_map(|f| f.path.first())
-        .collect();
+        .find(|(n, _)| *n == r.name)
+        .map_or(&[], |(_, f)| f.as_slice());
+    let skill_names: std::collections::BTreeSet<&str> =
+        files.iter().filter_map(|f| f.path.first()).collect();
     let mut clashes = Vec::new();
     for name in skill_names {
-        let Ok(dir) = RelPath::new(&format!("skills/{name}")) else {
+        let Ok(dir) = RelPath::new(name).map(|n| n.under(&into)) else {
             continue;
         };
         if lookup(w, *root, &dir)?.is_none() {
@@ -467,16 +451,19 @@ fn add_local_skills(
         }
     }
     if !clashes.is_empty() {
-        return Err(OverlayError::SkillConflict { names: clashes });
+        return Err(OverlayError::SkillConflict {
+            names: clashes,
+            overlay: ls.overlay,
+        });
     }
-    for f in &overlay.skills {
-        let path = RelPath::new(&format!("skills/{}", f.path)).map_err(|e| {
-            OverlayError::BadOverlayFile {
-                path: PathBuf::from(f.path.as_str()),
-                what: e.to_string(),
-            }
-        })?;
-        *root = put(w, *root, &path, (f.kind, f.private), &f.bytes)?;
+    for f in files {
+        *root = put(
+            w,
+            *root,
+            &f.path.under(&into),
+            (f.kind, f.private),
+            &f.bytes,
+        )?;
     }
     Ok(())
 }

@@ -39,7 +39,10 @@ pub mod state {
     /// The follower's overlay: settings, local MCP servers, local skills, overrides.
     pub const LOCAL_TOML: &str = "local.toml";
     pub const LOCAL_MCPS: &str = "mcps.local.toml";
+    /// Local skills for `~/.codex/skills`…
     pub const LOCAL_SKILLS: &str = "skills";
+    /// …and for `~/.agents/skills`.
+    pub const LOCAL_AGENT_SKILLS: &str = "agent-skills";
     pub const OVERRIDES: &str = "overrides";
     /// codexport's installed session-start hook entry.
     pub const HOOK_TOML: &str = "hook.toml";
@@ -58,6 +61,12 @@ pub mod state {
     pub const MIRROR_LIST: &str = "mirror-list";
     /// Mirror packs being downloaded (`<hash>.part`, resumed with Range requests).
     pub const MIRROR_DOWNLOADS: &str = "mirror-downloads";
+    /// The master's own settings: extra top-level entries of `~/.codex` to take or leave.
+    pub const MASTER_TOML: &str = "master.toml";
+    /// What the last plugin reconcile found: each enabled plugin and whether it installed.
+    pub const PLUGINS_STATE: &str = "plugins.json";
+    /// Serialises plugin installs (`codex plugin add`) of one follower.
+    pub const PLUGINS_LOCK: &str = "plugins.lock";
 }
 
 /// What this machine is to codexport, told by the files in its state dir.
@@ -72,8 +81,8 @@ pub enum Role {
     None,
 }
 
-/// The folders one invocation works on. Everything is under `home` unless `--codex-dir`
-/// points elsewhere, so tests and demos run on temporary homes.
+/// The folders one invocation works on. Everything is under `home` unless `--codex-dir` (or
+/// `$CODEX_HOME`) points elsewhere, so tests and demos run on temporary homes.
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub home: PathBuf,
@@ -82,8 +91,12 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// Relative folders are made absolute (against the current directory) once, here: the
+    /// tools codexport runs (Codex, npm) start elsewhere, and revisions record these paths.
     pub fn new(home: PathBuf, codex_dir: Option<PathBuf>) -> Self {
-        let codex_dir = codex_dir.unwrap_or_else(|| home.join(".codex"));
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        let home = absolute(home);
+        let codex_dir = codex_dir.map_or_else(|| home.join(".codex"), absolute);
         let state_dir = home.join(".codexport");
         Self {
             home,
@@ -134,17 +147,31 @@ impl Paths {
     pub fn codex(&self, name: &str) -> PathBuf {
         self.codex_dir.join(name)
     }
+
+    /// Where every root of [`crate::roots::ROOTS`] lies on this machine.
+    pub fn roots(&self) -> crate::roots::RootDirs {
+        crate::roots::RootDirs::new(&self.home, &self.codex_dir)
+    }
 }
 
-/// Credentials in the codex dir: checked out owner-only on every follower, whatever their mode on the master.
-pub const SECRETS: &[&str] = &["auth.json", ".credentials.json", "multi-auth"];
+/// Environment variable naming the codex binary (otherwise `codex` on PATH).
+pub const CODEX_BIN_ENV: &str = "CODEXPORT_CODEX_BIN";
 
-/// Whether the path (relative, `/`-separated) is a credential or lies in a credentials
-/// folder.
-pub fn is_secret(rel: &str) -> bool {
-    SECRETS
-        .iter()
-        .any(|s| rel == *s || rel.strip_prefix(s).is_some_and(|r| r.starts_with('/')))
+/// The Codex CLI that codexport asks (hook trust) and runs (plugin installs):
+/// `$CODEXPORT_CODEX_BIN`, else `codex` on PATH.
+pub fn codex_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os(CODEX_BIN_ENV).filter(|b| !b.is_empty()) {
+        return Some(PathBuf::from(bin));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("codex"))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// This machine's host name: recorded in revisions, and a follower's default name.

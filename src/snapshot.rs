@@ -1,9 +1,10 @@
-//! The master's snapshot of `~/.codex` into the store.
+//! The master's snapshot of its roots (`~/.codex`, `~/.agents/skills`, see [`crate::roots`])
+//! into the store: one tree of roots per revision.
 //!
-//! Reads the selected files (never follows symlinks, never writes inside the codex dir),
-//! skips unchanged files through the stat cache, hashes changed ones in parallel, and writes
-//! the whole snapshot (objects, revision, log entry, stat cache, ref, signed head) in one
-//! store transaction. No change on disk means no new revision.
+//! Reads the selected files (never follows symlinks, never writes inside a root), skips
+//! unchanged files through the stat cache, hashes changed ones in parallel, and writes the
+//! whole snapshot (objects, revision, log entry, stat cache, ref, signed head) in one store
+//! transaction. No change on disk means no new revision.
 
 pub mod select;
 pub mod walk;
@@ -42,6 +43,14 @@ pub enum SnapshotError {
         help("point --codex-dir at the folder that holds config.toml")
     )]
     NotADirectory { path: PathBuf },
+    #[error("{root} ({}) is not a directory", path.display())]
+    #[diagnostic(
+        code(codexport::snapshot::root_not_dir),
+        help(
+            "move it aside (or make it a folder) and run the command again; nothing was recorded"
+        )
+    )]
+    RootNotADirectory { root: &'static str, path: PathBuf },
     #[error("cannot read {}: {source}", path.display())]
     #[diagnostic(
         code(codexport::snapshot::unreadable),
@@ -69,7 +78,10 @@ impl SnapshotError {
 
 /// How to take a snapshot.
 pub struct SnapshotOptions<'a> {
-    pub codex_dir: PathBuf,
+    /// Where each root lies on the master.
+    pub roots: crate::roots::RootDirs,
+    /// The master's extra top-level entries of the Codex root (its settings file).
+    pub extra: select::Extra,
     /// Where the snapshot's time stamp file lives (the state dir, normally).
     pub stamp_dir: PathBuf,
     /// Recorded in the revision.
@@ -103,21 +115,48 @@ pub struct SnapshotReport {
     pub hashed: u64,
     pub changes: ChangeCounts,
     pub warnings: Vec<String>,
-    /// Top-level symlinks that leave the codex dir, whose targets were taken in their place.
+    /// Top-level symlinks that leave their root, whose targets were taken in their place.
     pub followed: Vec<walk::Followed>,
-    /// Top-level names of the codex dir that were not taken, each with the reason (sorted).
+    /// Top-level names of each root that were not taken, each with the reason (sorted by
+    /// root, then name).
     pub left_out: Vec<walk::LeftOut>,
+    /// Top-level entries of `~/.codex` that are neither taken nor known runtime state
+    /// (`foo/` for a folder): a new setup folder must not go unnoticed.
+    pub not_synced: Vec<String>,
     pub elapsed_ms: f64,
 }
 
-/// Takes a snapshot of `opts.codex_dir` into `store`.
+/// Each root's selection (the master's extras for the Codex root) and folder.
+pub fn selections<'a>(
+    roots: &'a crate::roots::RootDirs,
+    extra: &'a select::Extra,
+) -> Vec<(select::Selection<'a>, &'a Path)> {
+    roots
+        .iter()
+        .map(|(root, dir)| {
+            let extra = (root.name == crate::roots::CODEX.name).then_some(extra);
+            (select::Selection { root, extra }, dir)
+        })
+        .collect()
+}
+
+/// The names the master points out as not synced (see [`walk::LeftOut::is_notice`]).
+pub fn not_synced(left_out: &[walk::LeftOut]) -> Vec<String> {
+    left_out
+        .iter()
+        .filter(|l| l.is_notice())
+        .map(walk::LeftOut::shown)
+        .collect()
+}
+
+/// Takes a snapshot of every root in `opts.roots` into `store`.
 pub fn snapshot(
     store: &Store,
     opts: &SnapshotOptions<'_>,
 ) -> Result<SnapshotReport, SnapshotError> {
     let started = Instant::now();
     let stamp_ns = stamp(&opts.stamp_dir)?;
-    let mut walked = walk::walk(&opts.codex_dir)?;
+    let mut walked = walk::walk(&selections(&opts.roots, &opts.extra))?;
     let (cache, parent) = {
         let reader = store.read()?;
         let parent = match reader.get_ref(refs::MASTER_HEAD)? {
@@ -173,30 +212,19 @@ pub fn snapshot(
         followed: std::mem::take(&mut walked.followed),
         left_out: {
             let mut left = std::mem::take(&mut walked.left_out);
-            left.sort_by(|a, b| a.name.cmp(&b.name));
+            left.sort_by(|a, b| (a.root, &a.name).cmp(&(b.root, &b.name)));
             left
         },
+        not_synced: Vec::new(),
         elapsed_ms: 0.0,
     };
+    report.not_synced = not_synced(&report.left_out);
 
-    let mcp = match (
-        opts.mcp,
-        walked.files.iter().find(|f| f.rel == "config.toml"),
-    ) {
-        (Some(export), Some(config)) => {
-            let bytes = writer.content(&config.stat.id)?;
-            let mcp = export(&mut writer, &bytes)?;
-            if let Some(id) = mcp {
-                count_tree(&writer, id, &mut built)?;
-            }
-            mcp
-        }
-        _ => None,
-    };
+    let mcp = export_mcp(opts, &walked.files, &mut writer, &mut built)?;
 
     if parent
         .as_ref()
-        .is_some_and(|(_, rev)| rev.root == root && rev.mcp == mcp)
+        .is_some_and(|(_, rev)| crate::store::roots::roots_id(rev) == root && rev.mcp == mcp)
     {
         if cache_changed {
             writer.update_stat_cache(&cache, &new_cache)?;
@@ -220,6 +248,31 @@ pub fn snapshot(
     report.changes = changes;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(report)
+}
+
+/// The revision's MCP tree, exported from the Codex root's config.toml (when the snapshot
+/// has an exporter and there is one), counted into the closure figures.
+fn export_mcp(
+    opts: &SnapshotOptions<'_>,
+    files: &[Found],
+    writer: &mut crate::store::Writer<'_>,
+    built: &mut Built,
+) -> Result<Option<ObjectId>, SnapshotError> {
+    let codex = crate::roots::CODEX;
+    let config = codex
+        .merge
+        .config
+        .map(|c| codex.path(c))
+        .and_then(|path| files.iter().find(|f| f.rel == path.as_str()));
+    let (Some(export), Some(config)) = (opts.mcp, config) else {
+        return Ok(None);
+    };
+    let bytes = writer.content(&config.stat.id)?;
+    let mcp = export(writer, &bytes)?;
+    if let Some(id) = mcp {
+        count_tree(writer, id, built)?;
+    }
+    Ok(mcp)
 }
 
 /// The unsigned head for a revision, valid from now for `ttl`.
@@ -471,7 +524,10 @@ fn record_revision(
     (old_cache, new_cache): (&HashMap<String, StatEntry>, &HashMap<&str, StatEntry>),
 ) -> Result<(u64, ObjectId, ChangeCounts), SnapshotError> {
     let changes = match parent {
-        Some((_, p)) => count(&tree_diff(&writer, Some(p.root), Some(root))?),
+        Some((_, p)) => {
+            let old = crate::store::roots::roots_tree(&mut writer, p)?;
+            count(&tree_diff(&writer, Some(old), Some(root))?)
+        }
         // Everything is new: no need to read the trees back.
         None => ChangeCounts {
             added: built.files,
@@ -486,10 +542,11 @@ fn record_revision(
         time_ms,
         host: opts.host.clone(),
         home: opts.home.display().to_string(),
-        codex_dir: opts.codex_dir.display().to_string(),
+        codex_dir: opts.roots.codex().display().to_string(),
         files: built.files,
         bytes: root_size,
         mcp,
+        layout: crate::object::revision::Layout::Roots,
     };
     let encoded = revision.encode();
     let rev_id = writer.put(ObjectKind::Revision, &encoded)?;

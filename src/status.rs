@@ -40,6 +40,10 @@ pub struct StatusReport {
     pub follower: Option<FollowerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreStats>,
+    /// On a master: top-level entries of `~/.codex` that are neither taken nor known
+    /// runtime state (`foo/` for a folder).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_synced: Vec<String>,
 }
 
 /// `fsck`: re-hashes every object and checks every revision is complete. Damaged objects are
@@ -72,6 +76,9 @@ pub enum StatusError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Gathers the status; a follower asks its master within `timeout`.
@@ -87,6 +94,7 @@ pub fn status(paths: &Paths, timeout: Duration) -> Result<StatusReport, StatusEr
         mirrors: Vec::new(),
         follower: None,
         store: None,
+        not_synced: Vec::new(),
     };
     if role == Role::Master {
         report.mirrors = crate::master::mirror::status(paths);
@@ -95,6 +103,11 @@ pub fn status(paths: &Paths, timeout: Duration) -> Result<StatusReport, StatusEr
                 .fingerprint()
                 .to_string(),
         );
+        let extra = crate::master::settings::load(&paths.state(crate::paths::state::MASTER_TOML))?;
+        let roots = paths.roots();
+        let selections = crate::snapshot::selections(&roots, &extra);
+        report.not_synced =
+            crate::snapshot::not_synced(&crate::snapshot::walk::left_out(&selections)?);
     }
     if !paths.store_db().exists() {
         return Ok(report);

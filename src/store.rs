@@ -18,6 +18,7 @@ pub mod partial;
 #[cfg(test)]
 mod proptests;
 pub mod rev;
+pub mod roots;
 pub mod statcache;
 
 pub use log::LogEntry;

@@ -186,6 +186,8 @@ pub fn spawn_master(
 ) -> Result<ServingMaster, ServeError> {
     let exe = exe.as_ref();
     let mut cmd = Command::new(exe);
+    // The home decides the folders, not the caller's own Codex dir (options may set it).
+    cmd.env_remove("CODEX_HOME");
     cmd.args(options.argv(home.as_ref()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

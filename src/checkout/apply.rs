@@ -9,7 +9,7 @@
 //!    checked on the way: a damaged stored object stops the apply here. Store objects are
 //!    copied, never hardlinked: users edit the codex dir.
 //! 3. Back up what the plan marks (local edits, things in the way) to
-//!    `<state dir>/backups/<UTC time>/<path>`.
+//!    `<state dir>/backups/<UTC time>/<root>/<path>`.
 //! 4. One durability barrier for everything staged (`syncfs`, not one fsync per file).
 //! 5. Commit: write `<state dir>/journal.json`.
 //! 6. Deletes, then stale directories, then puts (renames).
@@ -18,20 +18,22 @@
 //! A crash before 5 leaves every managed path untouched ([`recover`] removes the staged files
 //! and the directories made for them, as the intent lists); a crash after it is finished by
 //! [`recover`], which re-runs 6 and 7 idempotently. Either way each managed path ends as the
-//! old tree or the new, never a torn mix.
+//! old tree or the new, never a torn mix. One plan and one journal cover every root, so the
+//! roots move together.
 //!
 //! The caller holds the state dir's [`crate::fsutil::StateLock`] around these calls.
 
 pub use super::steps::CRASH_ENV;
 
 use super::backup::backup;
-use super::disk::{Parents, lstat, parents};
+use super::disk::{Parents, abs, lstat, parents};
 use super::journal::{self, Journal};
 use super::plan::{Op, Plan};
 use super::stage;
 use super::steps::Steps;
 use super::{CheckoutError, STAGING_NAME};
 use crate::object::RelPath;
+use crate::roots::RootDirs;
 use crate::store::ObjectSource;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
@@ -64,11 +66,11 @@ pub struct ExecReport {
     pub steps: usize,
 }
 
-/// Executes `plan` into `codex_dir`, reading new content from `src`. See the module docs for
-/// the steps; `record` is kept in the journal and handed back by [`recover`].
+/// Executes `plan` into the roots' folders, reading new content from `src`. See the module
+/// docs for the steps; `record` is kept in the journal and handed back by [`recover`].
 pub fn execute<S: ObjectSource + Sync>(
     src: &S,
-    codex_dir: &Path,
+    dirs: &RootDirs,
     state_dir: &Path,
     plan: &Plan,
     record: &serde_json::Value,
@@ -87,7 +89,12 @@ pub fn execute<S: ObjectSource + Sync>(
         .and_then(|s| s.trim().parse().ok());
     let mut steps = Steps::new(opts.crash_before_step, abort);
 
-    fs::create_dir_all(codex_dir).map_err(|e| CheckoutError::io(codex_dir, e))?;
+    // The folder of every root the plan writes into (`~/.agents/skills` may not exist yet).
+    for root in plan_roots(plan) {
+        if let Some(dir) = dirs.get(root) {
+            fs::create_dir_all(dir).map_err(|e| CheckoutError::io(dir, e))?;
+        }
+    }
     let drifted: Vec<&RelPath> = plan
         .ops
         .iter()
@@ -96,20 +103,18 @@ pub fn execute<S: ObjectSource + Sync>(
         .collect();
 
     // Leftovers of an apply that never committed (an older version's staging dir).
-    remove_staging(&codex_dir.join(STAGING_NAME))?;
-    stage::undo(state_dir, codex_dir)?;
-    let placement = stage::place(codex_dir, plan)?;
-    stage::write_intent(state_dir, codex_dir, &placement)?;
+    remove_staging(&dirs.codex().join(STAGING_NAME))?;
+    stage::undo(state_dir, dirs)?;
+    let placement = stage::place(dirs, plan)?;
+    stage::write_intent(state_dir, dirs, &placement)?;
     journal::sync_dir(state_dir)?;
-    let backup_dir = match prepare(
-        src, codex_dir, state_dir, plan, &placement, &drifted, &mut steps,
-    ) {
+    let backup_dir = match prepare(src, dirs, state_dir, plan, &placement, &drifted, &mut steps) {
         Ok(dir) => dir,
         // A real failure before the commit cleans up after itself (an injected crash must
         // not: it stands for a crash).
         Err(e) => {
             if !matches!(e, CheckoutError::InjectedCrash { .. }) {
-                let _ = stage::undo(state_dir, codex_dir);
+                let _ = stage::undo(state_dir, dirs);
             }
             return Err(e);
         }
@@ -118,8 +123,9 @@ pub fn execute<S: ObjectSource + Sync>(
     steps.step()?;
     let journal = Journal {
         version: journal::VERSION,
-        codex_dir: codex_dir.to_owned(),
-        staging: codex_dir.to_owned(),
+        codex_dir: None,
+        roots: dirs.by_name(),
+        staging: PathBuf::new(),
         ops: plan.ops.clone(),
         stale_dirs: plan.stale_dirs.clone(),
         new: plan.new,
@@ -128,8 +134,8 @@ pub fn execute<S: ObjectSource + Sync>(
     };
     journal::commit(state_dir, &journal)?;
 
-    let done = roll_forward(&journal, codex_dir, &mut steps)?;
-    finish(codex_dir, state_dir, &done.touched, &mut steps)?;
+    let done = roll_forward(&journal, dirs, &mut steps)?;
+    finish(dirs, state_dir, &done.touched, &mut steps)?;
     Ok(ExecReport {
         written: done.written,
         deleted: done.deleted,
@@ -143,35 +149,40 @@ pub fn execute<S: ObjectSource + Sync>(
 /// both durable. Returns the backup dir, if anything was backed up.
 fn prepare<S: ObjectSource + Sync>(
     src: &S,
-    codex_dir: &Path,
+    roots: &RootDirs,
     state_dir: &Path,
     plan: &Plan,
     placement: &stage::Placement,
     drifted: &[&RelPath],
     steps: &mut Steps,
 ) -> Result<Option<PathBuf>, CheckoutError> {
-    stage::make_dirs(codex_dir, placement)?;
+    stage::make_dirs(roots, placement)?;
     // One step per staged file; they are written in parallel, so an injected crash stops
     // after as many as come before it.
     let puts = placement.staged_in.len();
     let allowed = steps.allowed(puts);
-    let staged = stage::write(src, codex_dir, plan, placement, allowed)?;
+    let staged = stage::write(src, roots, plan, placement, allowed)?;
     steps.advance(allowed)?;
     if allowed < puts {
         steps.step()?;
     }
-    let backed_up = backup(codex_dir, state_dir, drifted)?;
+    let backed_up = backup(roots, state_dir, drifted)?;
     steps.step()?;
     let mut dirs: BTreeSet<PathBuf> = staged
         .iter()
         .filter_map(|f| f.parent().map(Path::to_path_buf))
         .collect();
     for d in &placement.created {
-        if let Some(parent) = codex_dir.join(d).parent() {
+        let made = RelPath::new(d).ok().and_then(|d| roots.abs(&d));
+        if let Some(parent) = made.as_deref().and_then(Path::parent) {
             dirs.insert(parent.to_owned());
         }
     }
-    barrier(codex_dir, &staged, &dirs)?;
+    for root in plan_roots(plan) {
+        if let Some(dir) = roots.get(root) {
+            barrier(dir, &staged, &dirs)?;
+        }
+    }
     if let Some((dir, files)) = &backed_up {
         let parents = files
             .iter()
@@ -182,54 +193,68 @@ fn prepare<S: ObjectSource + Sync>(
     Ok(backed_up.map(|(dir, _)| dir))
 }
 
+/// An apply finished by [`recover`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    /// The caller's record, as handed to [`execute`].
+    pub record: serde_json::Value,
+    /// The journal was written by a codexport before roots: the trees its record names are
+    /// the Codex dir itself, not trees of roots.
+    pub legacy: bool,
+}
+
 /// Finishes an apply interrupted after its journal committed (rolls forward), or cleans up
-/// one interrupted before (removes staging; the codex dir was not touched). Returns the
+/// one interrupted before (removes staging; the roots' folders were not touched). Returns the
 /// journal's `record` when it rolled forward, so the caller can record the apply.
-pub fn recover(
-    codex_dir: &Path,
-    state_dir: &Path,
-) -> Result<Option<serde_json::Value>, CheckoutError> {
-    recover_with(codex_dir, state_dir, &mut Steps::new(None, None))
+pub fn recover(dirs: &RootDirs, state_dir: &Path) -> Result<Option<Recovered>, CheckoutError> {
+    recover_with(dirs, state_dir, &mut Steps::new(None, None))
 }
 
 fn recover_with(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     state_dir: &Path,
     steps: &mut Steps,
-) -> Result<Option<serde_json::Value>, CheckoutError> {
+) -> Result<Option<Recovered>, CheckoutError> {
     let Some(journal) = journal::load(state_dir)? else {
-        remove_staging(&codex_dir.join(STAGING_NAME))?;
-        stage::undo(state_dir, codex_dir)?;
+        remove_staging(&dirs.codex().join(STAGING_NAME))?;
+        stage::undo(state_dir, dirs)?;
         return Ok(None);
     };
-    if !same_dir(&journal.codex_dir, codex_dir) {
-        return Err(CheckoutError::JournalOtherDir {
-            expected: codex_dir.to_owned(),
-            found: journal.codex_dir,
-        });
+    let recorded = journal.dirs();
+    // Only the roots the journal touches must agree (a root added since is not in it).
+    for (root, dir) in recorded.iter() {
+        let here = dirs.get(root.name).unwrap_or(Path::new(""));
+        if !RootDirs::from_dirs([(root, dir.to_owned())])
+            .same_as(&RootDirs::from_dirs([(root, here.to_owned())]))
+        {
+            return Err(CheckoutError::JournalOtherDir {
+                expected: here.to_owned(),
+                found: dir.to_owned(),
+            });
+        }
     }
-    let done = roll_forward(&journal, codex_dir, steps)?;
-    finish(codex_dir, state_dir, &done.touched, steps)?;
-    Ok(Some(journal.record))
+    let done = roll_forward(&journal, &recorded, steps)?;
+    finish(&recorded, state_dir, &done.touched, steps)?;
+    Ok(Some(Recovered {
+        legacy: journal.legacy(),
+        record: journal.record,
+    }))
 }
 
-pub(super) fn same_dir(a: &Path, b: &Path) -> bool {
-    a == b
-        || match (fs::canonicalize(a), fs::canonicalize(b)) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => false,
-        }
+/// The names of the roots a plan writes into or deletes from.
+fn plan_roots(plan: &Plan) -> BTreeSet<&str> {
+    plan.ops.iter().filter_map(|op| op.path().first()).collect()
 }
 
 /// Creates the missing directories above `rel`; anything but a real directory in the way
 /// is an error. Directories it creates are added to `touched` (their parents change).
 fn ensure_parents(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     rel: &RelPath,
     known: &mut HashSet<String>,
     touched: &mut BTreeSet<PathBuf>,
 ) -> Result<(), CheckoutError> {
-    match parents(codex_dir, rel, known, Some(touched))? {
+    match parents(dirs, rel, known, Some(touched))? {
         Parents::Dirs => Ok(()),
         Parents::Blocked(_, path) => match lstat(&path)? {
             Some(m) if m.file_type().is_symlink() => Err(CheckoutError::Escape { path }),
@@ -282,15 +307,15 @@ impl Done {
 /// whose target is gone is done, a put whose staged file is gone was renamed already.
 fn roll_forward(
     journal: &Journal,
-    codex_dir: &Path,
+    dirs: &RootDirs,
     steps: &mut Steps,
 ) -> Result<Done, CheckoutError> {
     let mut done = Done::default();
     let mut known = HashSet::new();
     // Derived, not read from the journal: whatever the journal says, codexport only ever
-    // renames its own staged files inside the codex dir (journals of version 1 and 2
-    // staged in one folder).
-    let legacy = codex_dir.join(STAGING_NAME);
+    // renames its own staged files inside the roots (journals of version 1 and 2 staged in
+    // one folder of the codex dir).
+    let legacy = dirs.codex().join(STAGING_NAME);
 
     for op in &journal.ops {
         let Op::Delete { path, dir, .. } = op else {
@@ -299,11 +324,14 @@ fn roll_forward(
         steps.step()?;
         // Never through a link or below a file: a delete of that one (planned before this)
         // removed what was there.
-        match parents(codex_dir, path, &mut known, None)? {
+        if dirs.locate(path).is_none() {
+            continue;
+        }
+        match parents(dirs, path, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Missing | Parents::Blocked(..) => continue,
         }
-        let abs = path.to_path(codex_dir);
+        let abs = abs(dirs, path);
         let Some(meta) = lstat(&abs)? else { continue };
         let removed = if meta.is_dir() && !meta.file_type().is_symlink() {
             if !dir {
@@ -328,11 +356,14 @@ fn roll_forward(
 
     for dir in &journal.stale_dirs {
         steps.step()?;
-        match parents(codex_dir, dir, &mut known, None)? {
+        if dirs.locate(dir).is_none_or(|(_, rel)| rel.is_root()) {
+            continue;
+        }
+        match parents(dirs, dir, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Missing | Parents::Blocked(..) => continue,
         }
-        let abs = dir.to_path(codex_dir);
+        let abs = abs(dirs, dir);
         if lstat(&abs)?.is_some_and(|m| m.is_dir()) && fs::remove_dir(&abs).is_ok() {
             // A directory left non-empty (unmanaged files in it) simply stays.
             known.remove(dir.as_str());
@@ -346,15 +377,20 @@ fn roll_forward(
         let staged = match &journal.placement {
             Some(placement) => {
                 placement
-                    .staged_file(codex_dir, i)
+                    .staged_file(dirs, i)
                     .ok_or_else(|| CheckoutError::BadPlan {
                         path: path.to_string(),
                     })?
             }
             None => journal::staged_path(&legacy, i),
         };
-        ensure_parents(codex_dir, path, &mut known, &mut done.touched)?;
-        let abs = path.to_path(codex_dir);
+        if dirs.locate(path).is_none() {
+            return Err(CheckoutError::OutsideRoots {
+                path: path.to_string(),
+            });
+        }
+        ensure_parents(dirs, path, &mut known, &mut done.touched)?;
+        let abs = abs(dirs, path);
         if !rename_into_place(&staged, &abs, path, &mut known)? {
             continue;
         }
@@ -400,13 +436,20 @@ fn rename_into_place(
 /// Makes the renames durable, then removes the journal (the apply is finished) and the
 /// staging dir.
 fn finish(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     state_dir: &Path,
     touched: &BTreeSet<PathBuf>,
     steps: &mut Steps,
 ) -> Result<(), CheckoutError> {
-    let handle = File::open(codex_dir).map_err(|e| CheckoutError::io(codex_dir, e))?;
-    if rustix::fs::syncfs(&handle).is_err() {
+    // One syncfs per filesystem the roots are on (usually one); folders that are not there
+    // (a root nothing was written to) have nothing to sync.
+    let mut synced = false;
+    for (_, dir) in dirs.iter() {
+        if let Ok(handle) = File::open(dir) {
+            synced |= rustix::fs::syncfs(&handle).is_ok();
+        }
+    }
+    if !synced {
         for dir in touched {
             journal::sync_dir(dir)?;
         }
@@ -414,7 +457,7 @@ fn finish(
     steps.step()?;
     journal::remove(state_dir)?;
     stage::remove_intent(state_dir)?;
-    remove_staging(&codex_dir.join(STAGING_NAME))
+    remove_staging(&dirs.codex().join(STAGING_NAME))
 }
 
 /// Removes a staging dir (never following a symlink in its place), if there is one.

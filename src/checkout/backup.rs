@@ -4,15 +4,17 @@
 
 use super::CheckoutError;
 use crate::object::RelPath;
+use crate::roots::RootDirs;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-/// Copies each path (files, symlinks as symlinks, folders whole) from the codex dir to a
-/// fresh `<state dir>/backups/<UTC time>`; returns that folder and every file written there.
+/// Copies each path (files, symlinks as symlinks, folders whole) from its root's folder to a
+/// fresh `<state dir>/backups/<UTC time>/<root>/<path>`; returns that folder and every file
+/// written there.
 pub(super) fn backup(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     state_dir: &Path,
     paths: &[&RelPath],
 ) -> Result<Option<(PathBuf, Vec<PathBuf>)>, CheckoutError> {
@@ -40,7 +42,7 @@ pub(super) fn backup(
         if let Some(dir) = to.parent() {
             crate::fsutil::create_private_dir_all(dir).map_err(|e| CheckoutError::io(dir, e))?;
         }
-        copy(&rel.to_path(codex_dir), &to, &mut written)?;
+        copy(&super::disk::abs(dirs, rel), &to, &mut written)?;
     }
     Ok(Some((root, written)))
 }

@@ -3,6 +3,7 @@
 
 use super::CheckoutError;
 use crate::object::{EntryKind, ObjectId, RelPath};
+use crate::roots::RootDirs;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io;
@@ -112,27 +113,36 @@ pub(super) enum Parents {
     /// One is missing (so is the target).
     Missing,
     /// One is not a real directory (a symlink, file or special file): writing below it could
-    /// escape the codex dir or fail. Its relative and absolute paths.
+    /// escape its root or fail. Its path in the tree of roots and its absolute path.
     Blocked(RelPath, PathBuf),
 }
 
-/// The one walk over the directories between `codex_dir` and `rel`, with `lstat`,
-/// remembering (in `known`, by relative path) those found to be real directories. With
-/// `create`, a missing directory is made (and its parent recorded there, as its entries
-/// changed) instead of ending the walk as [`Parents::Missing`].
+/// The file a path of the tree of roots names; the plan refused every path outside the
+/// roots, so this always finds one.
+pub(super) fn abs(dirs: &RootDirs, path: &RelPath) -> PathBuf {
+    dirs.abs(path)
+        .expect("planned paths lie in a root (plan checks every path)")
+}
+
+/// The one walk over the directories between a root's folder and `rel` (a path of the tree
+/// of roots), with `lstat`, remembering (in `known`, by path) those found to be real
+/// directories. A root's own folder is where the user keeps that root (it may be a link) and
+/// is not looked at. With `create`, a missing directory is made (and its parent recorded
+/// there, as its entries changed) instead of ending the walk as [`Parents::Missing`].
 pub(super) fn parents(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     rel: &RelPath,
     known: &mut HashSet<String>,
     mut create: Option<&mut BTreeSet<PathBuf>>,
 ) -> Result<Parents, CheckoutError> {
     let parts: Vec<&str> = rel.components().collect();
-    let mut prefix = String::new();
-    let mut abs = codex_dir.to_path_buf();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
+    let Some((root, _)) = dirs.locate(rel) else {
+        return Ok(Parents::Missing);
+    };
+    let mut prefix = parts[0].to_owned();
+    let mut abs = root.to_path_buf();
+    for part in parts.iter().take(parts.len().saturating_sub(1)).skip(1) {
+        prefix.push('/');
         prefix.push_str(part);
         abs.push(part);
         if known.contains(&prefix) {

@@ -1,4 +1,4 @@
-//! The checkout index: what codexport last wrote at every managed path of the codex dir, with
+//! The checkout index: what codexport last wrote at every managed path of the roots, with
 //! the stat fields it had then (git's index, for the follower). A path whose stat is
 //! unchanged holds what was written, so finding drift costs one `lstat` per managed file and
 //! reads only files whose stat changed.
@@ -10,12 +10,15 @@
 use super::CheckoutError;
 use super::disk::{Parents, Stat, lstat, parents};
 use crate::object::{EntryKind, ObjectId, RelPath};
-use std::collections::HashSet;
+use crate::roots::RootDirs;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"CXIX";
-const VERSION: u8 = 1;
+/// Version 2 names every root's folder; an index of version 1 (one codex dir) is a cache
+/// miss, rebuilt by hashing.
+const VERSION: u8 = 2;
 
 /// One managed file (or symlink) as codexport wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,10 +41,11 @@ impl IndexEntry {
     }
 }
 
-/// The index of one merged tree checked out into one codex dir.
+/// The index of one merged tree checked out into the roots' folders.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Index {
-    pub codex_dir: PathBuf,
+    /// Each root's folder, by name.
+    pub roots: BTreeMap<String, PathBuf>,
     /// The merged tree these entries are the files of.
     pub tree: ObjectId,
     /// Sorted by path.
@@ -53,12 +57,12 @@ fn file(state_dir: &Path) -> PathBuf {
 }
 
 impl Index {
-    /// The index, if there is a readable one for `codex_dir` and `tree`.
-    pub fn load(state_dir: &Path, codex_dir: &Path, tree: ObjectId) -> Option<Self> {
+    /// The index, if there is a readable one for these folders and `tree`.
+    pub fn load(state_dir: &Path, dirs: &RootDirs, tree: ObjectId) -> Option<Self> {
         let bytes = std::fs::read(file(state_dir)).ok()?;
         let body = bytes.strip_prefix(MAGIC)?.strip_prefix(&[VERSION])?;
         let index: Index = postcard::from_bytes(body).ok()?;
-        (index.tree == tree && index.codex_dir == codex_dir).then_some(index)
+        (index.tree == tree && index.roots == dirs.by_name()).then_some(index)
     }
 
     /// Writes the index (owner-only, atomically, without a durability barrier: it is a
@@ -80,7 +84,7 @@ impl Index {
     }
 
     /// The index of `plan.new` once `plan` ran: what it kept, and the stat of what it wrote.
-    pub fn after(plan: &super::Plan, codex_dir: &Path) -> Result<Self, CheckoutError> {
+    pub fn after(plan: &super::Plan, dirs: &RootDirs) -> Result<Self, CheckoutError> {
         let mut entries = plan.kept.clone();
         for op in &plan.ops {
             let super::Op::Put {
@@ -93,7 +97,7 @@ impl Index {
             else {
                 continue;
             };
-            let abs = path.to_path(codex_dir);
+            let abs = super::disk::abs(dirs, path);
             // A path that is gone again is simply not indexed: the next plan puts it back.
             if let Some(meta) = lstat(&abs)? {
                 entries.push(IndexEntry {
@@ -107,7 +111,7 @@ impl Index {
             }
         }
         Ok(Self {
-            codex_dir: codex_dir.to_owned(),
+            roots: dirs.by_name(),
             tree: plan.new,
             entries,
         })
@@ -125,16 +129,17 @@ impl Index {
     /// Whether every managed path still holds what was written, by `lstat` alone: the
     /// directories above it are real directories and its stat is unchanged (and not racy).
     /// `false` means "look closer", not "drifted".
-    pub fn clean(&self, codex_dir: &Path) -> Result<bool, CheckoutError> {
+    pub fn clean(&self) -> Result<bool, CheckoutError> {
+        let dirs = RootDirs::from_names(&self.roots);
         let mut known = HashSet::new();
         for e in &self.entries {
-            if !matches!(
-                parents(codex_dir, &e.path, &mut known, None)?,
-                Parents::Dirs
-            ) {
+            let Some(abs) = dirs.abs(&e.path) else {
+                return Ok(false);
+            };
+            if !matches!(parents(&dirs, &e.path, &mut known, None)?, Parents::Dirs) {
                 return Ok(false);
             }
-            match lstat(&e.path.to_path(codex_dir))? {
+            match lstat(&abs)? {
                 Some(meta) if e.unchanged(&Stat::of(&meta)) => {}
                 _ => return Ok(false),
             }
@@ -151,6 +156,7 @@ mod tests {
     fn saves_loads_and_marks_racy_entries() {
         let state = tempfile::tempdir().unwrap();
         let codex = tempfile::tempdir().unwrap();
+        let dirs = RootDirs::from_dirs([(crate::roots::CODEX, codex.path().to_owned())]);
         let f = codex.path().join("a");
         std::fs::write(&f, "x").unwrap();
         let mut stat = Stat::of(&std::fs::symlink_metadata(&f).unwrap());
@@ -159,10 +165,10 @@ mod tests {
         stat.mtime_ns = i64::MAX;
         let tree = ObjectId::from_bytes([1; 32]);
         let index = Index {
-            codex_dir: codex.path().to_owned(),
+            roots: dirs.by_name(),
             tree,
             entries: vec![IndexEntry {
-                path: RelPath::new("a").unwrap(),
+                path: RelPath::new("codex/a").unwrap(),
                 kind: EntryKind::File,
                 id: ObjectId::from_bytes([2; 32]),
                 private: false,
@@ -171,11 +177,11 @@ mod tests {
             }],
         };
         index.clone().save(state.path()).unwrap();
-        let loaded = Index::load(state.path(), codex.path(), tree).unwrap();
+        let loaded = Index::load(state.path(), &dirs, tree).unwrap();
         assert_eq!(loaded.entries.len(), 1);
         // Written just now: racily clean, so not trusted by stat alone.
         assert!(loaded.entries[0].racy);
-        assert!(!loaded.clean(codex.path()).unwrap());
+        assert!(!loaded.clean().unwrap());
         let settled = Index {
             entries: vec![IndexEntry {
                 racy: false,
@@ -184,11 +190,13 @@ mod tests {
             }],
             ..loaded
         };
-        assert!(settled.clean(codex.path()).unwrap());
+        assert!(settled.clean().unwrap());
         std::fs::write(&f, "yy").unwrap();
-        assert!(!settled.clean(codex.path()).unwrap());
-        assert!(Index::load(state.path(), codex.path(), ObjectId::from_bytes([9; 32])).is_none());
+        assert!(!settled.clean().unwrap());
+        assert!(Index::load(state.path(), &dirs, ObjectId::from_bytes([9; 32])).is_none());
+        let elsewhere = RootDirs::from_dirs([(crate::roots::CODEX, state.path().to_owned())]);
+        assert!(Index::load(state.path(), &elsewhere, tree).is_none());
         Index::forget(state.path()).unwrap();
-        assert!(Index::load(state.path(), codex.path(), tree).is_none());
+        assert!(Index::load(state.path(), &dirs, tree).is_none());
     }
 }

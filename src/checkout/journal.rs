@@ -1,31 +1,40 @@
 //! The apply journal: `<state dir>/journal.json`, written once every new file is staged and
 //! synced. Its presence is the commit point of an apply: with it, an interrupted apply is
-//! finished (rolled forward) by [`super::apply::recover`]; without it, the codex dir was not
-//! touched and only the staging dir needs removing.
+//! finished (rolled forward) by [`super::apply::recover`]; without it, the roots' folders
+//! were not touched and only the staged files need removing.
 
 use super::CheckoutError;
 use super::plan::Op;
 use crate::object::{ObjectId, RelPath};
+use crate::roots::RootDirs;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Version of the journal's layout written; a journal of a version not read is refused, not
-/// guessed at. Versions 1 (ops without modes, reasons or backups) and 2 (one staging folder)
-/// are read too: their missing fields take their defaults.
-pub const VERSION: u32 = 3;
-const READABLE: &[u32] = &[1, 2, VERSION];
+/// guessed at. Versions 1 (ops without modes, reasons or backups), 2 (one staging folder)
+/// and 3 (one codex dir, paths relative to it) are read too: their missing fields take their
+/// defaults and their paths are moved under the Codex root (see [`Journal::under_codex_root`]).
+pub const VERSION: u32 = 4;
+const READABLE: &[u32] = &[1, 2, 3, VERSION];
 
 /// Everything needed to finish an apply without the store: the staged files hold the new
 /// content, the ops say where each one goes and what to delete.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Journal {
     pub version: u32,
-    /// The codex dir the apply writes into; recovery refuses another one.
-    pub codex_dir: PathBuf,
+    /// Versions 1 to 3: the codex dir the apply wrote into (paths are relative to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex_dir: Option<PathBuf>,
+    /// Version 4: each root's folder, by name (paths are paths of the tree of roots);
+    /// recovery refuses other folders.
+    #[serde(default)]
+    pub roots: BTreeMap<String, PathBuf>,
     /// Versions 1 and 2 staged every file in one folder, the put at `ops[i]` as `i`; recovery
-    /// of such a journal always uses `<codex dir>/.codexport-staging`. Version 3 records the
-    /// codex dir here and places files by `placement`.
+    /// of such a journal always uses `<codex dir>/.codexport-staging`. Later versions place
+    /// files by `placement`.
+    #[serde(default)]
     pub staging: PathBuf,
     /// The plan's ops: deletes first, then puts.
     pub ops: Vec<Op>,
@@ -38,6 +47,44 @@ pub struct Journal {
     /// Where each put's file was staged (version 3); `None` in journals of versions 1 and 2.
     #[serde(default)]
     pub placement: Option<super::stage::Placement>,
+}
+
+impl Journal {
+    /// The roots' folders the apply writes into.
+    pub fn dirs(&self) -> RootDirs {
+        RootDirs::from_names(&self.roots)
+    }
+
+    /// A journal of versions 1 to 3 (one codex dir, paths relative to it) as this version
+    /// reads it: every path moved under the Codex root. `legacy` tells the caller that the
+    /// `record` names trees of that older layout too.
+    fn under_codex_root(mut self) -> Result<Self, String> {
+        let codex = crate::roots::CODEX.name;
+        let under =
+            |p: &RelPath| RelPath::new(&format!("{codex}/{p}")).map_err(|e| format!("{p}: {e}"));
+        for op in &mut self.ops {
+            match op {
+                Op::Put { path, .. } | Op::Delete { path, .. } => *path = under(path)?,
+            }
+        }
+        self.stale_dirs = self
+            .stale_dirs
+            .iter()
+            .map(under)
+            .collect::<Result<_, _>>()?;
+        self.placement = self
+            .placement
+            .map(super::stage::Placement::under_codex_root);
+        let dir = self.codex_dir.take().unwrap_or_default();
+        self.roots = BTreeMap::from([(codex.to_owned(), dir)]);
+        Ok(self)
+    }
+
+    /// Whether it was written by a codexport before roots (its `record` names trees of the
+    /// Codex dir itself).
+    pub fn legacy(&self) -> bool {
+        self.version < VERSION
+    }
 }
 
 /// The staged file of the op at `index` in a journal of version 1 or 2.
@@ -93,9 +140,21 @@ pub fn load(state_dir: &Path) -> Result<Option<Journal>, CheckoutError> {
     if !READABLE.contains(&found) {
         return Err(CheckoutError::JournalVersion { path: p, found });
     }
-    serde_json::from_slice(&bytes)
+    let journal: Journal =
+        serde_json::from_slice(&bytes).map_err(|source| CheckoutError::JournalCorrupt {
+            path: p.clone(),
+            source,
+        })?;
+    if found == VERSION {
+        return Ok(Some(journal));
+    }
+    journal
+        .under_codex_root()
         .map(Some)
-        .map_err(|source| CheckoutError::JournalCorrupt { path: p, source })
+        .map_err(|what| CheckoutError::JournalCorrupt {
+            path: p,
+            source: <serde_json::Error as serde::de::Error>::custom(what),
+        })
 }
 
 /// Removes the journal durably: once this returns, the apply is finished.

@@ -1,5 +1,6 @@
-//! The plan of an apply: what to change so that every managed path of the codex dir holds
-//! the new merged tree. It is made against what is on disk (through the checkout index), not
+//! The plan of an apply: what to change so that every managed path of the roots' folders
+//! holds the new merged tree (a tree of roots: its top-level entries are roots, each written
+//! into its own folder, see [`crate::roots`]). It is made against what is on disk (through the checkout index), not
 //! against what was written last time, so a file deleted, edited, made more readable or
 //! replaced by a folder or a link is put back, and a type change of the master's (file ↔
 //! folder ↔ symlink) works in both directions.
@@ -8,10 +9,11 @@
 //! them). Anything else is never touched. A managed path that holds something codexport did
 //! not write there (a local edit, a folder in the way) is backed up before it is replaced.
 
-use super::disk::{Found, Parents, Stat, found_with, lstat, parents};
+use super::disk::{Found, Parents, Stat, abs, found_with, lstat, parents};
 use super::index::{Index, IndexEntry};
 use super::{CheckoutError, STAGING_NAME};
 use crate::object::{EntryKind, ObjectId, RelPath, TreeEntry};
+use crate::roots::RootDirs;
 use crate::store::ObjectSource;
 use crate::store::diff::{ChangeKind, tree_diff, walk_files};
 use rayon::prelude::*;
@@ -176,7 +178,7 @@ pub fn mode_for(path: &RelPath, kind: EntryKind, private: bool, replacing: Optio
     } else {
         0o644
     };
-    let base = if private || crate::paths::is_secret(path.as_str()) {
+    let base = if private || crate::roots::is_secret(path) {
         base & 0o700
     } else {
         base
@@ -221,12 +223,12 @@ enum Probe {
     Found(Found),
 }
 
-/// Plans the change from what the codex dir holds to `new`. `old` is the merged tree
+/// Plans the change from what the roots' folders hold to `new`. `old` is the merged tree
 /// applied last and `index` its checkout index, when valid (see [`Index::load`]); without
 /// one, every managed file present is hashed.
 pub fn plan(
     src: &impl ObjectSource,
-    codex_dir: &Path,
+    dirs: &RootDirs,
     old: Option<ObjectId>,
     new: ObjectId,
     index: Option<&Index>,
@@ -234,8 +236,13 @@ pub fn plan(
     let written = written(src, old, index)?;
     let (wanted, changed) = wanted(src, old, new, &written)?;
     for (path, w) in &wanted {
-        if path.is_root()
-            || path.first() == Some(STAGING_NAME)
+        let in_root = dirs.locate(path).filter(|(_, rel)| !rel.is_root());
+        let Some((_, rel)) = in_root else {
+            return Err(CheckoutError::OutsideRoots {
+                path: path.to_string(),
+            });
+        };
+        if rel.first() == Some(STAGING_NAME)
             || path
                 .components()
                 .any(|c| c.starts_with(super::stage::STAGED_PREFIX))
@@ -250,9 +257,15 @@ pub fn plan(
             });
         }
     }
-    let disk = probe(codex_dir, &written, &wanted)?;
+    // What the old tree had outside today's roots (a root this codexport no longer places)
+    // is left alone: it cannot be reached.
+    let written: BTreeMap<RelPath, Written> = written
+        .into_iter()
+        .filter(|(p, _)| dirs.locate(p).is_some_and(|(_, rel)| !rel.is_root()))
+        .collect();
+    let disk = probe(dirs, &written, &wanted)?;
     let mut decide = Decide {
-        codex_dir,
+        dirs,
         written: &written,
         wanted: &wanted,
         changed: &changed,
@@ -293,7 +306,7 @@ struct Disk<'a> {
 /// One `lstat` walk over the managed paths, in path order; then the files whose stat
 /// changed since they were written are hashed, in parallel.
 fn probe<'a>(
-    codex_dir: &Path,
+    dirs: &RootDirs,
     written: &'a BTreeMap<RelPath, Written>,
     wanted: &'a BTreeMap<RelPath, Want>,
 ) -> Result<Disk<'a>, CheckoutError> {
@@ -302,7 +315,7 @@ fn probe<'a>(
     let mut obstacles = BTreeMap::new();
     let mut looked: Vec<(&RelPath, Option<std::fs::Metadata>, Option<Probe>)> = Vec::new();
     for path in paths {
-        match parents(codex_dir, path, &mut known, None)? {
+        match parents(dirs, path, &mut known, None)? {
             Parents::Dirs => {}
             Parents::Missing => {
                 looked.push((path, None, Some(Probe::Found(Found::Missing))));
@@ -318,7 +331,7 @@ fn probe<'a>(
                 continue;
             }
         }
-        match lstat(&path.to_path(codex_dir))? {
+        match lstat(&abs(dirs, path))? {
             None => looked.push((path, None, Some(Probe::Found(Found::Missing)))),
             Some(meta) => {
                 let stat = Stat::of(&meta);
@@ -335,7 +348,7 @@ fn probe<'a>(
         .map(|(path, meta, probe)| match (probe, meta) {
             (Some(p), _) => Ok((path, p)),
             (None, Some(meta)) => {
-                found_with(&path.to_path(codex_dir), &meta).map(|f| (path, Probe::Found(f)))
+                found_with(&abs(dirs, path), &meta).map(|f| (path, Probe::Found(f)))
             }
             (None, None) => Ok((path, Probe::Found(Found::Missing))),
         })
@@ -345,7 +358,7 @@ fn probe<'a>(
 
 /// The decisions, path by path.
 struct Decide<'a> {
-    codex_dir: &'a Path,
+    dirs: &'a RootDirs,
     written: &'a BTreeMap<RelPath, Written>,
     wanted: &'a BTreeMap<RelPath, Want>,
     changed: &'a HashSet<RelPath>,
@@ -388,7 +401,7 @@ impl Decide<'_> {
     /// What to do at one managed path, given what is there.
     fn path(&mut self, path: &RelPath, probe: Probe) -> Result<(), CheckoutError> {
         let had = self.written.get(path).map(|w| (w.want.kind, w.want.id));
-        let abs = path.to_path(self.codex_dir);
+        let abs = abs(self.dirs, path);
         let found = match probe {
             Probe::Blocked => Found::Missing,
             Probe::Found(f) => f,

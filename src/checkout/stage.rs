@@ -18,6 +18,7 @@ use super::CheckoutError;
 use super::disk::lstat;
 use super::plan::{Op, Plan, mode_for};
 use crate::object::{EntryKind, ObjectId, RelPath};
+use crate::roots::RootDirs;
 use crate::store::{ObjectSource, WriteError};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -31,35 +32,52 @@ use std::path::{Path, PathBuf};
 /// Names of staged files start with this; no plan may write such a name.
 pub const STAGED_PREFIX: &str = ".codexport-staged-";
 
-/// Version of the intent file's layout.
-const INTENT_VERSION: u32 = 1;
+/// Version of the intent file's layout: 2 names every root's folder; version 1 (one codex
+/// dir, placements relative to it) is still read.
+const INTENT_VERSION: u32 = 2;
 
 /// Where the puts of a plan are staged. Kept in the intent and in the journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
-    /// Op index → the directory holding that put's staged file, relative to the codex dir
-    /// (`""` for the codex dir itself).
+    /// Op index → the directory holding that put's staged file, as a path of the tree of
+    /// roots (a root's name for its folder itself).
     pub staged_in: BTreeMap<usize, String>,
-    /// Directories staging creates, parents first (relative to the codex dir).
+    /// Directories staging creates, parents first (paths of the tree of roots).
     pub created: Vec<String>,
 }
 
 impl Placement {
-    /// The staged file of the put at `index`, if that put is placed.
-    pub fn staged_file(&self, codex_dir: &Path, index: usize) -> Option<PathBuf> {
+    /// The staged file of the put at `index`, if that put is placed (in a known root).
+    pub fn staged_file(&self, dirs: &RootDirs, index: usize) -> Option<PathBuf> {
         self.staged_in
             .get(&index)
-            .map(|dir| staged_file(codex_dir, dir, index))
+            .and_then(|dir| staged_file(dirs, dir, index))
+    }
+
+    /// The same placement written by a codexport before roots (paths relative to the codex
+    /// dir, `""` for the codex dir itself), moved under the Codex root.
+    pub fn under_codex_root(mut self) -> Self {
+        let under = |dir: &String| {
+            if dir.is_empty() {
+                crate::roots::CODEX.name.to_owned()
+            } else {
+                format!("{}/{dir}", crate::roots::CODEX.name)
+            }
+        };
+        self.staged_in.values_mut().for_each(|d| *d = under(d));
+        self.created = self.created.iter().map(under).collect();
+        self
     }
 }
 
-fn staged_file(codex_dir: &Path, dir: &str, index: usize) -> PathBuf {
-    let mut p = codex_dir.to_path_buf();
-    if !dir.is_empty() {
-        p.push(dir);
-    }
+fn staged_file(dirs: &RootDirs, dir: &str, index: usize) -> Option<PathBuf> {
+    let dir = RelPath::new(dir).ok()?;
+    let mut p = dirs.abs(&dir).or_else(|| {
+        // A root's folder itself.
+        dir.first().and_then(|r| dirs.get(r)).map(Path::to_path_buf)
+    })?;
     p.push(format!("{STAGED_PREFIX}{index}"));
-    p
+    Some(p)
 }
 
 /// What a directory on the way to a destination is.
@@ -72,24 +90,23 @@ enum Way {
 }
 
 /// Decides where each put is staged (see the module docs), with one `lstat` per directory.
-/// Creates nothing.
-pub fn place(codex_dir: &Path, plan: &Plan) -> Result<Placement, CheckoutError> {
+/// Creates nothing; each root's folder is there already (made before staging).
+pub fn place(dirs: &RootDirs, plan: &Plan) -> Result<Placement, CheckoutError> {
     let mut ways: HashMap<String, Way> = HashMap::new();
     let mut placement = Placement::default();
     for (i, op) in plan.ops.iter().enumerate() {
         let Op::Put { path, .. } = op else { continue };
-        let mut at = String::new();
         let parts: Vec<&str> = path.components().collect();
-        for part in &parts[..parts.len() - 1] {
-            let next = if at.is_empty() {
-                (*part).to_owned()
-            } else {
-                format!("{at}/{part}")
-            };
+        let mut at = parts[0].to_owned();
+        for part in &parts[1..parts.len() - 1] {
+            let next = format!("{at}/{part}");
             let way = match ways.get(&next) {
                 Some(w) => *w,
                 None => {
-                    let w = match lstat(&codex_dir.join(&next))? {
+                    let abs = dirs
+                        .abs(&RelPath::new(&next).expect("a prefix of a valid path is valid"))
+                        .expect("planned paths lie in a root");
+                    let w = match lstat(&abs)? {
                         Some(m) if m.is_dir() && !m.file_type().is_symlink() => Way::Dir,
                         Some(_) => Way::Blocked,
                         None => {
@@ -115,8 +132,27 @@ pub fn place(codex_dir: &Path, plan: &Plan) -> Result<Placement, CheckoutError> 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Intent {
     version: u32,
-    codex_dir: PathBuf,
+    /// Version 1: the one folder everything was staged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    codex_dir: Option<PathBuf>,
+    /// Version 2: each root's folder, by name.
+    #[serde(default)]
+    roots: BTreeMap<String, PathBuf>,
     placement: Placement,
+}
+
+impl Intent {
+    /// The roots' folders and the placement, whichever version wrote it.
+    fn read(self) -> Option<(RootDirs, Placement)> {
+        match (self.version, self.codex_dir) {
+            (1, Some(codex)) => Some((
+                RootDirs::from_dirs([(crate::roots::CODEX, codex)]),
+                self.placement.under_codex_root(),
+            )),
+            (INTENT_VERSION, _) => Some((RootDirs::from_names(&self.roots), self.placement)),
+            _ => None,
+        }
+    }
 }
 
 fn intent_path(state_dir: &Path) -> PathBuf {
@@ -126,13 +162,14 @@ fn intent_path(state_dir: &Path) -> PathBuf {
 /// Records the placement before anything is staged.
 pub fn write_intent(
     state_dir: &Path,
-    codex_dir: &Path,
+    dirs: &RootDirs,
     placement: &Placement,
 ) -> Result<(), CheckoutError> {
     let p = intent_path(state_dir);
     let intent = Intent {
         version: INTENT_VERSION,
-        codex_dir: codex_dir.to_owned(),
+        codex_dir: None,
+        roots: dirs.by_name(),
         placement: placement.clone(),
     };
     let bytes =
@@ -151,8 +188,8 @@ pub fn remove_intent(state_dir: &Path) -> Result<(), CheckoutError> {
 
 /// Undoes staging that never reached its commit: removes the staged files and the
 /// directories made for them (those still empty), then the intent. Nothing else in the
-/// codex dir is touched.
-pub fn undo(state_dir: &Path, codex_dir: &Path) -> Result<(), CheckoutError> {
+/// roots' folders is touched.
+pub fn undo(state_dir: &Path, dirs: &RootDirs) -> Result<(), CheckoutError> {
     let p = intent_path(state_dir);
     let bytes = match fs::read(&p) {
         Ok(b) => b,
@@ -161,12 +198,16 @@ pub fn undo(state_dir: &Path, codex_dir: &Path) -> Result<(), CheckoutError> {
     };
     // An unreadable intent (a crash while writing it, before anything was staged) has
     // nothing to undo.
-    if let Ok(intent) = serde_json::from_slice::<Intent>(&bytes) {
-        if intent.version == INTENT_VERSION && super::apply::same_dir(&intent.codex_dir, codex_dir)
-        {
-            remove_staged(codex_dir, &intent.placement)?;
-            for dir in intent.placement.created.iter().rev() {
-                let abs = codex_dir.join(dir);
+    let intent = serde_json::from_slice::<Intent>(&bytes)
+        .ok()
+        .and_then(Intent::read);
+    if let Some((recorded, placement)) = intent {
+        if recorded.same_as(dirs) {
+            remove_staged(dirs, &placement)?;
+            for dir in placement.created.iter().rev() {
+                let Some(abs) = RelPath::new(dir).ok().and_then(|d| dirs.abs(&d)) else {
+                    continue;
+                };
                 if lstat(&abs)?.is_some_and(|m| m.is_dir() && !m.file_type().is_symlink()) {
                     // Left in place when something else was put in it meanwhile.
                     let _ = fs::remove_dir(&abs);
@@ -179,11 +220,11 @@ pub fn undo(state_dir: &Path, codex_dir: &Path) -> Result<(), CheckoutError> {
 
 /// Removes the staged files of `placement` that are still there (a staged file is always a
 /// file or a symlink: never followed).
-pub fn remove_staged(codex_dir: &Path, placement: &Placement) -> Result<(), CheckoutError> {
+pub fn remove_staged(dirs: &RootDirs, placement: &Placement) -> Result<(), CheckoutError> {
     for &index in placement.staged_in.keys() {
-        let f = placement
-            .staged_file(codex_dir, index)
-            .expect("placed indexes have a staged file");
+        let Some(f) = placement.staged_file(dirs, index) else {
+            continue;
+        };
         match fs::remove_file(&f) {
             Ok(()) => {}
             Err(e)
@@ -198,9 +239,11 @@ pub fn remove_staged(codex_dir: &Path, placement: &Placement) -> Result<(), Chec
 }
 
 /// Makes the directories of `placement`, parents first.
-pub fn make_dirs(codex_dir: &Path, placement: &Placement) -> Result<(), CheckoutError> {
+pub fn make_dirs(dirs: &RootDirs, placement: &Placement) -> Result<(), CheckoutError> {
     for dir in &placement.created {
-        let abs = codex_dir.join(dir);
+        let Some(abs) = RelPath::new(dir).ok().and_then(|d| dirs.abs(&d)) else {
+            return Err(CheckoutError::BadPlan { path: dir.clone() });
+        };
         match fs::create_dir(&abs) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -223,7 +266,7 @@ struct Job<'p> {
 /// returns the staged paths.
 pub fn write<S: ObjectSource + Sync>(
     src: &S,
-    codex_dir: &Path,
+    dirs: &RootDirs,
     plan: &Plan,
     placement: &Placement,
     limit: usize,
@@ -253,11 +296,12 @@ pub fn write<S: ObjectSource + Sync>(
         .collect();
     jobs.par_iter()
         .map(|job| {
-            let dst = placement.staged_file(codex_dir, job.index).ok_or_else(|| {
-                CheckoutError::BadPlan {
-                    path: job.path.to_string(),
-                }
-            })?;
+            let dst =
+                placement
+                    .staged_file(dirs, job.index)
+                    .ok_or_else(|| CheckoutError::BadPlan {
+                        path: job.path.to_string(),
+                    })?;
             write_one(src, job, &dst)?;
             Ok(dst)
         })

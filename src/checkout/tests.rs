@@ -1,9 +1,11 @@
 //! Tests of the executor: real files in temp dirs, trees built in a temp store.
 
 use super::*;
-use crate::checkout::plan::plan;
+use crate::checkout::Index;
+use crate::checkout::plan::Plan;
 use crate::checkout::{CheckoutError, STAGING_NAME};
 use crate::object::{EntryKind, EntryName, ObjectId, ObjectKind, Tree, TreeEntry};
+use crate::roots::RootDirs;
 use crate::store::StoreError;
 use crate::store::{Store, Writer};
 use miette::Diagnostic;
@@ -56,10 +58,62 @@ fn write_dir(w: &mut Writer<'_>, dir: &BTreeMap<String, Node>) -> (ObjectId, u64
     (w.put_tree(&tree).unwrap(), tree.size())
 }
 
-/// Stores the tree holding `files` and returns its id.
+/// The Codex root alone, at `codex`: the tests write trees of one root (paths below are
+/// relative to it, and the wrappers below add and take off the root's name).
+fn at(codex: &Path) -> RootDirs {
+    RootDirs::from_dirs([(crate::roots::CODEX, codex.to_owned())])
+}
+
+/// `path` without the Codex root's name in front.
+fn in_codex(path: &str) -> String {
+    path.strip_prefix("codex/").unwrap_or(path).to_owned()
+}
+
+fn plan(
+    src: &impl ObjectSource,
+    codex: &Path,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    index: Option<&Index>,
+) -> Result<Plan, CheckoutError> {
+    crate::checkout::plan::plan(src, &at(codex), old, new, index)
+}
+
+/// [`super::execute`] into `codex`, with drift and backups shown relative to it.
+fn execute<S: ObjectSource + Sync>(
+    src: &S,
+    codex: &Path,
+    state: &Path,
+    plan: &Plan,
+    record: &serde_json::Value,
+    opts: &ExecOptions,
+) -> Result<ExecReport, CheckoutError> {
+    let mut report = super::execute(src, &at(codex), state, plan, record, opts)?;
+    report.drift = report.drift.iter().map(|p| in_codex(p)).collect();
+    report.backup_dir = report.backup_dir.map(|d| d.join("codex"));
+    Ok(report)
+}
+
+fn recover(codex: &Path, state: &Path) -> Result<Option<serde_json::Value>, CheckoutError> {
+    super::recover(&at(codex), state).map(|r| r.map(|r| r.record))
+}
+
+fn recover_with(
+    codex: &Path,
+    state: &Path,
+    steps: &mut Steps,
+) -> Result<Option<serde_json::Value>, CheckoutError> {
+    super::recover_with(&at(codex), state, steps).map(|r| r.map(|r| r.record))
+}
+
+/// Stores the tree of roots holding `files` in the Codex root and returns its id.
 fn tree_of(store: &Store, files: &Files) -> ObjectId {
+    let files: Files = files
+        .iter()
+        .map(|(p, s)| (format!("codex/{p}"), s.clone()))
+        .collect();
     let mut root = BTreeMap::new();
-    for (path, spec) in files {
+    for (path, spec) in &files {
         let parts: Vec<&str> = path.split('/').collect();
         let mut dir = &mut root;
         for part in &parts[..parts.len() - 1] {
@@ -205,7 +259,7 @@ impl Fx {
             .unwrap()
             .differences()
             .iter()
-            .map(|(p, _)| p.to_string())
+            .map(|(p, _)| in_codex(p.as_str()))
             .collect()
     }
 
@@ -609,7 +663,8 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
         },
     ];
     let mut w = fx.store.write().unwrap();
-    let t2 = w.put_tree(&Tree::new(entries).unwrap()).unwrap();
+    let codex = w.put_tree(&Tree::new(entries).unwrap()).unwrap();
+    let t2 = crate::store::roots::wrap_codex_tree(&mut w, codex).unwrap();
     w.commit().unwrap();
     let err = fx.apply(Some(t1), t2).unwrap_err();
     assert!(
@@ -620,5 +675,54 @@ fn a_failure_before_the_commit_leaves_the_codex_dir_and_no_staging() {
         read_disk(&fx.codex).0,
         [("a".to_string(), file("1"))].into()
     );
+    fx.assert_clean();
+}
+
+/// An apply an older codexport committed (journal version 3: one codex dir, paths relative
+/// to it) is finished by this one, under the Codex root, and said to be of that layout.
+#[test]
+fn a_journal_written_before_roots_is_finished_in_the_codex_dir() {
+    let fx = fx();
+    // Staged files are named by their op's index (the delete is ops[0]).
+    fs::write(fx.codex.join(".codexport-staged-1"), "new").unwrap();
+    fs::create_dir_all(fx.codex.join("skills/a")).unwrap();
+    fs::write(fx.codex.join("skills/a/.codexport-staged-2"), "skill").unwrap();
+    fs::write(fx.codex.join("gone"), "old").unwrap();
+    let id = |b: &str| ObjectId::from(blake3::hash(b.as_bytes())).to_string();
+    let journal = serde_json::json!({
+        "version": 3,
+        "codex_dir": fx.codex,
+        "staging": fx.codex,
+        "ops": [
+            {"op": "delete", "path": "gone", "old": ["file", id("old")], "backup": false, "dir": false},
+            {"op": "put", "path": "AGENTS.md", "kind": "file", "id": id("new"), "old": null,
+             "private": false, "mode": 420, "why": "added", "backup": false},
+            {"op": "put", "path": "skills/a/SKILL.md", "kind": "file", "id": id("skill"),
+             "old": null, "private": false, "mode": 420, "why": "added", "backup": false},
+        ],
+        "stale_dirs": [],
+        "new": id("tree"),
+        "record": {"seq": 7},
+        "placement": {"staged_in": {"1": "", "2": "skills/a"}, "created": []},
+    });
+    fs::write(
+        journal::path(&fx.state),
+        serde_json::to_vec(&journal).unwrap(),
+    )
+    .unwrap();
+    let done = super::recover(&at(&fx.codex), &fx.state)
+        .unwrap()
+        .expect("rolled forward");
+    assert!(done.legacy);
+    assert_eq!(done.record, serde_json::json!({"seq": 7}));
+    assert_eq!(
+        fs::read_to_string(fx.codex.join("AGENTS.md")).unwrap(),
+        "new"
+    );
+    assert_eq!(
+        fs::read_to_string(fx.codex.join("skills/a/SKILL.md")).unwrap(),
+        "skill"
+    );
+    assert!(!fx.codex.join("gone").exists());
     fx.assert_clean();
 }

@@ -239,7 +239,7 @@ fn copy_selected(from: &Path, to: &Path, rel: &str) -> Result<(), BenchError> {
         } else {
             format!("{rel}/{name}")
         };
-        if !crate::snapshot::select::is_selected(&child_rel) {
+        if !crate::snapshot::select::Selection::of(crate::roots::CODEX).is_selected(&child_rel) {
             continue;
         }
         let (src, dst) = (entry.path(), to.join(name));
@@ -284,9 +284,13 @@ fn ideal_bytes(follower_home: &Path, codex: &Path, changed: &Path) -> Result<u64
         return Ok(0);
     };
     let rel = changed.strip_prefix(codex).unwrap_or(changed);
-    let mut tree: ObjectId = r.revision(&id)?.root;
+    let revision = r.revision(&id)?;
+    let mut tree: ObjectId = revision.root;
     let mut total = 0;
-    for part in rel {
+    // A tree of roots holds the codex dir under the Codex root's name.
+    let root = (revision.layout == crate::object::revision::Layout::Roots)
+        .then_some(std::ffi::OsStr::new(crate::roots::CODEX.name));
+    for part in root.into_iter().chain(rel.iter()) {
         total += r.get_required(&tree)?.1.len() as u64;
         let t = r.tree(&tree)?;
         let Some(e) = part.to_str().and_then(|p| t.get(p)) else {

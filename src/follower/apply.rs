@@ -1,5 +1,6 @@
 //! `apply`, `rollback` and `diff` on a follower: merge a fetched revision with the overlay,
-//! plan from the tree applied last, and check it out through the crash-safe executor.
+//! plan from the tree applied last, and check it out through the crash-safe executor into
+//! every root's folder.
 
 use super::state::Mirror;
 use super::{FETCHED, FollowerError, meta};
@@ -50,6 +51,9 @@ pub struct ApplyReport {
     pub drift: Vec<String>,
     pub backup_dir: Option<String>,
     pub unknown_variables: Vec<String>,
+    /// Files taken as the master has them because they could not be merged, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub plan: Option<Plan>,
     /// Set when an interrupted apply was finished first.
@@ -78,16 +82,21 @@ pub fn apply(paths: &Paths, dry_run: bool) -> Result<ApplyReport, FollowerError>
 
 /// Finishes an apply a crash interrupted, recording it. Call with the state lock held.
 pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<bool, FollowerError> {
-    let Some(record) = recover(&paths.codex_dir, &paths.state_dir).map_err(FollowerError::from)?
-    else {
+    let Some(recovered) = recover(&paths.roots(), &paths.state_dir)? else {
         return Ok(false);
     };
-    let record: ApplyRecord =
-        serde_json::from_value(record).map_err(|e| FollowerError::BadJournalRecord {
+    let mut record: ApplyRecord =
+        serde_json::from_value(recovered.record).map_err(|e| FollowerError::BadJournalRecord {
             path: crate::checkout::journal::path(&paths.state_dir),
             what: e.to_string(),
         })?;
     let mut w = store.write()?;
+    if recovered.legacy {
+        // An apply an older codexport started: its trees are Codex dirs, the history's are
+        // trees of roots.
+        record.merged = crate::store::roots::wrap_codex_tree(&mut w, record.merged)?;
+        record.canonical = crate::store::roots::wrap_codex_tree(&mut w, record.canonical)?;
+    }
     if w.last_apply()?
         .is_none_or(|last| last.merged != record.merged || last.time_ms != record.time_ms)
     {
@@ -113,20 +122,28 @@ pub fn merge_revision(
     rev_id: ObjectId,
 ) -> Result<(Revision, overlay::Merged), FollowerError> {
     let overlay = Overlay::load(&paths.state_dir)?;
-    let previous_canonical = store.read()?.last_apply()?.map(|a| a.canonical);
-    let codex = paths.codex_dir.clone();
-    let current = move |p: &RelPath| std::fs::read(p.to_path(&codex)).ok();
+    let previous = store.read()?.last_apply()?.map(|a| a.revision);
+    let dirs = paths.roots();
+    let current = |p: &RelPath| dirs.abs(p).and_then(|f| std::fs::read(f).ok());
     let revision = store.read()?.revision(&rev_id)?;
     let launcher = revision.mcp.and_then(|_| std::env::current_exe().ok());
+    let mut w = store.write()?;
+    // The master's tree of roots applied last (stored, for a revision made before roots).
+    let previous_canonical = match previous {
+        Some(id) if w.has(&id)? => {
+            let rev = w.revision(&id)?;
+            Some(crate::store::roots::roots_tree(&mut w, &rev)?)
+        }
+        _ => None,
+    };
     let facts = MergeFacts {
         home: &paths.home,
-        codex_dir: &paths.codex_dir,
+        dirs: &dirs,
         master_host: master_host(paths),
         current: &current,
         previous_canonical,
         launcher: launcher.as_deref(),
     };
-    let mut w = store.write()?;
     let merged = overlay::merge(&mut w, &revision, &overlay, &facts)?;
     w.commit()?;
     Ok((revision, merged))
@@ -147,14 +164,14 @@ fn resolve_target(
 }
 
 /// The merged tree to check out: a rollback point's recorded tree (exact), else the revision
-/// merged with the overlay as it is now. Returns the revision, the tree and the unknown
-/// `${names}` of its config.toml.
+/// merged with the overlay as it is now. Returns the revision, the tree, the unknown
+/// `${names}` of its config.toml and the merge's warnings.
 fn merged_tree(
     paths: &Paths,
     store: &Store,
     target: Target,
     rev_id: ObjectId,
-) -> Result<(Revision, ObjectId, Vec<String>), FollowerError> {
+) -> Result<(Revision, ObjectId, Vec<String>, Vec<String>), FollowerError> {
     let recorded = match target {
         Target::Revision(id) => store
             .read()?
@@ -166,10 +183,15 @@ fn merged_tree(
         Target::Fetched => None,
     };
     Ok(match recorded {
-        Some(tree) => (store.read()?.revision(&rev_id)?, tree, Vec::new()),
+        Some(tree) => (
+            store.read()?.revision(&rev_id)?,
+            tree,
+            Vec::new(),
+            Vec::new(),
+        ),
         None => {
             let (rev, m) = merge_revision(paths, store, rev_id)?;
-            (rev, m.tree, m.unknown_variables)
+            (rev, m.tree, m.unknown_variables, m.warnings)
         }
     })
 }
@@ -185,16 +207,12 @@ pub fn apply_locked(
 ) -> Result<ApplyReport, FollowerError> {
     let recovered = recover_interrupted(paths, store)?;
     let (rev_id, last, fetched) = resolve_target(store, target)?;
-    let (revision, merged, unknown_variables) = merged_tree(paths, store, target, rev_id)?;
+    let (revision, merged, unknown_variables, warnings) =
+        merged_tree(paths, store, target, rev_id)?;
+    let dirs = paths.roots();
     let old = last.as_ref().map(|a| a.merged);
-    let index = old.and_then(|t| Index::load(&paths.state_dir, &paths.codex_dir, t));
-    let plan = plan(
-        &store.read()?,
-        &paths.codex_dir,
-        old,
-        merged,
-        index.as_ref(),
-    )?;
+    let index = old.and_then(|t| Index::load(&paths.state_dir, &dirs, t));
+    let plan = plan(&store.read()?, &dirs, old, merged, index.as_ref())?;
     let counts = plan.counts();
     let mut report = ApplyReport {
         result: ApplyOutcome::Planned,
@@ -208,6 +226,7 @@ pub fn apply_locked(
         drift: Vec::new(),
         backup_dir: None,
         unknown_variables,
+        warnings,
         plan: Some(plan.clone()),
         recovered,
     };
@@ -224,7 +243,7 @@ pub fn apply_locked(
             .as_ref()
             .is_none_or(|i| i.entries.iter().any(|e| e.racy))
         {
-            Index::after(&plan, &paths.codex_dir)?.save(&paths.state_dir)?;
+            Index::after(&plan, &dirs)?.save(&paths.state_dir)?;
         }
         write_mcp_manifest(paths, store, &revision)?;
         Mirror::refresh(paths, store)?;
@@ -243,7 +262,7 @@ pub fn apply_locked(
         .to_owned(),
         number: revision.number,
         revision: rev_id,
-        canonical: revision.root,
+        canonical: crate::store::roots::roots_id(&revision),
         merged,
         added: counts.added,
         // The record's layout predates restores; they are updates of a file's content.
@@ -254,13 +273,13 @@ pub fn apply_locked(
     };
     let done: ExecReport = execute(
         &store.read()?,
-        &paths.codex_dir,
+        &dirs,
         &paths.state_dir,
         &plan,
         &serde_json::to_value(&record).expect("records serialise"),
         exec,
     )?;
-    Index::after(&plan, &paths.codex_dir)?.save(&paths.state_dir)?;
+    Index::after(&plan, &dirs)?.save(&paths.state_dir)?;
     record_apply(paths, store, target, fetched, record, &done, &mut report)?;
     write_mcp_manifest(paths, store, &revision)?;
     Mirror::refresh(paths, store)?;
@@ -330,7 +349,9 @@ fn only_replaced(paths: &Paths, drift: Vec<String>) -> Vec<String> {
         .unwrap_or_default();
     drift
         .into_iter()
-        .filter(|p| local.policy(p) == crate::overlay::Policy::Replace)
+        .filter(|p| {
+            RelPath::new(p).is_ok_and(|p| local.policy_of(&p) == crate::overlay::Policy::Replace)
+        })
         .collect()
 }
 

@@ -85,7 +85,9 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
 
     if opts.apply {
         // Before the single-use token is spent: a join that cannot apply must not burn it.
-        usable_codex_dir(&paths.codex_dir)?;
+        for (root, dir) in paths.roots().iter() {
+            usable_root_dir(root, dir)?;
+        }
     }
     let client = Client::new(&master_url, None, opts.timeout)?;
     let health = client.health()?;
@@ -136,10 +138,14 @@ pub fn join(paths: &Paths, opts: &JoinOptions) -> Result<JoinReport, FollowerErr
     })
 }
 
-/// Whether an apply could write into `codex_dir`: a folder (or a link to one, written
+/// Whether an apply could write into a root's folder: a folder (or a link to one, written
 /// through), or nothing yet.
-fn usable_codex_dir(codex_dir: &std::path::Path) -> Result<(), FollowerError> {
+fn usable_root_dir(
+    root: &crate::roots::Root,
+    codex_dir: &std::path::Path,
+) -> Result<(), FollowerError> {
     let unusable = |why| FollowerError::CodexDirUnusable {
+        root: root.shown,
         path: codex_dir.to_owned(),
         why,
     };

@@ -65,6 +65,10 @@ pub struct FollowerStatus {
     pub fetched_from: Option<String>,
     /// Each mirror this follower reads, and what it answered.
     pub mirrors: Vec<MirrorStatus>,
+    /// Plugins the applied config.toml enables that Codex has not installed here: not
+    /// tried yet, or failed (with why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<super::plugins::PluginStatus>,
 }
 
 /// Whether a mirror answered with a valid head, and which.
@@ -213,5 +217,9 @@ pub fn status(
         remote,
         fetched_from,
         mirrors,
+        plugins: super::plugins::status(paths)
+            .not_installed()
+            .cloned()
+            .collect(),
     })
 }

@@ -185,8 +185,8 @@ fn nothing_to_do(paths: &Paths, head: &SignedHead, opts: &SyncOptions) -> bool {
         return true;
     }
     m.merged
-        .and_then(|tree| crate::checkout::Index::load(&paths.state_dir, &paths.codex_dir, tree))
-        .is_some_and(|index| index.clean(&paths.codex_dir).unwrap_or(false))
+        .and_then(|tree| crate::checkout::Index::load(&paths.state_dir, &paths.roots(), tree))
+        .is_some_and(|index| index.clean().unwrap_or(false))
 }
 
 fn current_report(cfg: &FollowerConfig, head: &SignedHead, started: Instant) -> SyncReport {
@@ -575,10 +575,14 @@ fn accept(
     }
     let rev = w.revision(&want)?;
     let old_root = match previous {
-        Some(p) if w.has(&p)? => Some(w.revision(&p)?.root),
+        Some(p) if w.has(&p)? => {
+            let old = w.revision(&p)?;
+            Some(crate::store::roots::roots_tree(&mut w, &old)?)
+        }
         _ => None,
     };
-    let changes = count(&tree_diff(&w, old_root, Some(rev.root))?);
+    let new_root = crate::store::roots::roots_tree(&mut w, &rev)?;
+    let changes = count(&tree_diff(&w, old_root, Some(new_root))?);
     w.append_log(&LogEntry {
         number: rev.number,
         id: want,

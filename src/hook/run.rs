@@ -52,7 +52,10 @@ pub fn run(paths: &Paths, timeout_ms: u64) -> RunOutcome {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(timeout_ms);
     let stdin_done = drain_stdin();
-    let (result, message) = sync_within(paths, deadline);
+    let (result, mut message) = sync_within(paths, deadline);
+    if result != RunResult::Error && crate::follower::plugins::pending(paths) {
+        message.push_str(&install_plugins_in_background(paths));
+    }
     if let Some(done) = stdin_done {
         // Codex writes a few hundred bytes and closes the pipe; never wait past the deadline.
         let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -114,6 +117,33 @@ fn sync_within(paths: &Paths, deadline: Instant) -> (RunResult, String) {
             RunResult::Error,
             "the sync stopped unexpectedly (see stderr)".into(),
         ),
+    }
+}
+
+/// Starts `codexport plugins install` on its own (in its own process group, every stream
+/// closed), so plugins the applied config enables are installed without holding up the
+/// session; Codex loads them from the next session on. Returns what to log.
+fn install_plugins_in_background(paths: &Paths) -> String {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return "; plugins to install (run `codexport plugins install`)".into();
+    };
+    let spawned = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(&paths.home)
+        .arg("--codex-dir")
+        .arg(&paths.codex_dir)
+        .args(["--quiet", "plugins", "install"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    match spawned {
+        Ok(_) => "; installing plugins in the background (see ~/.codexport/logs/plugins/)".into(),
+        Err(e) => {
+            format!("; plugins to install, but `codexport plugins install` could not start: {e}")
+        }
     }
 }
 

@@ -5,29 +5,12 @@
 use super::{HookEntry, HookError};
 use crate::paths::Paths;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Environment variable naming the codex binary (otherwise `codex` on PATH).
-pub const CODEX_BIN_ENV: &str = "CODEXPORT_CODEX_BIN";
-
-/// The codex binary: `$CODEXPORT_CODEX_BIN`, else `codex` on PATH.
-pub fn find_codex() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os(CODEX_BIN_ENV).filter(|b| !b.is_empty()) {
-        return Some(PathBuf::from(bin));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("codex"))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
+pub use crate::paths::codex_binary as find_codex;
 
 /// One hook as `hooks/list` reports it.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]

@@ -1,5 +1,6 @@
-//! Publishing: `master init` and `master rebuild` snapshot `~/.codex` into a new revision,
-//! and the head that followers trust is signed (and re-signed before it expires).
+//! Publishing: `master init` and `master rebuild` snapshot the roots (`~/.codex`,
+//! `~/.agents/skills`) into a new revision, and the head that followers trust is signed (and
+//! re-signed before it expires).
 
 use super::{MasterError, MasterKey};
 use crate::object::{ObjectId, SignedHead};
@@ -35,8 +36,11 @@ pub fn init(paths: &Paths, mcp: Option<&McpExport>) -> Result<InitReport, Master
             path: paths.master_key(),
         });
     }
-    // Walk first so a missing or unreadable codex dir leaves no key and no store behind.
-    snapshot::walk::walk(&paths.codex_dir)?;
+    // Walk first so a missing or unreadable codex dir (or bad settings) leaves no key and no
+    // store behind.
+    let extra = super::settings::load(&paths.state(crate::paths::state::MASTER_TOML))?;
+    let roots = paths.roots();
+    snapshot::walk::walk(&snapshot::selections(&roots, &extra))?;
     let store = Store::open_or_create(&paths.state_dir)?;
     let key = MasterKey::create(&paths.master_key())?;
     let snapshot = match rebuild_with(&store, paths, &key, mcp) {
@@ -53,6 +57,29 @@ pub fn init(paths: &Paths, mcp: Option<&McpExport>) -> Result<InitReport, Master
         fingerprint: key.fingerprint().to_string(),
         snapshot,
     })
+}
+
+/// What `master include` / `master exclude` did: the settings edited, then a snapshot.
+#[derive(Debug, serde::Serialize)]
+pub struct SettingsChange {
+    pub settings: super::settings::Edited,
+    pub snapshot: SnapshotReport,
+}
+
+/// Adds top-level names of `~/.codex` to the master's `include` or `exclude` list (see
+/// [`super::settings`]) and snapshots again, so the change is published at once.
+pub fn change_settings(
+    paths: &Paths,
+    list: super::settings::List,
+    names: &[String],
+    mcp: Option<&McpExport>,
+) -> Result<SettingsChange, MasterError> {
+    let key = MasterKey::load(&paths.master_key())?;
+    let settings =
+        super::settings::edit(&paths.state(crate::paths::state::MASTER_TOML), list, names)?;
+    let store = Store::open_waiting(&paths.state_dir, crate::store::WAIT)?;
+    let snapshot = rebuild_with(&store, paths, &key, mcp)?;
+    Ok(SettingsChange { settings, snapshot })
 }
 
 /// Snapshots again; a new revision only if something changed. Also re-signs a head that is
@@ -75,10 +102,12 @@ pub fn rebuild_with(
             export(w, config, paths)
         }
     });
+    let extra = super::settings::load(&paths.state(crate::paths::state::MASTER_TOML))?;
     let report = snapshot::snapshot(
         store,
         &SnapshotOptions {
-            codex_dir: paths.codex_dir.clone(),
+            roots: paths.roots(),
+            extra,
             stamp_dir: paths.state_dir.clone(),
             host: crate::paths::host_name(),
             home: paths.home.clone(),

@@ -109,6 +109,8 @@ struct Daemon {
     key: MasterKey,
     paths: Paths,
     mcp: Option<Arc<McpExport>>,
+    /// The master's settings as the last snapshot read them (the watcher's relevance).
+    extra: Arc<std::sync::RwLock<crate::snapshot::select::Extra>>,
     /// Last contact per follower, flushed to the store periodically (not per request: the
     /// head request is on every follower's session-start path).
     seen: Mutex<HashMap<String, (i64, Option<u64>)>>,
@@ -177,6 +179,10 @@ impl Daemon {
 
     /// Snapshots the codex dir and signs the head for whatever is current.
     fn publish(&self) -> Result<crate::snapshot::SnapshotReport, MasterError> {
+        let settings = self.paths.state(crate::paths::state::MASTER_TOML);
+        if let (Ok(now), Ok(mut extra)) = (super::settings::load(&settings), self.extra.write()) {
+            *extra = now;
+        }
         let store = self.store.get()?;
         let report = publish::rebuild_with(&store, &self.paths, &self.key, self.mcp.as_deref())?;
         if report.created {
@@ -325,6 +331,7 @@ pub async fn serve(
         key: MasterKey::load(&opts.paths.master_key())?,
         paths: opts.paths.clone(),
         mcp: opts.mcp.clone(),
+        extra: Arc::default(),
         seen: Mutex::new(HashMap::new()),
         publisher: Mutex::new(None),
     });
@@ -343,16 +350,29 @@ pub async fn serve(
     };
     let _watcher = if opts.watch {
         let d = daemon.clone();
-        // Stow-style links followed by the snapshot are watched where they point (a link
-        // added later is picked up when the service restarts, or by `master rebuild`).
-        let followed: Vec<(std::path::PathBuf, String)> = first
-            .followed
+        // Every root's folder, and where the stow-style links the snapshot followed point (a
+        // link added later is picked up when the service restarts, or by `master rebuild`).
+        let mut places: Vec<watch::Place> = opts
+            .paths
+            .roots()
             .iter()
-            .map(|f| (f.target.clone(), f.name.clone()))
+            .map(|(root, dir)| watch::Place {
+                path: dir.to_path_buf(),
+                root,
+                name: String::new(),
+            })
             .collect();
+        places.extend(first.followed.iter().filter_map(|f| {
+            crate::roots::by_name(f.root).map(|root| watch::Place {
+                path: f.target.clone(),
+                root,
+                name: f.name.clone(),
+            })
+        }));
         Some(watch::watch(
-            &opts.paths.codex_dir,
-            &followed,
+            &places,
+            Some(&opts.paths.state(crate::paths::state::MASTER_TOML)),
+            Arc::clone(&daemon.extra),
             Duration::from_millis(300),
             move || {
                 if let Err(e) = d.publish() {

@@ -119,6 +119,22 @@ impl RelPath {
         self.components().next()
     }
 
+    /// The first component and the path below it (`a/b/c` → `a`, `b/c`).
+    pub fn split_first(&self) -> Option<(&str, RelPath)> {
+        let first = self.first()?;
+        let rest = self.0[first.len()..].trim_start_matches('/');
+        Some((first, Self(rest.to_owned())))
+    }
+
+    /// This path below the folder `dir` (a valid path: `dir` is one).
+    pub fn under(&self, dir: &RelPath) -> Self {
+        match (dir.is_root(), self.is_root()) {
+            (true, _) => self.clone(),
+            (false, true) => dir.clone(),
+            (false, false) => Self(format!("{}/{}", dir.0, self.0)),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

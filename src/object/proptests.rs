@@ -13,7 +13,9 @@ use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
 const TREE_MAGIC: &[u8] = b"CXTR\x03";
-const REVISION_MAGIC: &[u8] = b"CXRV\x01";
+const REVISION_MAGIC: &[u8] = b"CXRV\x02";
+/// Revisions made before roots: still read.
+const REVISION_MAGIC_V1: &[u8] = b"CXRV\x01";
 const HEAD_MAGIC: &[u8] = b"CXHD\x01";
 
 pub(crate) fn config() -> ProptestConfig {
@@ -163,10 +165,19 @@ fn revision_with(
             any::<u64>(),
             any::<u64>(),
             proptest::option::of(object_id()),
+            // Both encodings: 2 (a tree of roots) and 1 (a codex dir, still read).
+            prop_oneof![
+                Just(crate::object::revision::Layout::Roots),
+                Just(crate::object::revision::Layout::CodexDir)
+            ],
         ),
     )
         .prop_map(
-            |((number, root, parents, time_ms), (host, home, codex_dir), (files, bytes, mcp))| {
+            |(
+                (number, root, parents, time_ms),
+                (host, home, codex_dir),
+                (files, bytes, mcp, layout),
+            )| {
                 Revision {
                     number,
                     root,
@@ -178,6 +189,7 @@ fn revision_with(
                     files,
                     bytes,
                     mcp,
+                    layout,
                 }
             },
         )
@@ -272,6 +284,7 @@ fn tree_decoder_input() -> impl Strategy<Value = Vec<u8>> {
 fn revision_decoder_input() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         with_header(REVISION_MAGIC, 256),
+        with_header(REVISION_MAGIC_V1, 256),
         (revision(), mutation()).prop_map(|(r, m)| mutate(r.encode(), &m)),
     ]
 }
@@ -332,7 +345,11 @@ proptest! {
     #[test]
     fn revision_round_trips(rev in revision()) {
         let encoded = rev.encode();
-        prop_assert!(encoded.starts_with(REVISION_MAGIC));
+        let magic = match rev.layout {
+            crate::object::revision::Layout::Roots => REVISION_MAGIC,
+            crate::object::revision::Layout::CodexDir => REVISION_MAGIC_V1,
+        };
+        prop_assert!(encoded.starts_with(magic));
         let decoded = Revision::decode(&encoded).expect("a revision codexport built must decode");
         prop_assert_eq!(&decoded, &rev);
         prop_assert_eq!(decoded.encode(), encoded);
@@ -517,6 +534,8 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         files: 4,
         bytes: 823,
         mcp: None,
+        // A revision made before roots: the seed of encoding 1.
+        layout: crate::object::revision::Layout::CodexDir,
     };
     let second = Revision {
         number: 2,
@@ -529,6 +548,7 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         files: 1,
         bytes: 3,
         mcp: Some(empty.id()),
+        layout: crate::object::revision::Layout::Roots,
     };
     let key = SigningKey::from_bytes(&[7; 32]);
     let head = |rev: &Revision, issued_at: i64| {

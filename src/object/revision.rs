@@ -1,11 +1,46 @@
-//! Revisions: one snapshot of the selected `~/.codex`, with its place in history.
+//! Revisions: one snapshot of the selected roots, with its place in history.
+//!
+//! Encoding version 2 (written) has the same fields as version 1 (still read); what differs
+//! is the root tree: in version 2 it is a tree of roots (one entry per root, named after it,
+//! see [`crate::roots`]), in version 1 it was the Codex dir itself. The version byte is the
+//! only record of that, so [`Revision::layout`] is not part of the body.
 
 use super::{DecodeError, ObjectId, ObjectKind, codec};
 
 pub(crate) const MAGIC: &[u8; 4] = b"CXRV";
-/// The revision's encoding version.
-pub const VERSION: u8 = 1;
-pub(crate) const ID_CONTEXT: &str = "codexport 2026-11-25 revision v1";
+/// The encoding written; [`Revision::decode`] also reads version 1.
+pub const VERSION: u8 = 2;
+const ID_CONTEXT_V1: &str = "codexport 2026-11-25 revision v1";
+const ID_CONTEXT_V2: &str = "codexport 2026-12-15 revision v2";
+
+/// The id derivation context of a revision encoded in `version`.
+pub(crate) fn id_context(version: u8) -> &'static str {
+    match version {
+        1 => ID_CONTEXT_V1,
+        _ => ID_CONTEXT_V2,
+    }
+}
+
+/// What a revision's `root` tree is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// A tree of roots: one entry per root of the table, named after it (encoding 2).
+    #[default]
+    Roots,
+    /// The Codex dir itself (encoding 1, revisions made before roots existed).
+    CodexDir,
+}
+
+impl Layout {
+    /// The encoding version that records this layout.
+    pub fn version(self) -> u8 {
+        match self {
+            Layout::Roots => VERSION,
+            Layout::CodexDir => 1,
+        }
+    }
+}
 const MAX_PARENTS: usize = 16;
 /// In a revision's `mcp` tree: the MCP manifest blob (JSON, see store-format.md)…
 pub const MCP_MANIFEST: &str = "manifest.json";
@@ -36,11 +71,14 @@ pub struct Revision {
     pub bytes: u64,
     /// Tree holding the MCP manifest and copied MCP sources, if the master exported any.
     pub mcp: Option<ObjectId>,
+    /// What `root` is; told by the encoding version, not stored in the body.
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 impl Revision {
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(MAGIC, VERSION, self)
+        codec::encode(MAGIC, self.layout.version(), self)
     }
 
     pub fn id(&self) -> ObjectId {
@@ -48,7 +86,13 @@ impl Revision {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let rev: Revision = codec::decode(MAGIC, "revision (CXRV)", VERSION, bytes)?;
+        let version = codec::version_of(MAGIC, "revision (CXRV)", &[1, VERSION], bytes)?;
+        let mut rev: Revision = codec::decode_body(MAGIC, version, bytes)?;
+        rev.layout = if version == 1 {
+            Layout::CodexDir
+        } else {
+            Layout::Roots
+        };
         if rev.parents.len() > MAX_PARENTS {
             return Err(DecodeError::TooLarge {
                 what: "revision parent count",
@@ -94,14 +138,39 @@ mod tests {
             files: 10,
             bytes: 300,
             mcp: None,
+            layout: Layout::Roots,
         };
         let bytes = rev.encode();
-        assert_eq!(&bytes[..6], b"CXRV\x01\x03");
+        assert_eq!(&bytes[..6], b"CXRV\x02\x03");
         assert_eq!(Revision::decode(&bytes).unwrap(), rev);
         assert_ne!(
             rev.id(),
             ObjectKind::Tree.id_of(&bytes),
             "kinds must not share ids"
         );
+        // A revision made before roots: version 1, its own id context, read back as such.
+        let old = Revision {
+            layout: Layout::CodexDir,
+            ..rev.clone()
+        };
+        let old_bytes = old.encode();
+        assert_eq!(&old_bytes[..6], b"CXRV\x01\x03");
+        assert_eq!(&old_bytes[5..], &bytes[5..], "the bodies are alike");
+        assert_eq!(Revision::decode(&old_bytes).unwrap(), old);
+        assert_ne!(old.id(), rev.id());
+        assert_eq!(
+            ObjectKind::Revision.id_of(&old_bytes),
+            ObjectId::derived("codexport 2026-11-25 revision v1", &old_bytes),
+            "version 1 ids are what they were"
+        );
+        let mut newer = bytes.clone();
+        newer[4] = 3;
+        assert!(matches!(
+            Revision::decode(&newer),
+            Err(DecodeError::UnsupportedVersion {
+                found: 3,
+                supported: 2
+            })
+        ));
     }
 }

@@ -1,8 +1,16 @@
 //! config.toml on a follower: the master's file, edited with toml_edit so its comments and
-//! layout survive, with paths mapped to this machine, URL servers cleaned, local MCP servers
-//! added, and the trust entries Codex wrote on this machine kept.
+//! layout survive, with paths mapped to this machine (table keys, MCP servers, and the fields
+//! that hold paths, [`PATH_FIELDS`]), URL servers cleaned, local MCP servers added, and the
+//! entries Codex wrote on this machine kept (trust decisions, plugins and marketplaces it
+//! installed). Other config layers (custom agents) get the same path mapping
+//! ([`merge_layer`]).
+
+mod fields;
+
+pub use fields::PATH_FIELDS;
 
 use super::OverlayError;
+use fields::map_path_fields;
 use std::collections::{BTreeMap, BTreeSet};
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
@@ -41,8 +49,14 @@ pub struct MergedConfig {
     pub unknown_variables: Vec<String>,
 }
 
-/// Tables whose entries the follower's Codex writes (trust decisions): kept across syncs.
-const FOLLOWER_OWNED: &[&[&str]] = &[&["projects"], &["hooks", "state"]];
+/// Tables whose entries the follower's Codex writes (trust decisions, plugins and
+/// marketplaces added with `codex plugin add` on this machine): kept across syncs.
+const FOLLOWER_OWNED: &[&[&str]] = &[
+    &["projects"],
+    &["hooks", "state"],
+    &["plugins"],
+    &["marketplaces"],
+];
 
 pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, OverlayError> {
     let mut doc = crate::toml_doc::parse(master_text).map_err(|what| OverlayError::BadConfig {
@@ -52,6 +66,7 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     let mut unknown = BTreeSet::new();
     let vars = variables(ctx);
     rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+    map_path_fields(&mut doc, ctx, &vars, &mut unknown);
     super::hooks::move_trust_state(&mut doc, &ctx.hooks_json_path, &ctx.trust_moves);
 
     if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
@@ -66,6 +81,28 @@ pub fn merge_config(master_text: &str, ctx: &ConfigContext) -> Result<MergedConf
     }
     add_local_mcps(&mut doc, ctx, &vars, &mut unknown)?;
     keep_follower_entries(&mut doc, ctx);
+    Ok(MergedConfig {
+        text: doc.to_string(),
+        unknown_variables: unknown.into_iter().collect(),
+    })
+}
+
+/// Another config layer (a custom agent's `agents/<name>.toml`): the master's text with its
+/// paths mapped as in config.toml (table keys, MCP servers, [`PATH_FIELDS`]); nothing added
+/// or kept. Invalid TOML is returned as the parser's message.
+pub fn merge_layer(master_text: &str, ctx: &ConfigContext) -> Result<MergedConfig, String> {
+    let mut doc = crate::toml_doc::parse(master_text)?;
+    let mut unknown = BTreeSet::new();
+    let vars = variables(ctx);
+    rewrite_keys(doc.as_table_mut(), ctx, &vars, &mut unknown);
+    map_path_fields(&mut doc, ctx, &vars, &mut unknown);
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(Item::as_table_like_mut) {
+        for (_, server) in servers.iter_mut() {
+            if let Some(t) = server.as_table_like_mut() {
+                fix_server(t, ctx, &vars, &mut unknown);
+            }
+        }
+    }
     Ok(MergedConfig {
         text: doc.to_string(),
         unknown_variables: unknown.into_iter().collect(),
@@ -384,241 +421,5 @@ fn ensure_table<'a>(mut table: &'a mut dyn TableLike, path: &[&str]) -> &'a mut 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx() -> ConfigContext {
-        ConfigContext {
-            master_home: "/home/m".into(),
-            master_codex_dir: "/home/m/.codex".into(),
-            home: "/Users/f".into(),
-            codex_dir: "/Users/f/.codex".into(),
-            master_host: Some("master.tailnet.ts.net".into()),
-            ..ConfigContext::default()
-        }
-    }
-
-    const MASTER: &str = r#"# The master's config
-model = "gpt-5"   # inline comment
-
-[projects."/home/m/src/app"]
-trust_level = "trusted"
-
-[projects."/home/mx/other"]
-trust_level = "trusted"
-
-# Filesystem server
-[mcp_servers.fs]
-command = "/home/m/.codex/bin/fs"
-args = ["/home/m/docs", "${data}/x", "${nope}"]
-env = { ROOT = "/home/m/work" }
-startup_timeout_sec = 20
-
-[mcp_servers.web]
-url = "http://127.0.0.1:9000/mcp"
-env = { TOKEN = "x" }
-"#;
-
-    #[test]
-    fn paths_comments_urls() {
-        let mut c = ctx();
-        c.path_variables.insert("data".into(), "/data".into());
-        let m = merge_config(MASTER, &c).unwrap();
-        let t = &m.text;
-        assert!(
-            t.contains("# The master's config")
-                && t.contains("# inline comment")
-                && t.contains("# Filesystem server"),
-            "{t}"
-        );
-        assert!(t.contains("[projects.\"/Users/f/src/app\"]"), "{t}");
-        assert!(
-            t.contains("[projects.\"/home/mx/other\"]"),
-            "a path that merely starts alike is not rewritten: {t}"
-        );
-        assert!(t.contains("command = \"/Users/f/.codex/bin/fs\""), "{t}");
-        assert!(
-            t.contains("\"/Users/f/docs\", \"/data/x\", \"${nope}\""),
-            "{t}"
-        );
-        assert!(t.contains("ROOT = \"/Users/f/work\""), "{t}");
-        assert!(
-            t.contains("url = \"http://master.tailnet.ts.net:9000/mcp\""),
-            "{t}"
-        );
-        assert_eq!(
-            t.matches("env =").count(),
-            1,
-            "the URL server lost env: {t}"
-        );
-        assert_eq!(m.unknown_variables, ["nope"]);
-        let doc: DocumentMut = t.parse().unwrap();
-        assert_eq!(
-            doc["mcp_servers"]["fs"]["startup_timeout_sec"].as_integer(),
-            Some(20)
-        );
-    }
-
-    #[test]
-    fn inline_table_keys_are_rewritten() {
-        let m = merge_config(
-            "projects = { \"/home/m/src\" = { trust_level = \"trusted\" } }\n",
-            &ctx(),
-        )
-        .unwrap();
-        let doc: DocumentMut = m.text.parse().unwrap();
-        assert!(doc["projects"].get("/Users/f/src").is_some(), "{}", m.text);
-        assert!(!m.text.contains("/home/m"), "{}", m.text);
-    }
-
-    #[test]
-    fn windows_style_paths() {
-        let c = ConfigContext {
-            master_home: "C:\\Users\\m".into(),
-            master_codex_dir: "C:\\Users\\m\\.codex".into(),
-            ..ctx()
-        };
-        let m = merge_config("[projects.'C:\\Users\\m\\src']\ntrust_level = \"trusted\"\n[mcp_servers.a]\ncommand = 'C:\\Users\\m\\.codex\\run.cmd'\n", &c).unwrap();
-        assert!(m.text.contains("/Users/f/src"), "{}", m.text);
-        assert!(
-            m.text.contains("command = \"/Users/f/.codex/run.cmd\""),
-            "separators follow the follower: {}",
-            m.text
-        );
-    }
-
-    #[test]
-    fn local_mcps_conflicts_and_overrides() {
-        let mut c = ctx();
-        c.local_mcps = Some("[mcp_servers.fs]\ncommand = \"local-fs\"\n[mcp_servers.mine]\ncommand = \"${home}/bin/mine\"\n".into());
-        let err = merge_config(MASTER, &c).unwrap_err();
-        assert!(err.to_string().contains("fs"), "{err}");
-        c.allow_mcp_overrides = vec!["fs".into()];
-        let m = merge_config(MASTER, &c).unwrap();
-        let doc: DocumentMut = m.text.parse().unwrap();
-        assert_eq!(
-            doc["mcp_servers"]["fs"]["command"].as_str(),
-            Some("local-fs")
-        );
-        assert!(
-            doc["mcp_servers"]["fs"]
-                .get("startup_timeout_sec")
-                .is_none(),
-            "the local table replaces the canonical one"
-        );
-        assert_eq!(
-            doc["mcp_servers"]["mine"]["command"].as_str(),
-            Some("/Users/f/bin/mine")
-        );
-        assert_eq!(m.text.matches("[mcp_servers.fs]").count(), 1, "{}", m.text);
-    }
-
-    /// Found by the `config_merge` fuzz target: inputs on which toml_edit 0.23's parser
-    /// panics are refused as bad config, wherever they come from.
-    #[test]
-    fn parser_panics_are_parse_errors() {
-        for bad in ["==\n[.", "={=<=u=="] {
-            assert!(crate::toml_doc::parse(bad).is_err(), "{bad:?}");
-            let err = merge_config(bad, &ctx()).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    OverlayError::BadConfig {
-                        which: "the master's config.toml",
-                        ..
-                    }
-                ),
-                "{err}"
-            );
-            let c = ConfigContext {
-                local_mcps: Some(bad.into()),
-                ..ctx()
-            };
-            let err = merge_config(MASTER, &c).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    OverlayError::BadConfig {
-                        which: "~/.codexport/mcps.local.toml",
-                        ..
-                    }
-                ),
-                "{err}"
-            );
-            // A bad current or previous config only means no follower entries are kept.
-            let c = ConfigContext {
-                current: Some(bad.into()),
-                previous_master: Some(bad.into()),
-                ..ctx()
-            };
-            merge_config(MASTER, &c).unwrap();
-        }
-    }
-
-    /// Found while seeding the `config_merge` fuzz target: with the master's projects (or
-    /// hooks) written as inline tables, keeping the follower's own trust entries replaced
-    /// the master's whole table.
-    #[test]
-    fn follower_entries_join_inline_tables() {
-        let master = "projects = { \"/srv/shared\" = { trust_level = \"trusted\" } }\nhooks = { enabled = true, state = { a = { trusted_hash = \"x\" } } }\n";
-        let mut c = ctx();
-        c.current = Some("[projects.\"/Users/f/mine\"]\ntrust_level = \"trusted\"\n[hooks.state.b]\ntrusted_hash = \"y\"\n".into());
-        let m = merge_config(master, &c).unwrap();
-        let doc: DocumentMut = m.text.parse().unwrap();
-        assert_eq!(
-            doc["projects"]["/srv/shared"]["trust_level"].as_str(),
-            Some("trusted"),
-            "{}",
-            m.text
-        );
-        assert_eq!(
-            doc["projects"]["/Users/f/mine"]["trust_level"].as_str(),
-            Some("trusted"),
-            "{}",
-            m.text
-        );
-        assert_eq!(doc["hooks"]["enabled"].as_bool(), Some(true), "{}", m.text);
-        assert_eq!(
-            doc["hooks"]["state"]["a"]["trusted_hash"].as_str(),
-            Some("x"),
-            "{}",
-            m.text
-        );
-        assert_eq!(
-            doc["hooks"]["state"]["b"]["trusted_hash"].as_str(),
-            Some("y"),
-            "{}",
-            m.text
-        );
-    }
-
-    #[test]
-    fn follower_trust_entries_survive() {
-        let mut c = ctx();
-        c.previous_master = Some(merge_config(MASTER, &ctx()).unwrap().text);
-        c.current = Some(format!(
-            "{}\n[projects.\"/Users/f/mine\"]\ntrust_level = \"trusted\"\n[hooks.state.\"/Users/f/.codex/hooks.json:session_start:0:0\"]\ntrusted_hash = \"sha256:ab\"\n",
-            c.previous_master.clone().unwrap()
-        ));
-        // The master drops its app project; the follower's own entries stay, the dropped one goes.
-        let next = MASTER.replace(
-            "[projects.\"/home/m/src/app\"]\ntrust_level = \"trusted\"\n",
-            "",
-        );
-        let m = merge_config(&next, &c).unwrap();
-        let doc: DocumentMut = m.text.parse().unwrap();
-        assert!(doc["projects"].get("/Users/f/mine").is_some(), "{}", m.text);
-        assert!(
-            doc["projects"].get("/Users/f/src/app").is_none(),
-            "{}",
-            m.text
-        );
-        assert!(
-            doc["hooks"]["state"]
-                .get("/Users/f/.codex/hooks.json:session_start:0:0")
-                .is_some(),
-            "{}",
-            m.text
-        );
-    }
-}
+#[path = "config/tests.rs"]
+mod tests;

@@ -4,32 +4,11 @@ use super::OverlayError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What happens to a follower's local edits of a managed file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// The master's content wins; a local edit is backed up first.
-    Replace,
-    /// Once the follower has the file, its copy is kept.
-    KeepLocal,
-    /// The master's lines, followed by the lines the follower added (Codex writes approvals
-    /// into `rules/default.rules`).
-    AppendLocal,
-}
+pub use crate::roots::Policy;
 
-impl Policy {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "replace" => Some(Policy::Replace),
-            "keep-local" => Some(Policy::KeepLocal),
-            "append-local" => Some(Policy::AppendLocal),
-            _ => None,
-        }
-    }
-}
-
-/// Built-in policies; `[policies]` in local.toml adds to or overrides them.
-pub const DEFAULT_POLICIES: &[(&str, Policy)] = &[("rules/default.rules", Policy::AppendLocal)];
+/// Built-in policies of the Codex root (paths relative to it); `[policies]` in local.toml
+/// adds to or overrides them.
+pub const DEFAULT_POLICIES: &[(&str, Policy)] = crate::roots::CODEX.merge.policies;
 
 /// Parsed `local.toml`. The file is only read, never rewritten, so its comments stay.
 #[derive(Debug, Clone, Default)]
@@ -101,7 +80,26 @@ impl LocalConfig {
         Ok(cfg)
     }
 
-    /// The policy of a managed path.
+    /// The policy of a managed path of the tree of roots: `[policies]` (paths relative to the
+    /// Codex root) and each root's defaults.
+    pub fn policy_of(&self, path: &crate::object::RelPath) -> Policy {
+        let Some((root, rel)) = path
+            .split_first()
+            .and_then(|(n, rel)| crate::roots::by_name(n).map(|r| (r, rel)))
+        else {
+            return Policy::Replace;
+        };
+        if root.name == crate::roots::CODEX.name {
+            return self.policy(rel.as_str());
+        }
+        root.merge
+            .policies
+            .iter()
+            .find(|(p, _)| *p == rel.as_str())
+            .map_or(Policy::Replace, |(_, p)| *p)
+    }
+
+    /// The policy of a path of the Codex root.
     pub fn policy(&self, path: &str) -> Policy {
         if let Some(p) = self.policies.get(path) {
             return *p;

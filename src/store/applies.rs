@@ -16,9 +16,9 @@ pub struct ApplyRecord {
     pub kind: String,
     pub number: u64,
     pub revision: ObjectId,
-    /// The revision's canonical root (what the master sent).
+    /// The revision's tree of roots (what the master sent; see `store::roots`).
     pub canonical: ObjectId,
-    /// The merged tree written into the codex dir.
+    /// The merged tree of roots written into the roots' folders.
     pub merged: ObjectId,
     pub added: u64,
     pub updated: u64,
@@ -29,7 +29,7 @@ pub struct ApplyRecord {
 }
 
 impl ApplyRecord {
-    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
             what: format!("apply record: {e}"),
         })

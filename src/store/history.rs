@@ -137,28 +137,26 @@ pub struct ShowReport {
 }
 
 /// The tree or file at `path` (the top level without one) of the revision `spec` names.
+/// Paths are paths of the revision's tree of roots (`codex/config.toml`); a path whose first
+/// name is no root is taken to be in the Codex root (`config.toml`).
 pub fn show(store: &Store, spec: &str, path: Option<&str>) -> Result<ShowReport, ShowError> {
     let reader = store.read()?;
     let entry = rev::resolve(&reader.log()?, spec)?;
     let revision = reader.revision(&entry.id)?;
-    let rel = RelPath::new(path.unwrap_or(""))
+    let given = RelPath::new(path.unwrap_or(""))
         .map_err(|_| ShowError::BadPath(path.unwrap_or("").to_owned()))?;
-    let (mut kind, mut id, mut size) = (EntryKind::Tree, revision.root, revision.bytes);
-    for part in rel.components() {
-        let tree = if kind == EntryKind::Tree {
-            Some(reader.tree(&id)?)
-        } else {
-            None
-        };
-        let e = tree
-            .as_ref()
-            .and_then(|t| t.get(part))
-            .ok_or_else(|| ShowError::NoSuchPath {
-                path: rel.to_string(),
-                number: entry.number,
-            })?;
-        (kind, id, size) = (e.kind, e.id, e.size);
-    }
+    let rel = match given.first() {
+        Some(first) if crate::roots::by_name(first).is_none() => {
+            given.under(&crate::roots::CODEX.path(""))
+        }
+        _ => given,
+    };
+    let found =
+        super::roots::lookup(&reader, &revision, &rel)?.ok_or_else(|| ShowError::NoSuchPath {
+            path: rel.to_string(),
+            number: entry.number,
+        })?;
+    let (kind, id, size) = (found.kind, found.id, found.size);
     let mut report = ShowReport {
         revision: entry.number,
         path: rel,
@@ -171,10 +169,13 @@ pub fn show(store: &Store, spec: &str, path: Option<&str>) -> Result<ShowReport,
         chunks: None,
     };
     if kind == EntryKind::Tree {
+        let entries = if report.path.is_root() {
+            super::roots::top_entries(&reader, &revision)?
+        } else {
+            reader.tree(&id)?.entries().to_vec()
+        };
         report.entries = Some(
-            reader
-                .tree(&id)?
-                .entries()
+            entries
                 .iter()
                 .map(|e| ShowEntry {
                     name: e.name.to_string(),

@@ -1,6 +1,7 @@
 //! Opening a store: creating it, checking its format, and upgrading a store of an earlier
 //! format in place (the object index without compression, `objects-v1`, becomes
-//! `objects-v2`).
+//! `objects-v2`; a store before roots has its rollback points and stat cache moved under the
+//! Codex root).
 
 use super::pack::{Location, Packs};
 use super::{
@@ -8,6 +9,9 @@ use super::{
     TOKENS, applies, meta,
 };
 use crate::object::FORMAT_VERSION;
+
+/// The last format whose revisions and rollback points held the Codex dir itself.
+const BEFORE_ROOTS: u8 = 3;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle};
 use std::path::{Path, PathBuf};
 
@@ -74,7 +78,7 @@ impl Store {
             return Ok(());
         }
         let txn = self.db.begin_write()?;
-        {
+        let found = {
             let mut meta_table = txn.open_table(META)?;
             let found = meta_table
                 .get(meta::FORMAT)?
@@ -88,9 +92,13 @@ impl Store {
                     });
                 }
                 Some(v) if v == FORMAT_VERSION => {}
-                // Earlier formats are upgraded in place, in this transaction (below).
-                _ => {
+                None => {
                     meta_table.insert(meta::FORMAT, [FORMAT_VERSION].as_slice())?;
+                }
+                // Earlier formats are upgraded in place: the tables in this transaction (to
+                // the format before roots), the rest in `upgrade_to_roots`.
+                Some(_) => {
+                    meta_table.insert(meta::FORMAT, [BEFORE_ROOTS].as_slice())?;
                 }
             }
             drop(meta_table);
@@ -105,9 +113,63 @@ impl Store {
             txn.open_table(FOLLOWERS)?;
             txn.open_table(PARTIAL)?;
             txn.open_table(applies::APPLIES)?;
-        }
+            found
+        };
         txn.commit()?;
+        if found.is_some_and(|v| v < FORMAT_VERSION) {
+            self.upgrade_to_roots()?;
+        }
         Ok(())
+    }
+
+    /// Format 3 to 4, in one transaction: the merged and canonical trees of every rollback
+    /// point were the Codex dir itself and become trees of roots holding it under the Codex
+    /// root's name (new tree objects; the old ones stay, reachable through them), and the
+    /// stat cache's keys (paths in the Codex dir) become paths of the tree of roots. A crash
+    /// before the commit leaves format 3, upgraded again at the next open.
+    fn upgrade_to_roots(&self) -> Result<(), StoreError> {
+        let mut w = self.write()?;
+        let records = w
+            .txn
+            .open_table(applies::APPLIES)?
+            .iter()?
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((k.value(), v.value().to_vec()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for (seq, bytes) in records {
+            let mut record = applies::ApplyRecord::decode(&bytes)?;
+            record.merged = super::roots::wrap_codex_tree(&mut w, record.merged)?;
+            record.canonical = super::roots::wrap_codex_tree(&mut w, record.canonical)?;
+            let bytes =
+                postcard::to_allocvec(&record).expect("postcard encoding into a Vec cannot fail");
+            w.txn
+                .open_table(applies::APPLIES)?
+                .insert(seq, bytes.as_slice())?;
+        }
+        let entries = {
+            let table = w.txn.open_table(STATCACHE)?;
+            table
+                .iter()?
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok((k.value().to_owned(), v.value().to_vec()))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        };
+        {
+            let mut table = w.txn.open_table(STATCACHE)?;
+            for (path, _) in &entries {
+                table.remove(path.as_str())?;
+            }
+            for (path, value) in &entries {
+                let moved = format!("{}/{path}", crate::roots::CODEX.name);
+                table.insert(moved.as_str(), value.as_slice())?;
+            }
+        }
+        w.set_meta(meta::FORMAT, &[FORMAT_VERSION])?;
+        w.commit()
     }
 
     /// Whether every table exists and the format is one this codexport reads.

@@ -118,7 +118,7 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
         .iter()
         .map(|d| d["path"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(drift, ["prompts/fix.md"]);
+    assert_eq!(drift, ["codex/prompts/fix.md"]);
 
     m.write("rules/default.rules", "prefix_rule(pattern=[\"ls\"], decision=\"allow\")\nprefix_rule(pattern=[\"rg\"], decision=\"allow\")\n");
     m.write("prompts/fix.md", "Fix it, master version 2.\n");
@@ -137,8 +137,8 @@ fn changes_deletes_drift_readonly_and_rules_merge() {
     let s = f.json(&["sync", "--apply"]);
     let a = &s["apply"];
     assert_eq!(a["result"], "applied", "{s}");
-    assert_eq!(a["drift"], serde_json::json!(["prompts/fix.md"]));
-    let backup = Path::new(a["backup_dir"].as_str().unwrap()).join("prompts/fix.md");
+    assert_eq!(a["drift"], serde_json::json!(["codex/prompts/fix.md"]));
+    let backup = Path::new(a["backup_dir"].as_str().unwrap()).join("codex/prompts/fix.md");
     assert_eq!(fs::read_to_string(backup).unwrap(), "my local edit\n");
     assert_eq!(read(&f, "prompts/fix.md"), "Fix it, master version 2.\n");
     assert_eq!(
@@ -334,7 +334,7 @@ fn crash_at_every_step_then_recovery() {
         }
         m.json(&["master", "rebuild"]);
         let old = contents(&f, &paths);
-        let crashed = std::process::Command::new(env!("CARGO_BIN_EXE_codexport"))
+        let crashed = crate::util::codexport()
             .arg("--home")
             .arg(&f.home)
             .args(["sync", "--apply"])
@@ -388,7 +388,11 @@ fn journal_puts(journal: &Path, apply: &mut std::process::Child) -> Vec<String> 
                     .unwrap()
                     .iter()
                     .filter(|op| op["op"] == "put")
-                    .map(|op| op["path"].as_str().unwrap().to_owned())
+                    // Paths of the tree of roots; the test's files are all in ~/.codex.
+                    .map(|op| {
+                        let path = op["path"].as_str().unwrap();
+                        path.strip_prefix("codex/").unwrap().to_owned()
+                    })
                     .collect();
             }
         }
@@ -425,7 +429,7 @@ fn kill_9_during_a_large_apply() {
     assert_eq!(f.json(&["sync"])["result"], "fetched");
 
     let journal = f.state().join("journal.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let mut child = crate::util::codexport()
         .arg("--home")
         .arg(&f.home)
         .arg("apply")

@@ -18,8 +18,17 @@ fn rev_specs_resolve_everywhere() {
         h.json(&["show", &first_id[..8], "AGENTS.md"])["content"],
         "# Agents\n"
     );
+    // The top level holds the roots; a path without one is in ~/.codex.
     let top = h.json(&["show", "HEAD"]);
-    let names: Vec<&str> = top["entries"]
+    let roots: Vec<&str> = top["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["codex"], "no ~/.agents/skills in this home");
+    let codex = h.json(&["show", "HEAD", "codex"]);
+    let names: Vec<&str> = codex["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -27,6 +36,15 @@ fn rev_specs_resolve_everywhere() {
         .collect();
     assert!(names.contains(&"skills") && names.contains(&"config.toml"));
     assert!(!names.contains(&"sessions"));
+    assert_eq!(
+        h.json(&["show", "HEAD", "codex/AGENTS.md"])["content"],
+        "# v2\n"
+    );
+    assert_eq!(
+        h.json(&["show", "1", "AGENTS.md"])["path"],
+        "codex/AGENTS.md",
+        "shown by its path in the tree of roots"
+    );
     let link = h.run(&["show", "HEAD", "skills/alpha-link"]);
     assert_eq!(link.stdout.trim(), "-> alpha");
 

@@ -65,12 +65,12 @@ fn drift_of_every_kind_is_listed_by_verify_and_repaired_by_sync_apply() {
     assert_eq!(
         listed,
         [
-            "AGENTS.md",
-            "auth.json",
-            "prompts/fix.md",
-            "skills/alpha/SKILL.md",
-            "skills/alpha/deep/er/still/file.txt",
-            "skills/ünïcødé 技能/SKILL.md",
+            "codex/AGENTS.md",
+            "codex/auth.json",
+            "codex/prompts/fix.md",
+            "codex/skills/alpha/SKILL.md",
+            "codex/skills/alpha/deep/er/still/file.txt",
+            "codex/skills/ünïcødé 技能/SKILL.md",
         ]
     );
     let status = f.json(&["status"]);
@@ -90,7 +90,8 @@ fn drift_of_every_kind_is_listed_by_verify_and_repaired_by_sync_apply() {
     assert_eq!(read(&f, "skills/alpha/deep/er/still/file.txt"), "deep\n");
     assert!(codex.join("skills/ünïcødé 技能/SKILL.md").is_file());
     // What was the follower's is in the backup: the edit, the folder, the link.
-    let backup = Path::new(a["backup_dir"].as_str().unwrap());
+    // Backups keep each root's files under its name.
+    let backup = &Path::new(a["backup_dir"].as_str().unwrap()).join("codex");
     assert_eq!(
         fs::read_to_string(backup.join("prompts/fix.md")).unwrap(),
         "my edit\n"
@@ -137,7 +138,7 @@ fn a_file_where_the_tree_has_a_folder_is_backed_up_and_the_join_completes() {
     assert!(f.codex().join("skills/alpha/SKILL.md").is_file());
     let backups: Vec<_> = fs::read_dir(f.state().join("backups")).unwrap().collect();
     assert_eq!(backups.len(), 1);
-    let kept = backups[0].as_ref().unwrap().path().join("skills");
+    let kept = backups[0].as_ref().unwrap().path().join("codex/skills");
     assert_eq!(
         fs::read_to_string(kept).unwrap(),
         "an old file named skills"

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 /// Runs the binary on `home` with extra environment variables.
 fn run_with(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let out = crate::util::codexport()
         .arg("--home")
         .arg(home)
         .args(args)
@@ -128,7 +128,7 @@ fn keep_local_policy_keeps_the_followers_copy() {
     let backups = f.state().join("backups");
     let backed_up: Vec<_> = fs::read_dir(&backups)
         .unwrap()
-        .map(|d| d.unwrap().path().join("prompts/fix.md"))
+        .map(|d| d.unwrap().path().join("codex/prompts/fix.md"))
         .filter(|p| p.exists())
         .collect();
     assert_eq!(backed_up.len(), 1, "the replaced edit is backed up");
@@ -342,7 +342,7 @@ fn the_credential_file_is_owner_only() {
 #[test]
 fn master_serve_listens_on_all_addresses_by_default() {
     let m = master_home();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let mut child = crate::util::codexport()
         .arg("--home")
         .arg(&m.home)
         .args(["master", "serve", "--port", "0", "--no-watch"])

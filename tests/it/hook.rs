@@ -252,7 +252,7 @@ fn run_env(
     env: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> (Run, Duration) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+    let mut cmd = crate::util::codexport();
     cmd.arg("--home")
         .arg(home)
         .args(args)
@@ -786,17 +786,7 @@ fn codex_session(codex: &Path, f: &Home, lines: usize) -> String {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // npm's `codex` is a node wrapper that forwards SIGTERM to the real binary (a SIGKILL
-    // would leave that running).
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let stopping = Instant::now();
-    while child.try_wait().unwrap().is_none() && stopping.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    crate::tools::stop_codex(&mut child);
     let log = hook_log(f);
     assert!(
         log.lines().count() >= lines,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// foundations may also import each other (without a cycle).
 const LAYERS: &[&[&str]] = &[
     &[
-        "object", "time", "paths", "fsutil", "toml_doc", "pathmap", "progress", "seal",
+        "object", "time", "paths", "roots", "fsutil", "toml_doc", "pathmap", "progress", "seal",
     ],
     &["store"],
     &["snapshot", "checkout"],

@@ -7,7 +7,7 @@ use crate::util::{Home, Master, Run};
 use codexport::object::SignedHead;
 use codexport_dev::serve::ServeOptions;
 use std::fs;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Instant;
 
 /// The master's peak RSS (VmHWM) must stay under this while 50 followers sync 10,000 files
@@ -16,7 +16,7 @@ const PEAK_RSS_BOUND_KIB: u64 = 400 << 10;
 
 /// Starts `codexport --json sync` for a follower, its output piped.
 pub(crate) fn spawn_sync(home: &Home) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_codexport"))
+    crate::util::codexport()
         .arg("--home")
         .arg(&home.home)
         .args(["--json", "sync", "--timeout-ms", "600000"])

@@ -3,6 +3,7 @@
 mod bench_cmd;
 mod checkout;
 mod cli;
+mod codex_roots;
 mod converge;
 mod diskfull;
 mod faults;
@@ -19,6 +20,8 @@ mod mcp_more;
 mod messages;
 mod mirror;
 mod mitm;
+mod notice;
+mod roots;
 mod snapshot;
 mod sync;
 mod tools;

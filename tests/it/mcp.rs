@@ -25,7 +25,7 @@ pub(crate) fn initialize_and_list(
     name: &str,
     path_env: Option<&str>,
 ) -> Result<(serde_json::Value, serde_json::Value), String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+    let mut cmd = crate::util::codexport();
     cmd.arg("--home")
         .arg(&follower.home)
         .args(["mcp", "run", name])
@@ -77,7 +77,7 @@ pub(crate) fn initialize_and_list(
 }
 
 fn run_with_path(h: &Home, path: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_codexport"))
+    crate::util::codexport()
         .arg("--home")
         .arg(&h.home)
         .args(args)

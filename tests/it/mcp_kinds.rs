@@ -9,7 +9,6 @@ use codexport_dev::serve::ServeOptions;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
-use std::process::Command;
 
 /// A master home with `config` as its config.toml (`HOME` standing for the master's home),
 /// `prepare`d first (`true`: the master's home), initialised and served with `PATH` = `path`
@@ -28,7 +27,7 @@ fn pair(
     );
     settle();
     let path = path.replace("HOME", &m.home.display().to_string());
-    let init = Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let init = crate::util::codexport()
         .arg("--home")
         .arg(&m.home)
         .args(["master", "init"])
@@ -208,7 +207,7 @@ fn an_empty_export_env_stops_exporting() {
     assert!(fs::read_to_string(&manifest).unwrap().contains("s3cret"));
     m.write("AGENTS.md", "# a change\n");
     settle();
-    let rebuild = Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let rebuild = crate::util::codexport()
         .arg("--home")
         .arg(&m.home)
         .args(["--json", "master", "rebuild"])

@@ -8,7 +8,7 @@ use crate::util::{Home, Master, settle};
 use codexport_dev::serve::ServeOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ fn tiny_pair(package_json: &str, index_js: &str, env: &[(&str, &str)]) -> (Home,
     );
     settle();
     let master_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+        let mut cmd = crate::util::codexport();
         cmd.arg("--home")
             .arg(&m.home)
             .args(args)
@@ -92,7 +92,7 @@ struct Launch {
 
 impl Launch {
     fn spawn(follower: &Home, name: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_codexport"))
+        let mut child = crate::util::codexport()
             .arg("--home")
             .arg(&follower.home)
             .args(["mcp", "run", name])

@@ -59,8 +59,8 @@ fn join_sync_one_file_change_and_no_change() {
     assert_eq!(s["result"], "fetched");
     assert_eq!(s["number"], 2);
     assert_eq!(
-        s["objects"], 4,
-        "the blob, the prompts tree, the root tree and the revision"
+        s["objects"], 5,
+        "the blob, the prompts tree, the codex tree, the tree of roots and the revision"
     );
     let blob = new_content.len() as u64;
     let bytes = s["object_bytes"].as_u64().unwrap();

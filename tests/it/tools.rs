@@ -130,6 +130,7 @@ pub fn run_as_nobody(dir: &Path, home: &Path, args: &[&str]) -> Result<crate::ut
         .args(args)
         .env("HOME", home)
         .env_remove("CODEXPORT_HOME")
+        .env_remove("CODEX_HOME")
         .env("NO_COLOR", "1")
         .output()
         .map_err(|e| format!("setpriv could not start: {e}"))?;
@@ -138,4 +139,20 @@ pub fn run_as_nobody(dir: &Path, home: &Path, args: &[&str]) -> Result<crate::ut
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// Stops a running Codex CLI: npm's `codex` is a node wrapper that forwards SIGTERM to the
+/// real binary (a SIGKILL would leave that running); waits up to 10 s, then kills.
+pub fn stop_codex(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stopping = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none()
+        && stopping.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -78,6 +78,29 @@ fn a_format_1_follower_keeps_its_rollback_points() {
     assert!(v.ok(), "{}", v.stdout);
 }
 
+/// Serves the fixture's master (at home `m`, with this binary) and points its follower (at
+/// home `f`) at it.
+fn serve_to(m: &Path, f: &Path) -> codexport_dev::serve::ServingMaster {
+    let master = codexport_dev::serve::spawn_master(
+        env!("CARGO_BIN_EXE_codexport"),
+        m,
+        &codexport_dev::serve::ServeOptions::new(),
+    )
+    .unwrap();
+    point_at(f, &master.url());
+    master
+}
+
+/// Points the fixture's follower (at home `f`) at the master serving on `url`.
+fn point_at(f: &Path, url: &str) {
+    let toml = f.join(".codexport/follower.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    let start = text.find("master_url = ").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!("{}master_url = \"{url}\"{}", &text[..start], &text[end..]);
+    fs::write(&toml, text).unwrap();
+}
+
 /// Rolls the fixture's follower back to its first revision, which puts the first AGENTS.md
 /// back and keeps auth.json owner-only.
 fn rolls_back_to_revision_1(f: &Path) {
@@ -118,7 +141,7 @@ fn a_format_2_master_store_is_upgraded_and_chunks_its_large_file() {
     // The older binary could not read this store any more, and would be told so: the
     // format byte moved on.
     let v = run_in(&m, &["--version"]);
-    assert!(v.stdout.contains("store format 3"), "{}", v.stdout);
+    assert!(v.stdout.contains("store format 4"), "{}", v.stdout);
 }
 
 #[test]
@@ -134,23 +157,7 @@ fn a_format_2_pair_upgraded_together_syncs_and_rolls_back() {
     )
     .unwrap();
     assert_eq!(json(&m, &["master", "rebuild"])["number"], 3);
-    let master = codexport_dev::serve::spawn_master(
-        env!("CARGO_BIN_EXE_codexport"),
-        &m,
-        &codexport_dev::serve::ServeOptions::new(),
-    )
-    .unwrap();
-    let toml = f.join(".codexport/follower.toml");
-    let text = fs::read_to_string(&toml).unwrap();
-    let start = text.find("master_url = ").unwrap();
-    let end = start + text[start..].find('\n').unwrap();
-    let text = format!(
-        "{}master_url = \"{}\"{}",
-        &text[..start],
-        master.url(),
-        &text[end..]
-    );
-    fs::write(&toml, text).unwrap();
+    let master = serve_to(&m, &f);
     let synced = json(&f, &["sync", "--apply"]);
     assert_eq!(synced["result"], "fetched", "{synced}");
     assert_eq!(
@@ -165,5 +172,54 @@ fn a_format_2_pair_upgraded_together_syncs_and_rolls_back() {
     // The rollback points made by the old version still work.
     rolls_back_to_revision_1(&f);
     assert!(run_in(&f, &["fsck"]).ok());
+    drop(master);
+}
+
+/// A pair of the format before roots, upgraded: its rollback points (trees of the codex dir)
+/// become trees of roots, a new root travels in the next revision, and rolling back to a
+/// revision made before roots takes it away again.
+#[test]
+fn an_upgraded_pair_carries_a_new_root_and_rolls_back_past_it() {
+    let (_dir, m, f) = fixture_of("format2-store.tar.gz");
+    // The follower alone, upgraded, with nothing new: its checkout is what it was.
+    assert!(run_in(&f, &["verify"]).ok());
+    let applies = json(&f, &["log"])["applies"].as_array().unwrap().len();
+    assert_eq!(applies, 2);
+    // A revision made before roots reads as a tree of roots holding the codex dir.
+    let top = json(&m, &["show", "1"]);
+    let names: Vec<&str> = top["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["codex"], "{top}");
+    assert_eq!(
+        json(&m, &["show", "1", "codex/AGENTS.md"])["content"],
+        "# Agents\nBe brief.\n"
+    );
+
+    let skill = m.join(".agents/skills/review/SKILL.md");
+    fs::create_dir_all(skill.parent().unwrap()).unwrap();
+    fs::write(&skill, "---\nname: review\n---\n").unwrap();
+    assert_eq!(json(&m, &["master", "rebuild"])["number"], 3);
+    let master = serve_to(&m, &f);
+    let synced = json(&f, &["sync", "--apply"]);
+    assert_eq!(synced["apply"]["result"], "applied", "{synced}");
+    let landed = f.join(".agents/skills/review/SKILL.md");
+    assert_eq!(
+        fs::read_to_string(&landed).unwrap(),
+        "---\nname: review\n---\n"
+    );
+    assert!(run_in(&f, &["verify"]).ok());
+    // Back to a rollback point the old version made: the new root's files go, the codex
+    // dir is what it was then.
+    rolls_back_to_revision_1(&f);
+    assert!(!landed.exists(), "revision 1 had no ~/.agents/skills");
+    let back = json(&f, &["apply"]);
+    assert_eq!(back["number"], 3, "{back}");
+    assert!(landed.exists());
+    assert!(run_in(&f, &["fsck"]).ok());
+    assert!(run_in(&m, &["fsck"]).ok());
     drop(master);
 }

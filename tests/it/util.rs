@@ -126,12 +126,19 @@ pub fn run_in(home: &Path, args: &[&str]) -> Run {
 }
 
 /// [`run_in`] with extra environment variables.
+/// The real `codexport` binary, with none of the variables that would point it at the
+/// caller's own folders (`CODEXPORT_HOME`, `CODEX_HOME`).
+pub fn codexport() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexport"));
+    cmd.env_remove("CODEXPORT_HOME").env_remove("CODEX_HOME");
+    cmd
+}
+
 pub fn run_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_codexport"))
+    let out: Output = codexport()
         .arg("--home")
         .arg(home)
         .args(args)
-        .env_remove("CODEXPORT_HOME")
         .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .output()
@@ -222,8 +229,8 @@ pub fn master_home() -> Home {
     h
 }
 
-/// Prints a join link for `master` and enrolls `follower` with it; returns the join JSON.
-pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_json::Value {
+/// A join link for `master` (on loopback), from `master link`.
+pub fn link(master_home: &Home, master: &Master) -> String {
     let link = master_home.json(&[
         "master",
         "link",
@@ -232,7 +239,21 @@ pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_jso
         "--port",
         &master.port(),
     ]);
-    follower.json(&["follower", "join", link["link"].as_str().unwrap()])
+    link["link"].as_str().unwrap().to_owned()
+}
+
+/// Prints a join link for `master` and enrolls `follower` with it; returns the join JSON.
+pub fn enroll(master_home: &Home, master: &Master, follower: &Home) -> serde_json::Value {
+    follower.json(&["follower", "join", &link(master_home, master)])
+}
+
+/// `codexport --json follower join --apply LINK` on `follower`, with `env`.
+pub fn join_apply(follower: &Home, link: &str, env: &[(&str, &str)]) -> Run {
+    run_env(
+        &follower.home,
+        &["--json", "follower", "join", "--apply", link],
+        env,
+    )
 }
 
 /// A master (realistic `.codex`) serving on loopback and a follower that joined it with
@@ -242,20 +263,7 @@ pub fn pair_with(prepare: impl FnOnce(&Home)) -> (Home, Master, Home) {
     let master = Master::start(&m, false);
     let f = Home::new();
     prepare(&f);
-    let link = m.json(&[
-        "master",
-        "link",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &master.port(),
-    ]);
-    let joined = f.json(&[
-        "follower",
-        "join",
-        "--apply",
-        link["link"].as_str().unwrap(),
-    ]);
+    let joined = f.json(&["follower", "join", "--apply", &link(&m, &master)]);
     assert_eq!(joined["sync"]["apply"]["result"], "applied", "{joined}");
     (m, master, f)
 }

@@ -45,6 +45,9 @@ impl Render for ApplyReport {
         if !self.unknown_variables.is_empty() {
             writeln!(s, "  unknown ${{variables}} left as written: {} (define them under [pathVariables] in ~/.codexport/local.toml)", self.unknown_variables.join(", ")).ok();
         }
+        for w in &self.warnings {
+            writeln!(s, "  warning: {w}").ok();
+        }
         if self.result == ApplyOutcome::Planned {
             if let Some(plan) = &self.plan {
                 s.push_str(&plan_lines(plan));
@@ -206,7 +209,7 @@ impl Render for crate::follower::verify::VerifyReport {
     fn render(&self) -> String {
         if self.equal {
             return format!(
-                "ok: ~/.codex holds the merged tree of revision {} ({})\n",
+                "ok: every root (~/.codex, ~/.agents/skills) holds the merged tree of revision {} ({})\n",
                 self.number,
                 self.merged.short()
             );

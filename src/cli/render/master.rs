@@ -1,7 +1,7 @@
 //! `master init`, `master rebuild`, `master link`, `master followers`.
 
 use super::super::output::{Render, bytes, time};
-use super::fact;
+use super::{fact, not_synced};
 use crate::master::InitReport;
 use crate::master::link::{FollowersReport, LinkReport, RevokeReport};
 use crate::snapshot::SnapshotReport;
@@ -64,19 +64,42 @@ impl Render for SnapshotReport {
 }
 
 /// Warnings go to stderr, so scripts reading stdout are not disturbed; followed links are
-/// named once, with what became of them.
+/// named once, with what became of them, and so is every entry of `~/.codex` left unknown.
 fn warnings(out: &mut String, s: &SnapshotReport) {
     for w in &s.warnings {
         eprintln!("warning: {w}");
     }
     for f in &s.followed {
+        let shown = crate::roots::by_name(f.root).map_or(f.root, |r| r.shown);
         writeln!(
             out,
-            "followed     {} -> {} (a link out of the codex dir: its content travels as files)",
+            "followed     {} -> {} (a link out of {shown}: its content travels as files)",
             f.name,
             super::home_relative(&f.target)
         )
         .ok();
+    }
+    not_synced(out, &s.not_synced);
+}
+
+impl Render for crate::master::SettingsChange {
+    fn render(&self) -> String {
+        let e = &self.settings;
+        let mut out = String::new();
+        let list = match e.list {
+            crate::master::settings::List::Include => "include",
+            crate::master::settings::List::Exclude => "exclude",
+        };
+        if e.added.is_empty() {
+            writeln!(out, "{list}: nothing new (already listed)").ok();
+        } else {
+            writeln!(out, "{list}: added {}", e.added.join(", ")).ok();
+        }
+        if !e.moved.is_empty() {
+            writeln!(out, "taken off the other list: {}", e.moved.join(", ")).ok();
+        }
+        out.push_str(&self.snapshot.render());
+        out
     }
 }
 

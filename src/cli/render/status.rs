@@ -1,7 +1,7 @@
 //! `status`.
 
 use super::super::output::{Render, bytes};
-use super::{fact, home_relative};
+use super::{fact, home_relative, not_synced};
 use crate::follower::status::FollowerStatus;
 use crate::status::StatusReport;
 
@@ -74,6 +74,7 @@ impl Render for StatusReport {
                 ),
             );
         }
+        not_synced(&mut out, &self.not_synced);
         out
     }
 }
@@ -91,7 +92,7 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             );
             match (&f.drift, &f.drift_error) {
                 (Some(d), _) if d.is_empty() => {
-                    fact(out, "drift", "none: ~/.codex holds the merged tree");
+                    fact(out, "drift", "none: every root holds the merged tree");
                 }
                 (Some(d), _) => {
                     let list: Vec<String> = d
@@ -131,6 +132,15 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             ),
         );
     }
+    for p in &f.plugins {
+        let why = match &p.state {
+            crate::follower::plugins::State::Failed { error, .. } => {
+                format!("could not be installed: {error}")
+            }
+            _ => "not installed yet (`codexport plugins repair` installs it now)".to_owned(),
+        };
+        fact(out, "plugin", format!("{} {why}", p.id));
+    }
     if let Some(n) = f.held_below {
         fact(
             out,
@@ -151,6 +161,12 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             format!("{} UTC, {what}", crate::time::format_ms(last.time_ms)),
         );
     }
+    sources(out, f);
+}
+
+/// What the master answered, where the fetched revision came from, and what each mirror
+/// answered.
+fn sources(out: &mut String, f: &FollowerStatus) {
     let r = &f.remote;
     if r.reachable {
         let pending = if r.pending_update == Some(true) {
@@ -170,11 +186,6 @@ fn follower(out: &mut String, f: &FollowerStatus) {
             format!("not reachable: {}", r.error.as_deref().unwrap_or("")),
         );
     }
-    sources(out, f);
-}
-
-/// Where the fetched revision came from, and what each mirror answered.
-fn sources(out: &mut String, f: &FollowerStatus) {
     if let Some(source) = &f.fetched_from {
         fact(out, "fetched from", source);
     }

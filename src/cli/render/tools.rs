@@ -1,4 +1,5 @@
-//! `hook install|uninstall`, `mcp list|repair`, `master service …`.
+//! `hook install|uninstall`, `mcp list|repair`, `plugins list|install|repair`,
+//! `master service …`.
 
 use super::super::output::Render;
 use super::{fact, home_relative};
@@ -116,5 +117,30 @@ impl Render for Status {
             if self.installed { "yes" } else { "no" },
             self.state
         )
+    }
+}
+
+impl Render for crate::follower::plugins::PluginsReport {
+    fn render(&self) -> String {
+        use crate::follower::plugins::State;
+        let mut out = String::new();
+        if self.plugins.is_empty() {
+            return "no plugin is enabled in the applied config.toml\n".to_owned();
+        }
+        for p in &self.plugins {
+            let state = match &p.state {
+                State::Installed if self.installed.contains(&p.id) => "installed now".to_owned(),
+                State::Installed => "installed".to_owned(),
+                State::Missing => {
+                    "not installed yet (`codexport plugins install` installs it)".to_owned()
+                }
+                State::Failed { error, .. } => format!(
+                    "could not be installed: {error} (log: {})",
+                    self.logs.join(format!("{}.log", p.id)).display()
+                ),
+            };
+            writeln!(out, "plugin       {} {state}", p.id).ok();
+        }
+        out
     }
 }
