@@ -58,6 +58,9 @@ pub mod state {
     pub const MIRROR_LIST: &str = "mirror-list";
     /// Mirror packs being downloaded (`<hash>.part`, resumed with Range requests).
     pub const MIRROR_DOWNLOADS: &str = "mirror-downloads";
+    /// The mirrors' content keys this follower unwrapped, by epoch (0600): a mirror's
+    /// keyring is read once per content key, not at every sync.
+    pub const MIRROR_CONTENT_KEYS: &str = "mirror-content-keys.json";
 }
 
 /// What this machine is to codexport, told by the files in its state dir.
