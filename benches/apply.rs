@@ -64,7 +64,7 @@
 //! Everything reads from a warm page cache (the library was just written; the follower's store
 //! was just fetched), the same for all tools.
 
-use codexport_dev::bench::{Table, baseline_tool, succeeds};
+use codexport_dev::bench::{Table, baseline_tool, env_usize, succeeds};
 use codexport_dev::library::{self, LibrarySpec};
 use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::ffi::{OsStr, OsString};
@@ -78,16 +78,6 @@ const GNU_TIME: &str = "/usr/bin/time";
 /// Bash's `time` keyword: the child's wall and CPU times to the millisecond on stderr, the
 /// child's own stderr into the file named by `$1`, its stdout and exit status passed through.
 const BASH_TIMED: &str = r#"TIMEFORMAT="%3R %3U %3S"; err=$1; shift; time "$@" 2>"$err""#;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
 
 /// How a timed process's CPU time is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@
 //! `cargo bench --bench mcp`; needs `node` on PATH: without it the benchmark fails under
 //! `CI=true` and is skipped elsewhere with a notice on stderr (nothing is installed).
 
-use codexport_dev::bench::{Table, baseline_tool};
+use codexport_dev::bench::{Table, baseline_tool, env_usize};
 use codexport_dev::serve::{ServeOptions, spawn_master};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -39,16 +39,6 @@ rl.on('line', (line) => {
 ";
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
 
 /// The real binary with `--home` set.
 fn codexport(home: &Path) -> Command {

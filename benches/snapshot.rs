@@ -20,20 +20,12 @@
 
 use codexport::snapshot::{SnapshotOptions, SnapshotReport, snapshot};
 use codexport::store::Store;
-use codexport_dev::bench::{Table, lstat_all, median_of, median_with_setup, read_and_hash_all};
+use codexport_dev::bench::{
+    Table, env_usize, lstat_all, median_of, median_with_setup, read_and_hash_all,
+};
 use codexport_dev::library::{self, LibrarySpec};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
 
 fn options(codex_dir: &Path, state_dir: &Path) -> SnapshotOptions<'static> {
     SnapshotOptions {

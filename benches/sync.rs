@@ -33,7 +33,7 @@
 use codexport::follower::FETCHED;
 use codexport::object::{EntryKind, ObjectId};
 use codexport::store::{ObjectSource, Store};
-use codexport_dev::bench::baseline_tool;
+use codexport_dev::bench::{baseline_tool, env_usize, human_bytes};
 use codexport_dev::library::{self, LibrarySpec};
 use codexport_dev::serve::{ServeOptions, ServingMaster, spawn_master};
 use std::ffi::OsString;
@@ -46,16 +46,6 @@ use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_codexport");
 const TIME: &str = "/usr/bin/time";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
 
 /// A client command line, run directly when timed and under `/usr/bin/time` for peak RSS.
 struct Cmd {
@@ -661,12 +651,7 @@ fn bench_git(
 }
 
 fn size(n: Option<u64>) -> String {
-    match n {
-        None => "-".to_owned(),
-        Some(n) if n < 10 * 1024 => format!("{n} B"),
-        Some(n) if n < 10 * 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
-        Some(n) => format!("{:.1} MiB", n as f64 / 1024.0 / 1024.0),
-    }
+    n.map_or_else(|| "-".to_owned(), human_bytes)
 }
 
 fn check(label: &str, value: f64, ok: bool, target: &str) -> String {

@@ -553,13 +553,17 @@ fn gc(paths: &Paths, keep: usize) -> miette::Result<Output> {
         let mut json = Vec::new();
         for (name, r) in pruned {
             let line = match &r {
-                Ok(p) => format!("mirror {name}: {} packs removed\n", p.packs_removed),
+                Ok(p) => format!(
+                    "mirror {name}: {} packs and {} keyrings removed\n",
+                    p.packs_removed, p.keyrings_removed
+                ),
                 Err(e) => format!("mirror {name}: not pruned: {e}\n"),
             };
             out.human.push_str(&line);
             json.push(serde_json::json!({
                 "mirror": name,
                 "packs_removed": r.as_ref().ok().map(|p| p.packs_removed),
+                "keyrings_removed": r.as_ref().ok().map(|p| p.keyrings_removed),
                 "error": r.as_ref().err().map(ToString::to_string),
             }));
         }

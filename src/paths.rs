@@ -67,6 +67,9 @@ pub mod state {
     pub const PLUGINS_STATE: &str = "plugins.json";
     /// Serialises plugin installs (`codex plugin add`) of one follower.
     pub const PLUGINS_LOCK: &str = "plugins.lock";
+    /// The mirrors' content keys this follower unwrapped, by epoch (0600): a mirror's
+    /// keyring is read once per content key, not at every sync.
+    pub const MIRROR_CONTENT_KEYS: &str = "mirror-content-keys.json";
 }
 
 /// What this machine is to codexport, told by the files in its state dir.

@@ -10,7 +10,9 @@
 //!
 //! The content key reaches each follower wrapped to its X25519 key: an ephemeral key pair
 //! per wrapping, the shared secret through BLAKE3's key derivation, and the content key
-//! sealed with XChaCha20-Poly1305 (the shape of age's X25519 recipients).
+//! sealed with XChaCha20-Poly1305 (the shape of age's X25519 recipients). The ephemeral
+//! secret is derived from the content key, the recipient and the epoch, so wrapping the same
+//! key to the same followers again gives the same keyring (a publish finds it uploaded).
 
 use chacha20poly1305::aead::generic_array::GenericArray;
 use chacha20poly1305::aead::stream::{DecryptorBE32, EncryptorBE32};
@@ -28,6 +30,7 @@ const MAGIC: &[u8; 4] = b"CXE1";
 pub const HEADER: usize = MAGIC.len() + NONCE_PREFIX;
 const NONCE_CONTEXT: &str = "codexport 2026-12-08 mirror seal nonce v1";
 const WRAP_CONTEXT: &str = "codexport 2026-12-08 mirror key wrap v1";
+const EPHEMERAL_CONTEXT: &str = "codexport 2026-12-08 mirror key wrap ephemeral v1";
 
 /// A content key: reads everything sealed in one epoch.
 #[derive(Clone, PartialEq, Eq)]
@@ -247,14 +250,20 @@ pub fn wrap(
     recipient: &[u8; 32],
     epoch: &[u8; 16],
 ) -> Option<([u8; 32], Vec<u8>)> {
-    let ephemeral = StaticSecret::from(random::<32>());
+    // Unpredictable without the content key, and the same for the same wrapping.
+    let mut h = blake3::Hasher::new_derive_key(EPHEMERAL_CONTEXT);
+    h.update(key.as_bytes());
+    h.update(recipient);
+    h.update(epoch);
+    let ephemeral = StaticSecret::from(*h.finalize().as_bytes());
     let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
     let shared = ephemeral.diffie_hellman(&PublicKey::from(*recipient));
     if !shared.was_contributory() {
         return None;
     }
     let k = wrap_key(shared.as_bytes(), &ephemeral_public, recipient, epoch);
-    // Each wrapping key is used once (a fresh ephemeral key): a zero nonce is safe.
+    // A wrapping key seals one plaintext only (it follows from the content key, the
+    // recipient and the epoch): a zero nonce is safe.
     let sealed = k
         .aead()
         .encrypt(&XNonce::default(), key.as_bytes().as_slice())
@@ -315,6 +324,19 @@ mod tests {
         let epoch = [3; 16];
         let (eph, sealed) = wrap(&key, &alice.public(), &epoch).unwrap();
         assert_eq!(sealed.len(), 48);
+        // The same wrapping again is the same bytes; another key, recipient or epoch is not.
+        assert_eq!(
+            wrap(&key, &alice.public(), &epoch),
+            Some((eph, sealed.clone()))
+        );
+        let other = ContentKey::generate();
+        for (k, r, e) in [
+            (&other, alice.public(), epoch),
+            (&key, bob.public(), epoch),
+            (&key, alice.public(), [4; 16]),
+        ] {
+            assert_ne!(wrap(k, &r, &e).unwrap().0, eph);
+        }
         assert_eq!(unwrap(&alice, &eph, &sealed, &epoch), Some(key.clone()));
         assert_eq!(unwrap(&bob, &eph, &sealed, &epoch), None);
         assert_eq!(unwrap(&alice, &eph, &sealed, &[4; 16]), None);

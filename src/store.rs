@@ -525,6 +525,16 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// A `meta-v1` value as this transaction sees it (for a read-modify-write that must not
+    /// lose a concurrent writer's change).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .txn
+            .open_table(META)?
+            .get(key)?
+            .map(|v| v.value().to_vec()))
+    }
+
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.txn.open_table(META)?.insert(key, value)?;
         Ok(())

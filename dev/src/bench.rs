@@ -1,6 +1,7 @@
 //! Timing helpers shared by `benches/` and `codexport bench`: medians, the two physical
-//! baselines every snapshot figure is compared against, a small result table, and the lookup
-//! of the other tools (rsync, git) some benchmarks compare against.
+//! baselines every snapshot figure is compared against, a small result table, the CPU time
+//! of processes (a server's, the clients'), and the lookup of the other tools (rsync, git)
+//! some benchmarks compare against.
 //!
 //! The baselines are what no snapshot can beat on the same tree: [`lstat_all`] (the cost of
 //! noticing that nothing changed) and [`read_and_hash_all`] (the cost of reading and hashing
@@ -80,6 +81,29 @@ pub fn read_and_hash_all(dir: &Path) -> io::Result<u64> {
         bytes += content.len() as u64;
     }
     Ok(bytes)
+}
+
+/// A benchmark's setting from the environment: `name` as a number, or `default` when it is
+/// not set; panics naming it when it is not a number.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// A byte count for people: bytes below 10 KiB, then KiB below 10 MiB, then MiB.
+pub fn human_bytes(n: u64) -> String {
+    if n < 10 * 1024 {
+        format!("{n} B")
+    } else if n < 10 * 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / 1024.0 / 1024.0)
+    }
 }
 
 /// One measured row.
@@ -191,6 +215,97 @@ impl Table {
     }
 }
 
+/// CPU time a running process has used so far, all its threads, user and system
+/// (`utime + stime` of /proc/PID/stat); `None` when it is gone or not on Linux.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    // utime and stime are fields 14 and 15 of proc(5).
+    stat_cpu(&format!("/proc/{pid}/stat"), 14)
+}
+
+/// CPU time of this process's children that have exited and been waited for (`cutime +
+/// cstime` of /proc/self/stat): what the client processes a benchmark ran used.
+pub fn reaped_children_cpu_time() -> Option<Duration> {
+    // cutime and cstime are fields 16 and 17 of proc(5).
+    stat_cpu("/proc/self/stat", 16)
+}
+
+/// The whole machine's CPU time since boot, from the `cpu` line of /proc/stat: (busy,
+/// waiting for I/O), busy being user, nice, system, irq, softirq and steal time of all
+/// CPUs. What a benchmark did not use itself, other processes did.
+pub fn machine_cpu_time() -> Option<(Duration, Duration)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / clock_ticks() as f64);
+    Some((secs(busy), secs(at(4))))
+}
+
+/// Fields `field` and `field + 1` (numbered from 1, as proc(5) does) of a /proc stat file,
+/// added, as a time.
+fn stat_cpu(path: &str, field: usize) -> Option<Duration> {
+    let stat = fs::read_to_string(path).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it,
+    // where field 3 is the first.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let tick = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    let ticks = tick(field)? + tick(field + 1)?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+/// CPU time of a process and of its live children (nginx's master and its workers).
+pub fn cpu_time_with_children(pid: u32) -> Option<Duration> {
+    let own = cpu_time(pid)?;
+    Some(
+        children(pid)
+            .into_iter()
+            .filter_map(cpu_time)
+            .fold(own, |a, b| a + b),
+    )
+}
+
+/// The live processes whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100, Linux's USER_HZ,
+/// when that cannot be asked).
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
 // Baseline tools the benchmarks compare against (rsync, git). Nothing here installs them:
 // CI installs rsync and git itself before it runs the benchmarks, and anyone else decides
 // what goes on their machine.
@@ -296,6 +411,33 @@ mod tests {
     #[should_panic(expected = "`codexport-no-such-tool` not found")]
     fn a_missing_tool_fails_under_ci() {
         decide(find_tool("codexport-no-such-tool"), "its rows", true);
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_and_its_children() {
+        let me = std::process::id();
+        let spent = std::time::Instant::now();
+        while spent.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(blake3::hash(b"spin"));
+        }
+        assert!(cpu_time(me).is_some_and(|t| t > Duration::ZERO));
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(children(me).contains(&child.id()));
+        assert!(cpu_time_with_children(me).is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(reaped_children_cpu_time().is_some());
+        let (busy, _) = machine_cpu_time().unwrap();
+        assert!(busy >= cpu_time(me).unwrap());
+        assert_eq!(cpu_time(u32::MAX), None);
+    }
+
+    #[test]
+    fn settings_and_byte_counts() {
+        assert_eq!(env_usize("CODEXPORT_DEV_NO_SUCH_SETTING", 7), 7);
+        assert_eq!(human_bytes(10 * 1024 - 1), "10239 B");
+        assert_eq!(human_bytes(10 * 1024), "10.0 KiB");
+        assert_eq!(human_bytes(25 << 20), "25.0 MiB");
     }
 
     #[test]

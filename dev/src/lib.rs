@@ -4,9 +4,12 @@
 //! - [`library`]: a deterministic generator of a realistic Codex skill library (the input of
 //!   every benchmark, `codexport bench gen-library`, and the large-library tests).
 //! - [`sample`]: the small sample `~/.codex` that `codexport demo` syncs.
-//! - [`bench`]: medians, the lstat and read+hash baselines, a result table, and the lookup
-//!   of baseline tools (rsync, git).
+//! - [`bench`]: medians, the lstat and read+hash baselines, a result table, CPU times of
+//!   processes, and the lookup of baseline tools (rsync, git).
 //! - [`skip`]: skips that fail under CI and are shown elsewhere (the `skip!` macro).
+//! - [`relay`]: a counting TCP relay, for the requests and bytes that reach a server with
+//!   no access log of its own.
+//! - [`static_server`]: nginx over a folder and moto's S3 server, for mirrors.
 //! - [`serve`]: one way to start `codexport master serve` on a loopback port and learn its
 //!   address, shared by the demo, `codexport bench sync`, the benchmarks and the tests.
 //!
@@ -17,6 +20,7 @@
 
 pub mod bench;
 pub mod library;
+pub mod relay;
 pub mod sample;
 pub mod serve;
 pub mod skip;

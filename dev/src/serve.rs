@@ -2,7 +2,7 @@
 //! `codexport bench sync`, the benchmarks and the integration tests.
 //!
 //! [`spawn_master`] starts `<exe> --home HOME [args…] master serve --host 127.0.0.1 --port 0
-//! [--no-watch]` and reads the server's first stdout line, `codexport master serving on
+//! [--no-watch]` (or a port the caller chose) and reads the server's first stdout line, `codexport master serving on
 //! http://ADDR (…)`, which it prints once it listens: so when `spawn_master` returns, the
 //! server accepts connections and its real port is known. Port 0 lets parallel tests and
 //! benchmarks never collide. The returned [`ServingMaster`] kills the server when dropped, so
@@ -27,6 +27,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     watch: bool,
+    port: u16,
     args: Vec<OsString>,
     serve_args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
@@ -43,6 +44,13 @@ impl ServeOptions {
     /// otherwise.
     pub fn watch(mut self, on: bool) -> Self {
         self.watch = on;
+        self
+    }
+
+    /// Listens on this loopback port instead of one the system chooses (0): a server
+    /// restarted on it is found again by the followers that enrolled with it.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
         self
     }
 
@@ -87,10 +95,11 @@ impl ServeOptions {
         let mut argv = vec![OsString::from("--home"), home.as_os_str().to_owned()];
         argv.extend(self.args.iter().cloned());
         argv.extend(
-            ["master", "serve", "--host", "127.0.0.1", "--port", "0"]
+            ["master", "serve", "--host", "127.0.0.1", "--port"]
                 .into_iter()
                 .map(OsString::from),
         );
+        argv.push(self.port.to_string().into());
         if !self.watch {
             argv.push("--no-watch".into());
         }
@@ -264,6 +273,11 @@ mod tests {
         );
         let watching = ServeOptions::new().watch(true).argv(Path::new("/h"));
         assert_eq!(watching.last().unwrap(), "0");
+        let fixed = ServeOptions::new()
+            .port(4242)
+            .watch(true)
+            .argv(Path::new("/h"));
+        assert_eq!(fixed.last().unwrap(), "4242");
     }
 
     /// A stand-in server (a shell script) that prints the banner and then waits for a signal.

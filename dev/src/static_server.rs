@@ -69,12 +69,14 @@ impl Nginx {
         let conf = format!(
             "{user}worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  \
+             http {{\n  log_format counted '$remote_addr [$time_local] \"$request\" $status \
+             $body_bytes_sent $request_length $bytes_sent';\n  \
+             access_log {d}/access.log counted;\n  client_body_temp_path {d}/body;\n  \
              proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
              scgi_temp_path {d}/scgi;\n  default_type application/octet-stream;\n  \
              server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    \
              location = /head {{ add_header Cache-Control no-cache; }}\n    \
-             location /packs/ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n  }}\n}}\n",
+             location ~ ^/(packs|keys)/ {{ add_header Cache-Control \"public, max-age=31536000, immutable\"; }}\n  }}\n}}\n",
             d = dir.path.display(),
             root = root.display(),
         );
@@ -109,6 +111,56 @@ impl Nginx {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The requests served so far, with what each moved (parsed from the access log; a line
+    /// that does not parse is left out).
+    pub fn served(&self) -> Vec<Served> {
+        self.requests()
+            .iter()
+            .filter_map(|l| Served::parse(l))
+            .collect()
+    }
+
+    /// The process id of nginx's master process (its workers are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// One request as nginx logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The request line, such as `GET /head HTTP/1.1`.
+    pub request: String,
+    pub status: u16,
+    /// The response body's bytes.
+    pub body_bytes: u64,
+    /// The request's bytes (request line, headers and body).
+    pub request_bytes: u64,
+    /// The response's bytes (status line, headers and body).
+    pub sent_bytes: u64,
+}
+
+impl Served {
+    /// Parses `ADDR [TIME] "REQUEST" STATUS BODY REQUEST_LENGTH BYTES_SENT`.
+    fn parse(line: &str) -> Option<Self> {
+        let (_, rest) = line.split_once(" \"")?;
+        let (request, rest) = rest.split_once("\" ")?;
+        let mut n = rest.split_whitespace().map(str::parse::<u64>);
+        let mut next = || n.next()?.ok();
+        Some(Self {
+            request: request.to_owned(),
+            status: u16::try_from(next()?).ok()?,
+            body_bytes: next()?,
+            request_bytes: next()?,
+            sent_bytes: next()?,
+        })
+    }
+
+    /// The path asked for.
+    pub fn path(&self) -> &str {
+        self.request.split_whitespace().nth(1).unwrap_or("")
     }
 }
 
@@ -221,5 +273,24 @@ mod tempfile_dir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Served;
+
+    #[test]
+    fn parses_the_counted_log_format() {
+        let s = Served::parse(
+            r#"127.0.0.1 [08/Dec/2026:10:00:00 +0000] "GET /packs/ab.cxp HTTP/1.1" 206 1000 180 1250"#,
+        )
+        .unwrap();
+        assert_eq!(s.path(), "/packs/ab.cxp");
+        assert_eq!(
+            (s.status, s.body_bytes, s.request_bytes, s.sent_bytes),
+            (206, 1000, 180, 1250)
+        );
+        assert_eq!(Served::parse("garbage"), None);
     }
 }

@@ -1,18 +1,18 @@
 //! What a follower reads from a mirror before any key is involved: the head file (CXMH, with
-//! its signed head, binding and keyring), the index (CXMI) and the signed mirror list
-//! (CXML). The first input byte picks the decoder. None may panic; what each accepts
-//! re-encodes to the same bytes, and an accepted head file's binding names its head and
-//! hashes its keyring and index.
+//! its signed head, binding and sealed index), the index (CXMI), the signed mirror list
+//! (CXML) and the keyring (CXKR). The first input byte picks the decoder. None may panic;
+//! what each accepts re-encodes to the same bytes and an accepted head file's binding names
+//! its head and hashes its index.
 #![no_main]
 
-use codexport::object::mirror::{HeadFile, Index, MirrorList};
+use codexport::object::mirror::{HeadFile, Index, Keyring, MirrorList};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((which, bytes)) = data.split_first() else {
         return;
     };
-    match which % 3 {
+    match which % 4 {
         0 => {
             if let Ok(file) = HeadFile::decode(bytes) {
                 assert_eq!(file.encode(), bytes);
@@ -31,9 +31,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(index.needed(|n| n == index.number).is_empty());
             }
         }
-        _ => {
+        2 => {
             if let Ok(list) = MirrorList::decode_signed(bytes) {
                 assert_eq!(list.encode(), bytes);
+            }
+        }
+        _ => {
+            if let Ok(keyring) = Keyring::decode(bytes) {
+                assert_eq!(keyring.encode(), bytes);
             }
         }
     }

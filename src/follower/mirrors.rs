@@ -1,5 +1,6 @@
 //! Static mirrors, as a follower reads them: the URLs the master handed it (signed) and
-//! those added by hand, the head file of each, and the sealed packs a sync needs.
+//! those added by hand, the head file of each, the keyring (once per content key: the key
+//! is remembered), and the sealed packs a sync needs.
 //!
 //! A mirror is untrusted storage. Its head is checked exactly like the master's (pinned
 //! key, signature, expiry, replay) and binds the index and keyring by hash; every pack is
@@ -16,8 +17,12 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest head file read (the keyring grows with the followers: about 120 bytes each).
-const MAX_HEAD_FILE: u64 = 16 << 20;
+/// Largest head file read (its index names at most 4,096 packs).
+const MAX_HEAD_FILE: u64 = 1 << 20;
+/// Largest keyring read (about 113 bytes per follower, at most 65,536 of them).
+const MAX_KEYRING_FILE: u64 = 16 << 20;
+/// Content keys remembered (the newest; one per mirror and key change).
+const REMEMBERED_KEYS: usize = 16;
 /// Packs downloaded at once.
 const PARALLEL: usize = 4;
 
@@ -146,15 +151,20 @@ pub fn update_from_master(
 /// A mirror's head file, decoded (signatures and bindings checked; the key, expiry and
 /// number are the caller's checks, as for the master's head).
 pub fn head(client: &Client) -> Result<HeadFile, FollowerError> {
-    let url = format!("{}/{HEAD_FILE}", client.base());
-    let Some((body, _)) = client.mirror_file(HEAD_FILE, 0)? else {
+    HeadFile::decode(&small_file(client, HEAD_FILE, MAX_HEAD_FILE)?).map_err(FollowerError::BadHead)
+}
+
+/// A whole small file of a mirror, at most `limit` bytes of it.
+fn small_file(client: &Client, name: &str, limit: u64) -> Result<Vec<u8>, FollowerError> {
+    let url = format!("{}/{name}", client.base());
+    let Some((body, _)) = client.mirror_file(name, 0)? else {
         return Err(FollowerError::MirrorMissing { url });
     };
     let mut bytes = Vec::new();
-    body.take(MAX_HEAD_FILE)
+    body.take(limit)
         .read_to_end(&mut bytes)
         .map_err(|e| FollowerError::Stream(format!("{url}: {e}")))?;
-    HeadFile::decode(&bytes).map_err(FollowerError::BadHead)
+    Ok(bytes)
 }
 
 /// Fetches from a mirror what this follower lacks of the revision `file` names: the sealed
@@ -169,16 +179,11 @@ pub fn fetch(
     progress: &crate::progress::Progress,
 ) -> Result<(u64, u64, u64), FollowerError> {
     let url = client.base().to_owned();
-    let secret = secret(paths)?;
-    let key = content_key(&secret, file)
-        .ok_or_else(|| FollowerError::MirrorLocked { url: url.clone() })?;
     let damaged = |what: String| FollowerError::MirrorDamaged {
         url: url.clone(),
         what,
     };
-    let index = seal::open_bytes(&key, &file.index)
-        .map_err(|e| damaged(format!("the index does not open: {e}")))
-        .and_then(|plain| Index::decode(&plain).map_err(|e| damaged(format!("the index: {e}"))))?;
+    let (key, index) = open_index(paths, client, file)?;
     if index.revision != file.head.body.revision || index.number != file.head.body.number {
         return Err(damaged("the index is of another revision".into()));
     }
@@ -224,10 +229,84 @@ pub fn fetch(
     Ok((objects, bytes, wire))
 }
 
-/// The content key of a head file, if this follower is one of its recipients.
-fn content_key(secret: &RecipientSecret, file: &HeadFile) -> Option<ContentKey> {
-    let w = file.keyring.for_recipient(&secret.public())?;
-    seal::unwrap(secret, &w.ephemeral, &w.sealed, &file.keyring.epoch)
+/// The content key of the head file's epoch and the index it opens: with the key this
+/// follower remembers for that epoch, else with the key unwrapped from the keyring the head
+/// names (one more request, once per epoch), which is then remembered.
+fn open_index(
+    paths: &Paths,
+    client: &Client,
+    file: &HeadFile,
+) -> Result<(ContentKey, Index), FollowerError> {
+    let url = client.base();
+    let epoch = file.binding.body.epoch;
+    let open = |key: &ContentKey| -> Result<Index, String> {
+        let plain = seal::open_bytes(key, &file.index)
+            .map_err(|e| format!("the index does not open: {e}"))?;
+        Index::decode(&plain).map_err(|e| format!("the index: {e}"))
+    };
+    // A remembered key that does not open the index (a damaged state file) is read again.
+    let known = remembered(paths)
+        .into_iter()
+        .find(|k| k.epoch == hex(&epoch))
+        .and_then(|k| decode_hex::<32>(&k.key));
+    if let Some(key) = known.map(ContentKey::from_bytes) {
+        if let Ok(index) = open(&key) {
+            return Ok((key, index));
+        }
+    }
+    let bytes = small_file(client, &file.keyring_name(), MAX_KEYRING_FILE)?;
+    let keyring = file
+        .keyring(&bytes)
+        .map_err(|e| FollowerError::MirrorDamaged {
+            url: url.to_owned(),
+            what: format!("the keyring: {e}"),
+        })?;
+    let secret = secret(paths)?;
+    let key = keyring
+        .for_recipient(&secret.public())
+        .and_then(|w| seal::unwrap(&secret, &w.ephemeral, &w.sealed, &epoch))
+        .ok_or_else(|| FollowerError::MirrorLocked {
+            url: url.to_owned(),
+        })?;
+    let index = open(&key).map_err(|what| FollowerError::MirrorDamaged {
+        url: url.to_owned(),
+        what,
+    })?;
+    remember(paths, &epoch, &key)?;
+    Ok((key, index))
+}
+
+/// A content key this follower unwrapped, in `mirror-content-keys.json` (oldest first).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RememberedKey {
+    /// 32 hex digits.
+    epoch: String,
+    /// 64 hex digits.
+    key: String,
+}
+
+fn remembered(paths: &Paths) -> Vec<RememberedKey> {
+    fs::read(paths.state(state::MIRROR_CONTENT_KEYS))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Remembers the content key of `epoch` (the newest [`REMEMBERED_KEYS`] are kept).
+fn remember(paths: &Paths, epoch: &[u8; 16], key: &ContentKey) -> Result<(), FollowerError> {
+    let epoch = hex(epoch);
+    let mut all = remembered(paths);
+    all.retain(|k| k.epoch != epoch);
+    all.push(RememberedKey {
+        epoch,
+        key: hex(key.as_bytes()),
+    });
+    let excess = all.len().saturating_sub(REMEMBERED_KEYS);
+    all.drain(..excess);
+    let path = paths.state(state::MIRROR_CONTENT_KEYS);
+    let json = serde_json::to_vec(&all).expect("strings serialize");
+    crate::fsutil::write_atomic(&path, &json, 0o600)
+        .map_err(|source| FollowerError::Io { path, source })
 }
 
 /// Downloads one pack into `dir`, resuming a partial download; checks its size and hash.

@@ -264,7 +264,11 @@ fn save(paths: &Paths, mirrors: &[MirrorConfig]) -> Result<(), MirrorError> {
 
 /// The followers' X25519 keys for mirrors, by follower name.
 pub fn keys(reader: &Reader<'_>) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
-    let Some(bytes) = reader.meta(KEYS_META)? else {
+    decode_keys(reader.meta(KEYS_META)?)
+}
+
+fn decode_keys(bytes: Option<Vec<u8>>) -> Result<BTreeMap<String, [u8; 32]>, StoreError> {
+    let Some(bytes) = bytes else {
         return Ok(BTreeMap::new());
     };
     let map: BTreeMap<String, String> =
@@ -279,13 +283,18 @@ pub fn keys(reader: &Reader<'_>) -> Result<BTreeMap<String, [u8; 32]>, StoreErro
 
 /// Records a follower's mirror key; true when it was new or changed.
 pub fn register_key(store: &Store, follower: &str, key: [u8; 32]) -> Result<bool, StoreError> {
-    let mut all = keys(&store.read()?)?;
+    if keys(&store.read()?)?.get(follower) == Some(&key) {
+        return Ok(false);
+    }
+    // Read again inside the write transaction: followers registering at the same moment (a
+    // team's machines starting their sessions) must not lose each other's keys.
+    let mut w = store.write()?;
+    let mut all = decode_keys(w.meta(KEYS_META)?)?;
     if all.get(follower) == Some(&key) {
         return Ok(false);
     }
     all.insert(follower.to_owned(), key);
     let json: BTreeMap<&String, String> = all.iter().map(|(n, k)| (n, hex(k))).collect();
-    let mut w = store.write()?;
     w.set_meta(
         KEYS_META,
         &serde_json::to_vec(&json).expect("a map of strings serializes"),
@@ -427,4 +436,30 @@ pub fn status(paths: &Paths) -> Vec<MirrorStatus> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_registered_at_the_same_moment_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(dir.path()).unwrap();
+        let start = std::sync::Barrier::new(16);
+        std::thread::scope(|scope| {
+            for i in 0..16u8 {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    assert!(register_key(store, &format!("f{i}"), [i; 32]).unwrap());
+                });
+            }
+        });
+        let all = keys(&store.read().unwrap()).unwrap();
+        assert_eq!(all.len(), 16, "{all:?}");
+        assert!(!register_key(&store, "f3", [3; 32]).unwrap(), "unchanged");
+        assert!(register_key(&store, "f3", [9; 32]).unwrap(), "a new key");
+        assert_eq!(keys(&store.read().unwrap()).unwrap()["f3"], [9; 32]);
+    }
 }

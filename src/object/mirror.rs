@@ -1,6 +1,7 @@
 //! What a static mirror holds besides packs: the mirror head file (the signed head, the
-//! binding that ties it to one index and one keyring, the keyring, the sealed index), the
-//! index of packs, and the signed list of mirror URLs a master hands its followers.
+//! binding that ties it to one index and one keyring, the sealed index), the keyring (its
+//! own file, named by its hash), the index of packs, and the signed list of mirror URLs a
+//! master hands its followers.
 //!
 //! A mirror is untrusted storage: everything a follower reads from it is either signed by
 //! the pinned master key or named by a hash that a signed document carries.
@@ -12,10 +13,17 @@ use super::{DecodeError, ObjectId, SignedHead, codec};
 pub const HEAD_FILE: &str = "head";
 /// Folder of the sealed packs, `<64 hex>.cxp`.
 pub const PACKS: &str = "packs";
+/// Folder of the keyrings, `<64 hex>.cxk`.
+pub const KEYS: &str = "keys";
 
 /// The name of a sealed pack on a mirror.
 pub fn pack_name(hash: &[u8; 32]) -> String {
     format!("{PACKS}/{}.cxp", super::id::hex(hash))
+}
+
+/// The name of a keyring on a mirror: the blake3 of its encoding, as the binding names it.
+pub fn keyring_name(hash: &[u8; 32]) -> String {
+    format!("{KEYS}/{}.cxk", super::id::hex(hash))
 }
 
 /// What master and follower compare to know whether the follower's mirror list and the key
@@ -38,6 +46,9 @@ const HEAD_FILE_MAGIC: &[u8; 4] = b"CXMH";
 const INDEX_MAGIC: &[u8; 4] = b"CXMI";
 const KEYRING_MAGIC: &[u8; 4] = b"CXKR";
 const VERSION: u8 = 1;
+/// The head file's encoding: 2 since the keyring left it for a file of its own (1, which
+/// held the keyring, was never released).
+const HEAD_FILE_VERSION: u8 = 2;
 /// Most packs one index may name (a checkpoint and the deltas after it).
 pub const MAX_PACKS: usize = 4096;
 /// Most followers one keyring may name.
@@ -55,7 +66,7 @@ pub struct Binding {
     pub number: u64,
     /// blake3 of the sealed index bytes in the same head file.
     pub index: [u8; 32],
-    /// blake3 of the keyring encoding in the same head file.
+    /// blake3 of the keyring encoding: also its name (`keys/<hex>.cxk`).
     pub keyring: [u8; 32],
     /// The content key's epoch (changes when a follower is revoked).
     pub epoch: [u8; 16],
@@ -222,12 +233,12 @@ impl Keyring {
 }
 
 /// The `head` file of a mirror, the one file rewritten in place: one GET gives a follower
-/// the head, the binding, its wrapped key and the index.
+/// the head, the binding and the index. It grows with the packs of the chain, not with the
+/// followers: the keyring, which does, is a file of its own, read once per content key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadFile {
     pub head: SignedHead,
     pub binding: Signed<Binding>,
-    pub keyring: Keyring,
     /// The index, sealed under the epoch's content key.
     pub index: Vec<u8>,
 }
@@ -237,7 +248,6 @@ pub struct HeadFile {
 struct HeadFileParts {
     head: Vec<u8>,
     binding: Vec<u8>,
-    keyring: Vec<u8>,
     index: Vec<u8>,
 }
 
@@ -245,11 +255,10 @@ impl HeadFile {
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(
             HEAD_FILE_MAGIC,
-            VERSION,
+            HEAD_FILE_VERSION,
             &HeadFileParts {
                 head: self.head.encode(),
                 binding: self.binding.encode(),
-                keyring: self.keyring.encode(),
                 index: self.index.clone(),
             },
         )
@@ -257,13 +266,16 @@ impl HeadFile {
 
     /// Decodes every part and checks what can be checked without the trusted key: both
     /// signatures verify under the key they name, the binding names the same key, revision
-    /// and number as the head, and the keyring and index hash to what the binding says.
+    /// and number as the head, and the index hashes to what the binding says.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let parts: HeadFileParts =
-            codec::decode(HEAD_FILE_MAGIC, "mirror head (CXMH)", VERSION, bytes)?;
+        let parts: HeadFileParts = codec::decode(
+            HEAD_FILE_MAGIC,
+            "mirror head (CXMH)",
+            HEAD_FILE_VERSION,
+            bytes,
+        )?;
         let head = SignedHead::decode(&parts.head)?;
         let binding = Signed::<Binding>::decode(&parts.binding)?;
-        let keyring = Keyring::decode(&parts.keyring)?;
         let b = &binding.body;
         if b.master_key != head.body.master_key
             || b.revision != head.body.revision
@@ -273,19 +285,38 @@ impl HeadFile {
                 "the mirror binding names another head".into(),
             ));
         }
-        if b.keyring != *blake3::hash(&parts.keyring).as_bytes()
-            || b.index != *blake3::hash(&parts.index).as_bytes()
-            || b.epoch != keyring.epoch
-        {
+        if b.index != *blake3::hash(&parts.index).as_bytes() {
             return Err(DecodeError::Malformed(
-                "the mirror head's keyring or index is not the one signed".into(),
+                "the mirror head's index is not the one signed".into(),
             ));
         }
         Ok(Self {
             head,
             binding,
-            keyring,
             index: parts.index,
         })
+    }
+
+    /// The name of the keyring the binding names (`keys/<hex>.cxk`).
+    pub fn keyring_name(&self) -> String {
+        keyring_name(&self.binding.body.keyring)
+    }
+
+    /// Decodes the keyring file the binding names, refusing any other: it must hash to the
+    /// binding's keyring hash and be of the binding's epoch.
+    pub fn keyring(&self, bytes: &[u8]) -> Result<Keyring, DecodeError> {
+        let b = &self.binding.body;
+        if b.keyring != *blake3::hash(bytes).as_bytes() {
+            return Err(DecodeError::Malformed(
+                "the mirror's keyring is not the one signed".into(),
+            ));
+        }
+        let keyring = Keyring::decode(bytes)?;
+        if keyring.epoch != b.epoch {
+            return Err(DecodeError::Malformed(
+                "the mirror's keyring is of another epoch".into(),
+            ));
+        }
+        Ok(keyring)
     }
 }

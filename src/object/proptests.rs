@@ -600,8 +600,17 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     seeds
 }
 
-/// Seeds of what a mirror serves: a head file, an index, a mirror list, a sealed file.
-fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+/// What a mirror serves, made up: a head file binding `keyring`, its index (sealed under
+/// `content` in the head file) and the signed mirror list.
+struct MirrorSample {
+    file: crate::object::mirror::HeadFile,
+    index: crate::object::mirror::Index,
+    keyring: crate::object::mirror::Keyring,
+    list: crate::object::signed::Signed<crate::object::mirror::MirrorList>,
+    content: crate::seal::ContentKey,
+}
+
+fn mirror_sample() -> MirrorSample {
     use crate::object::mirror::{Binding, HeadFile, Index, Keyring, MirrorList, PackRef, Wrapped};
     use crate::object::signed::Signed;
     let key = SigningKey::from_bytes(&[7; 32]);
@@ -654,7 +663,6 @@ fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let file = HeadFile {
         head,
         binding,
-        keyring,
         index: sealed_index,
     };
     let list = Signed::sign(
@@ -665,11 +673,31 @@ fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         },
         &key,
     );
+    MirrorSample {
+        file,
+        index,
+        keyring,
+        list,
+        content,
+    }
+}
+
+/// Seeds of what a mirror serves: a head file, an index, a mirror list, a keyring, a sealed
+/// file.
+fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let MirrorSample {
+        file,
+        index,
+        keyring,
+        list,
+        content,
+    } = mirror_sample();
     let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
     vec![
         ("decode_mirror", "head_file", tagged(0, file.encode())),
         ("decode_mirror", "index", tagged(1, index.encode())),
         ("decode_mirror", "list", tagged(2, list.encode())),
+        ("decode_mirror", "keyring", tagged(3, keyring.encode())),
         (
             "seal_open",
             "two_segments",
@@ -677,6 +705,38 @@ fn mirror_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("seal_open", "empty", crate::seal::seal_bytes(&content, b"")),
     ]
+}
+
+#[test]
+fn a_mirror_head_file_takes_only_the_keyring_it_binds() {
+    use crate::object::mirror::{HeadFile, Keyring, Wrapped, keyring_name};
+    let MirrorSample { file, keyring, .. } = mirror_sample();
+    let file = HeadFile::decode(&file.encode()).unwrap();
+    let hash = *blake3::hash(&keyring.encode()).as_bytes();
+    assert_eq!(file.keyring_name(), keyring_name(&hash));
+    assert_eq!(
+        file.keyring_name(),
+        format!("keys/{}.cxk", super::id::hex(&hash))
+    );
+    assert_eq!(file.keyring(&keyring.encode()).unwrap(), keyring);
+    // Another follower's keyring, or another epoch's: refused.
+    let other = |epoch: u8, recipient: u8| Keyring {
+        epoch: [epoch; 16],
+        recipients: vec![Wrapped {
+            recipient: [recipient; 32],
+            ..keyring.recipients[0].clone()
+        }],
+    };
+    for other in [other(4, 2), other(5, 1)] {
+        assert!(file.keyring(&other.encode()).is_err());
+    }
+    // A head file of the unreleased version 1 (the keyring inside) is not read.
+    let mut v1 = file.encode();
+    v1[4] = 1;
+    assert!(matches!(
+        HeadFile::decode(&v1),
+        Err(DecodeError::UnsupportedVersion { found: 1, .. })
+    ));
 }
 
 /// Seeds of what format 3 added: chunk lists, and the version 2 tree it still reads.
@@ -732,7 +792,10 @@ fn fuzz_seed_corpus_is_current() {
                         .unwrap()
                         .encode(),
                     1 => crate::object::mirror::Index::decode(body).unwrap().encode(),
-                    _ => crate::object::mirror::MirrorList::decode_signed(body)
+                    2 => crate::object::mirror::MirrorList::decode_signed(body)
+                        .unwrap()
+                        .encode(),
+                    _ => crate::object::mirror::Keyring::decode(body)
                         .unwrap()
                         .encode(),
                 };

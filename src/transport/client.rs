@@ -322,12 +322,12 @@ impl Client {
         from: u64,
     ) -> Result<Option<(impl Read + use<>, bool)>, ClientError> {
         let url = format!("{}/{name}", self.base);
-        let mut req = self
-            .http
-            .get(&url)
-            .timeout(self.remaining(&url)?)
-            // A cache in front of the mirror must not hand out a stale head.
-            .header("cache-control", "no-cache");
+        let mut req = self.http.get(&url).timeout(self.remaining(&url)?);
+        // A cache in front of the mirror must not hand out a stale head; everything else is
+        // named by its hash and never changes, so a cache may answer for it.
+        if name == crate::object::mirror::HEAD_FILE {
+            req = req.header("cache-control", "no-cache");
+        }
         if from > 0 {
             req = req.header("range", format!("bytes={from}-"));
         }

@@ -1,7 +1,8 @@
 //! Static mirrors against real servers: nginx over a folder and moto's S3-compatible server.
 //! Followers sync from them while the master is offline, with every check they make
-//! against the master: a tampered, truncated or missing pack, a replayed or expired head, a
-//! revoked follower and a publish killed before its head are all refused or repaired.
+//! against the master: a tampered, truncated or missing pack or keyring, a replayed or
+//! expired head, a revoked follower and a publish killed before its head are all refused or
+//! repaired.
 
 use crate::util::*;
 use codexport_dev::static_server::{Moto, Nginx};
@@ -99,11 +100,13 @@ fn a_follower_syncs_from_nginx_while_the_master_is_offline() {
     assert_eq!(synced["result"], "fetched", "{synced}");
     assert_eq!(synced["source"], o.nginx.url(), "{synced}");
     assert_eq!(agents(&o.f), "# Agents\nFrom the mirror.\n");
-    // Two round trips: the head file, then the one delta pack this follower lacks.
+    // The head file, the keyring (read once: the content key is remembered), then the one
+    // delta pack this follower lacks.
     let requests = &o.nginx.requests()[before..];
-    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(requests.len(), 3, "{requests:#?}");
     assert!(requests[0].contains("GET /head "), "{requests:#?}");
-    assert!(requests[1].contains("GET /packs/"), "{requests:#?}");
+    assert!(requests[1].contains("GET /keys/"), "{requests:#?}");
+    assert!(requests[2].contains("GET /packs/"), "{requests:#?}");
     // Nothing on the mirror is readable without the key: no plaintext of the revision.
     for p in o.packs() {
         let bytes = fs::read(&p).unwrap();
@@ -126,6 +129,64 @@ fn a_follower_syncs_from_nginx_while_the_master_is_offline() {
     let before = o.nginx.requests().len();
     assert_eq!(o.f.json(&["sync", "--apply"])["result"], "current");
     assert_eq!(o.nginx.requests().len() - before, 1);
+    // The next revision: two round trips, the head file then the delta pack.
+    o.revise("# Agents\nFrom the mirror, again.\n");
+    let before = o.nginx.requests().len();
+    assert_eq!(o.f.json(&["sync", "--apply"])["result"], "fetched");
+    let requests = &o.nginx.requests()[before..];
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[0].contains("GET /head "), "{requests:#?}");
+    assert!(requests[1].contains("GET /packs/"), "{requests:#?}");
+    assert_eq!(agents(&o.f), "# Agents\nFrom the mirror, again.\n");
+    assert!(o.f.run(&["fsck"]).ok());
+}
+
+#[test]
+fn a_new_checkpoint_still_sends_a_current_follower_only_the_change() {
+    let Some(o) = offline_with_nginx("a_new_checkpoint_still_sends_only_the_change") else {
+        return;
+    };
+    // A change as large as the rest of the closure: the next publish starts a new chain.
+    let big = (0..40_000).fold(String::new(), |mut s, i| {
+        s.push_str(&format!("line {i}\n"));
+        s
+    });
+    o.revise(&big);
+    assert_eq!(o.f.json(&["sync", "--apply"])["number"], 2);
+    let old = o.packs();
+    // A small change: the checkpoint holds the large file, the delta only the change.
+    o.m.write("prompts/note.md", "A small note.\n");
+    settle();
+    assert_eq!(o.m.json(&["master", "rebuild"])["created"], true);
+    let published = o.m.json(&["master", "publish"]);
+    let report = &published["mirrors"][0]["report"];
+    // A new chain: a checkpoint of revision 2, then the delta to 3.
+    assert_eq!(report["packs"], 2, "{published}");
+    assert_eq!(report["packs_uploaded"], 2, "{published}");
+    let mut new: Vec<(u64, PathBuf)> = o
+        .packs()
+        .into_iter()
+        .filter(|p| !old.contains(p))
+        .map(|p| (fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    new.sort();
+    let [(delta_size, delta), (checkpoint_size, _)] = &new[..] else {
+        panic!("{new:?}");
+    };
+    assert!(*checkpoint_size > 10 * delta_size, "{new:?}");
+    // The follower at revision 2 downloads the delta alone.
+    let before = o.nginx.served().len();
+    let synced = o.f.json(&["sync", "--apply"]);
+    assert_eq!(synced["number"], 3, "{synced}");
+    let served = o.nginx.served().split_off(before);
+    let name = delta.file_name().unwrap().to_str().unwrap();
+    assert_eq!(served.len(), 2, "{served:#?}");
+    assert!(served[1].path().ends_with(name), "{served:#?}");
+    assert_eq!(synced["wire_bytes"], *delta_size, "{synced}");
+    assert_eq!(
+        fs::read_to_string(o.f.codex().join("prompts/note.md")).unwrap(),
+        "A small note.\n"
+    );
     assert!(o.f.run(&["fsck"]).ok());
 }
 
@@ -201,6 +262,49 @@ fn damaged_truncated_and_missing_packs_are_refused_then_repaired_by_publish() {
     );
     assert_eq!(agents(&o.f), "# Agents\nRevision 2.\n");
     assert!(o.f.run(&["fsck"]).ok());
+}
+
+#[test]
+fn the_keyring_is_checked_and_read_once_per_content_key() {
+    let Some(o) = offline_with_nginx("the_keyring_is_checked_and_read_once") else {
+        return;
+    };
+    o.revise("# Agents\nRevision 2.\n");
+    let keyrings: Vec<PathBuf> = fs::read_dir(o.mirror().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [keyring] = &keyrings[..] else {
+        panic!("{keyrings:?}");
+    };
+    let good = fs::read(keyring).unwrap();
+    // Another keyring in its place: refused before any key is taken from it.
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    fs::write(keyring, &bad).unwrap();
+    let r = o.f.run(&["--json", "sync", "--apply"]);
+    assert!(
+        r.stdout.contains("codexport::mirror::damaged"),
+        "{}",
+        r.stdout
+    );
+    // Missing: `master publish` puts it back, the same bytes.
+    fs::remove_file(keyring).unwrap();
+    let r = o.f.run(&["--json", "sync", "--apply"]);
+    assert!(
+        r.stdout.contains("codexport::mirror::missing"),
+        "{}",
+        r.stdout
+    );
+    o.m.json(&["master", "publish"]);
+    assert_eq!(fs::read(keyring).unwrap(), good, "made again byte for byte");
+    assert_eq!(o.f.json(&["sync", "--apply"])["number"], 2);
+    // The content key is remembered: the next revision is read without the keyring.
+    o.revise("# Agents\nRevision 3.\n");
+    fs::remove_file(keyring).unwrap();
+    assert_eq!(o.f.json(&["sync", "--apply"])["number"], 3);
+    assert_eq!(agents(&o.f), "# Agents\nRevision 3.\n");
 }
 
 #[test]

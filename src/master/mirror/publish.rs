@@ -1,20 +1,22 @@
 //! Publishing a revision to a mirror, crash-safe and idempotent: sealed, content-named packs
-//! first (a pack already there is not sent again), the signed `head` file last, the local
-//! state after it. A publish killed at any point leaves the mirror serving the previous
+//! and the keyring first (a file already there is not sent again), the signed `head` file
+//! last, the local state after it. A publish killed at any point leaves the mirror serving the previous
 //! head, whose packs are all still there.
 //!
 //! Each publish adds a delta pack (the objects its revision added since the last one
-//! published); a checkpoint pack (the whole closure) starts the chain when there is none,
+//! published). A checkpoint pack (a whole closure) starts a new chain when there is none,
 //! when a follower was revoked (a new content key: nothing after the revocation is sealed
-//! under a key it holds), or when the deltas grew past half the closure, so a cold follower
-//! downloads a bounded amount.
+//! under a key it holds), after 16 deltas, or when the deltas grew past half the closure,
+//! so a cold follower downloads a bounded amount. The checkpoint is of the revision
+//! published before, and this revision's delta follows it: a follower that was current
+//! downloads only what changed, checkpoint or not.
 
 use super::dest::Dest;
 use super::{MirrorConfig, MirrorError, keys};
 use crate::master::{MasterKey, access};
 use crate::object::id::{decode_hex, hex};
 use crate::object::mirror::{
-    Binding, HEAD_FILE, HeadFile, Index, Keyring, PACKS, PackRef, Wrapped,
+    Binding, HEAD_FILE, HeadFile, Index, KEYS, Keyring, PACKS, PackRef, Wrapped,
 };
 use crate::object::signed::Signed;
 use crate::object::{HeadBody, ObjectId};
@@ -71,6 +73,12 @@ struct State {
     /// followers still downloading them).
     #[serde(default)]
     previous: Vec<String>,
+    /// The keyring the published head names (64 hex), and the one before it (kept by
+    /// `prune` as long as the previous packs).
+    #[serde(default)]
+    keyring: Option<String>,
+    #[serde(default)]
+    previous_keyring: Option<String>,
     published: Option<Published>,
 }
 
@@ -145,6 +153,10 @@ fn pack_name(hash: &str) -> String {
     format!("{PACKS}/{hash}.cxp")
 }
 
+fn keyring_name(hash: &str) -> String {
+    format!("{KEYS}/{hash}.cxk")
+}
+
 impl StoredPack {
     fn to_ref(&self) -> Option<PackRef> {
         Some(PackRef {
@@ -176,13 +188,15 @@ pub struct Prepared {
     name: String,
     dest: Dest,
     uploads: Vec<BuiltPack>,
+    /// The keyring file the head names, when the mirror lacks it: (name, bytes).
+    keyring: Option<(String, Vec<u8>)>,
     head: Option<HeadFile>,
     state: State,
     report: PublishReport,
 }
 
 impl Prepared {
-    /// Uploads the packs, then the head file, then records the state.
+    /// Uploads the packs and the keyring, then the head file, then records the state.
     pub fn upload(mut self) -> Result<PublishReport, MirrorError> {
         for built in std::mem::take(&mut self.uploads) {
             let sent = self.dest.put_file(&pack_name(&built.hash), &built.file);
@@ -190,6 +204,10 @@ impl Prepared {
             sent?;
             self.report.packs_uploaded += 1;
             self.report.bytes_uploaded += built.size;
+        }
+        if let Some((name, bytes)) = self.keyring.take() {
+            self.dest.put_bytes(&name, &bytes)?;
+            self.report.bytes_uploaded += bytes.len() as u64;
         }
         if let Some(head) = &self.head {
             // Test hook: die as a killed publish would, with the packs uploaded and the head
@@ -300,50 +318,84 @@ fn repair_chain(
     Ok(())
 }
 
-/// Adds the pack of this revision to `chain`: a delta from the chain's last revision, or a
-/// checkpoint (see the module docs).
+/// Adds the pack of this revision to `chain`: a delta from the chain's last revision; or,
+/// when a checkpoint is due (see the module docs), a new chain: a checkpoint of the revision
+/// published before this one, then this revision's delta from it, so that a follower that
+/// was current still downloads only what changed. Without such a revision (the first
+/// publish, or one gone from the store) the checkpoint is of this revision alone.
+/// `published` is the revision published last, for a chain that was emptied (a new key).
 fn extend_chain(
-    store: &Store,
-    dest: &Dest,
-    key: &ContentKey,
+    (store, dest, key): (&Store, &Dest, &ContentKey),
     chain: &mut Vec<StoredPack>,
+    published: Option<(ObjectId, u64)>,
     f: &Facts,
     tmp: &Path,
     uploads: &mut Vec<BuiltPack>,
 ) -> Result<(), MirrorError> {
     let delta_bytes: u64 = chain.iter().skip(1).map(|p| p.bytes).sum();
-    let prev = match chain
-        .last()
-        .and_then(|p| p.to_revision.parse::<ObjectId>().ok())
-    {
-        Some(id) if store.read()?.has(&id)? => Some(id),
+    let last = chain.last().map_or(published, |p| {
+        p.to_revision.parse::<ObjectId>().ok().map(|id| (id, p.to))
+    });
+    let prev = match last {
+        Some((id, number)) if number < f.number && store.read()?.has(&id)? => Some((id, number)),
         _ => None,
     };
-    let from = prev.filter(|_| chain.len() <= MAX_DELTAS && delta_bytes * 2 <= f.closure.1);
-    let built = build_pack(store, key, from, f.rev_id, tmp)?.ok_or(MirrorError::NoRevision)?;
-    let from_number = match from {
-        Some(_) => chain.last().map_or(0, |p| p.to),
-        None => {
-            chain.clear();
-            0
-        }
-    };
-    chain.push(StoredPack {
-        hash: built.hash.clone(),
-        size: built.size,
-        objects: built.objects,
-        bytes: built.bytes,
-        from: from_number,
-        to: f.number,
-        from_revision: from.map(|id| id.to_string()),
-        to_revision: f.rev_id.to_string(),
-    });
-    if dest.exists(&pack_name(&built.hash))? {
-        let _ = std::fs::remove_file(&built.file);
-    } else {
-        uploads.push(built);
+    let due = chain.is_empty() || chain.len() > MAX_DELTAS || delta_bytes * 2 > f.closure.1;
+    if prev.is_none() || due {
+        chain.clear();
     }
-    Ok(())
+    let mut add = |from: Option<(ObjectId, u64)>, to: (ObjectId, u64)| {
+        let built =
+            build_pack(store, key, from.map(|f| f.0), to.0, tmp)?.ok_or(MirrorError::NoRevision)?;
+        chain.push(StoredPack {
+            hash: built.hash.clone(),
+            size: built.size,
+            objects: built.objects,
+            bytes: built.bytes,
+            from: from.map_or(0, |f| f.1),
+            to: to.1,
+            from_revision: from.map(|f| f.0.to_string()),
+            to_revision: to.0.to_string(),
+        });
+        if dest.exists(&pack_name(&built.hash))? {
+            let _ = std::fs::remove_file(&built.file);
+        } else {
+            uploads.push(built);
+        }
+        Ok::<(), MirrorError>(())
+    };
+    if let (Some(prev), true) = (prev, due) {
+        add(None, prev)?;
+    }
+    add(prev, (f.rev_id, f.number))
+}
+
+/// The chain the head will name: the published one, whole on the mirror (what it lacks made
+/// again) and ending at this revision; with the packs to upload.
+fn whole_chain(
+    (store, dest, key): (&Store, &Dest, &ContentKey),
+    state: &State,
+    f: &Facts,
+    tmp: &Path,
+) -> Result<(Vec<StoredPack>, Vec<BuiltPack>), MirrorError> {
+    let mut chain = state.chain.clone();
+    let mut uploads = Vec::new();
+    repair_chain(store, dest, key, &mut chain, tmp, &mut uploads)?;
+    if chain.last().is_none_or(|p| p.to != f.number) {
+        let published = state
+            .published
+            .as_ref()
+            .and_then(|p| Some((p.revision.parse::<ObjectId>().ok()?, p.number)));
+        extend_chain(
+            (store, dest, key),
+            &mut chain,
+            published,
+            f,
+            tmp,
+            &mut uploads,
+        )?;
+    }
+    Ok((chain, uploads))
 }
 
 /// Reads the store and builds what `mirror` lacks; the store is not needed afterwards.
@@ -366,23 +418,8 @@ pub fn prepare(
         }
     })?);
 
-    // The chain must be whole on the mirror and end at this revision.
     let tmp = paths.state(crate::paths::state::MIRRORS).join("tmp");
-    let mut chain = state.chain.clone();
-    let mut uploads = Vec::new();
-    repair_chain(store, &dest, &content_key, &mut chain, &tmp, &mut uploads)?;
-    let ends_here = chain.last().is_some_and(|p| p.to == f.number);
-    if !ends_here {
-        extend_chain(
-            store,
-            &dest,
-            &content_key,
-            &mut chain,
-            &f,
-            &tmp,
-            &mut uploads,
-        )?;
-    }
+    let (chain, uploads) = whole_chain((store, &dest, &content_key), &state, &f, &tmp)?;
     let mut report = PublishReport {
         mirror: mirror.name.clone(),
         url: mirror.url.clone(),
@@ -405,18 +442,24 @@ pub fn prepare(
             .iter()
             .zip(&state.chain)
             .all(|(a, b)| a.hash == b.hash);
+    let keyring_there = match &state.keyring {
+        Some(hash) => dest.exists(&keyring_name(hash))?,
+        None => false,
+    };
     let unchanged = fresh
         && same_chain
         && !rotated
         && epoch.recipients == f.recipients
         && !opts.refresh
         && uploads.is_empty()
+        && keyring_there
         && dest.exists(HEAD_FILE)?;
+    let mut keyring_upload = None;
     let head = if unchanged {
         report.unchanged = true;
         None
     } else {
-        let head = head_file(
+        let (head, keyring) = head_file(
             key,
             &content_key,
             &epoch,
@@ -427,6 +470,13 @@ pub fn prepare(
         report.expires_at = head.head.body.expires_at;
         if !same_chain {
             state.previous = state.chain.iter().map(|p| p.hash.clone()).collect();
+        }
+        let hash = hex(&head.binding.body.keyring);
+        if !dest.exists(&keyring_name(&hash))? {
+            keyring_upload = Some((keyring_name(&hash), keyring));
+        }
+        if state.keyring.as_ref() != Some(&hash) {
+            state.previous_keyring = state.keyring.replace(hash);
         }
         state.chain = chain;
         state.published = Some(Published {
@@ -445,13 +495,14 @@ pub fn prepare(
         name: mirror.name.clone(),
         dest,
         uploads,
+        keyring: keyring_upload,
         head,
         state,
         report,
     })
 }
 
-/// The signed head file of a publish.
+/// The signed head file of a publish, and the encoding of the keyring it names.
 fn head_file(
     key: &MasterKey,
     content_key: &ContentKey,
@@ -459,7 +510,7 @@ fn head_file(
     f: &Facts,
     chain: &[StoredPack],
     ttl_secs: i64,
-) -> HeadFile {
+) -> (HeadFile, Vec<u8>) {
     let epoch_id = decode_hex::<16>(&epoch.id).unwrap_or_default();
     let index = Index {
         revision: f.rev_id,
@@ -481,7 +532,8 @@ fn head_file(
                 })
             })
             .collect(),
-    };
+    }
+    .encode();
     let now = crate::time::now_secs();
     let head = HeadBody {
         master_key: key.public_key(),
@@ -499,17 +551,19 @@ fn head_file(
             revision: f.rev_id,
             number: f.number,
             index: *blake3::hash(&sealed_index).as_bytes(),
-            keyring: *blake3::hash(&keyring.encode()).as_bytes(),
+            keyring: *blake3::hash(&keyring).as_bytes(),
             epoch: epoch_id,
         },
         key.signing_key(),
     );
-    HeadFile {
-        head,
-        binding,
+    (
+        HeadFile {
+            head,
+            binding,
+            index: sealed_index,
+        },
         keyring,
-        index: sealed_index,
-    }
+    )
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -618,10 +672,12 @@ impl<W: Write> Write for Hashing<W> {
 pub struct PruneReport {
     pub mirror: String,
     pub packs_removed: u64,
+    pub keyrings_removed: u64,
 }
 
-/// Removes the packs neither the current index nor the one before it names (the second
-/// phase: a follower that read the previous head a moment ago still finds its packs).
+/// Removes the packs neither the current index nor the one before it names, and the
+/// keyrings neither the current head nor the one before it names (the second phase: a
+/// follower that read the previous head a moment ago still finds its files).
 pub fn prune(paths: &Paths, mirror: &MirrorConfig) -> Result<PruneReport, MirrorError> {
     let dest = Dest::open(&mirror.dest)?;
     let state = load_state(paths, &mirror.name)?;
@@ -630,13 +686,21 @@ pub fn prune(paths: &Paths, mirror: &MirrorConfig) -> Result<PruneReport, Mirror
         .iter()
         .map(|p| pack_name(&p.hash))
         .chain(state.previous.iter().map(|h| pack_name(h)))
+        .chain(
+            [&state.keyring, &state.previous_keyring]
+                .into_iter()
+                .flatten()
+                .map(|h| keyring_name(h)),
+        )
         .collect();
-    let mut removed = 0;
+    let mut removed = [0u64; 2];
     if state.published.is_some() {
-        for name in dest.list(PACKS)? {
-            if name.ends_with(".cxp") && !keep.contains(&name) {
-                dest.delete(&name)?;
-                removed += 1;
+        for (count, (folder, suffix)) in removed.iter_mut().zip([(PACKS, ".cxp"), (KEYS, ".cxk")]) {
+            for name in dest.list(folder)? {
+                if name.ends_with(suffix) && !keep.contains(&name) {
+                    dest.delete(&name)?;
+                    *count += 1;
+                }
             }
         }
     }
@@ -644,6 +708,7 @@ pub fn prune(paths: &Paths, mirror: &MirrorConfig) -> Result<PruneReport, Mirror
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(PruneReport {
         mirror: mirror.name.clone(),
-        packs_removed: removed,
+        packs_removed: removed[0],
+        keyrings_removed: removed[1],
     })
 }
