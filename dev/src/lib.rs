@@ -6,6 +6,9 @@
 //! - [`sample`]: the small sample `~/.codex` that `codexport demo` syncs.
 //! - [`bench`]: medians, the lstat and read+hash baselines, a result table, and the lookup
 //!   of baseline tools (rsync, git).
+//! - [`measure`]: whole processes' wall time, CPU time and peak memory (GNU time), and a
+//!   running process's CPU time and peak memory (/proc).
+//! - [`rsync`]: an rsync daemon on loopback and the client commands timed against it.
 //! - [`skip`]: skips that fail under CI and are shown elsewhere (the `skip!` macro).
 //! - [`serve`]: one way to start `codexport master serve` on a loopback port and learn its
 //!   address, shared by the demo, `codexport bench sync`, the benchmarks and the tests.
@@ -17,6 +20,8 @@
 
 pub mod bench;
 pub mod library;
+pub mod measure;
+pub mod rsync;
 pub mod sample;
 pub mod serve;
 pub mod skip;
