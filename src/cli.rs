@@ -367,16 +367,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Measure cold, no-change and one-file-change syncs of a generated library (or of
-    /// --codex-dir's content) between a master and a follower on loopback.
-    Sync {
-        /// Files in the generated library (ignored with --codex-dir).
-        #[arg(long, default_value_t = 10_000)]
-        files: usize,
-        /// Timed runs of each kind, after one warm-up.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    /// Measure syncs between a master and followers on loopback (cold against rsync,
+    /// no-change, one-file-change; large content; many followers against a previous
+    /// release), with the peak memory of every process.
+    Sync(bench_cmd::SyncArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -519,9 +513,7 @@ fn dispatch(cli: Cli) -> miette::Result<Output> {
         Command::Bench(BenchCommand::GenLibrary { dir, files, seed }) => {
             bench_cmd::gen_library(&dir, files, seed)?
         }
-        Command::Bench(BenchCommand::Sync { files, runs }) => {
-            bench_cmd::sync(&cli.global, files, runs)?
-        }
+        Command::Bench(BenchCommand::Sync(args)) => bench_cmd::sync(&cli.global, &args)?,
         Command::Demo { keep } => demo::run(keep)?,
         Command::Hook(HookCommand::Install { timeout_ms }) => {
             hook_cmd::install(&paths, &current_exe()?, timeout_ms)?

@@ -5,7 +5,8 @@
 //!
 //! The baselines are what no snapshot can beat on the same tree: [`lstat_all`] (the cost of
 //! noticing that nothing changed) and [`read_and_hash_all`] (the cost of reading and hashing
-//! everything once, on one core). Both walk the whole tree, follow no symlinks and store
+//! everything once, on one core), or [`read_and_hash_parallel`] on as many threads as the
+//! snapshot has. Both walk the whole tree, follow no symlinks and store
 //! nothing. This module only reads what it is pointed at, and never installs a missing tool.
 
 use std::fmt::Write as _;
@@ -14,6 +15,25 @@ use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A count from the environment variable `name` (such as `CODEXPORT_BENCH_RUNS`), or
+/// `default` when it is unset. Panics naming the variable when it is not a number.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// The size in MiB of the large-content cases the benchmarks add when
+/// `CODEXPORT_BENCH_LARGE_MIB` is set (1024 for the cases of issue 13); `None` when unset.
+pub fn large_content_mib() -> Option<u64> {
+    std::env::var_os("CODEXPORT_BENCH_LARGE_MIB")
+        .map(|_| env_usize("CODEXPORT_BENCH_LARGE_MIB", 1024).max(1) as u64)
+}
 
 /// Runs `f` once to warm up (page cache, allocator, lazily opened tables), then `runs` times,
 /// and returns the median of the timed runs. `runs` of 0 is taken as 1.
@@ -83,18 +103,6 @@ pub fn read_and_hash_all(dir: &Path) -> io::Result<u64> {
     Ok(bytes)
 }
 
-/// A benchmark's setting from the environment: `name` as a number, or `default` when it is
-/// not set; panics naming it when it is not a number.
-pub fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
-
 /// A byte count for people: bytes below 10 KiB, then KiB below 10 MiB, then MiB.
 pub fn human_bytes(n: u64) -> String {
     if n < 10 * 1024 {
@@ -104,6 +112,48 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{:.1} MiB", n as f64 / 1024.0 / 1024.0)
     }
+}
+
+/// The read+hash baseline on `threads` threads (rayon's pool size, as a snapshot uses): walks
+/// `dir` first, then reads and blake3-hashes the files in parallel, one file per task,
+/// storing nothing. Returns the bytes hashed. With one thread it is [`read_and_hash_all`].
+pub fn read_and_hash_parallel(dir: &Path, threads: usize) -> io::Result<u64> {
+    use rayon::prelude::*;
+    let mut paths = Vec::new();
+    walk_files(dir, &mut paths)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(io::Error::other)?;
+    pool.install(|| {
+        paths
+            .par_iter()
+            .map(|(path, link)| {
+                let content = if *link {
+                    use std::os::unix::ffi::OsStrExt;
+                    fs::read_link(path)?.as_os_str().as_bytes().to_vec()
+                } else {
+                    fs::read(path)?
+                };
+                std::hint::black_box(blake3::hash(&content));
+                Ok(content.len() as u64)
+            })
+            .try_reduce(|| 0, |a, b| Ok(a + b))
+    })
+}
+
+/// Every regular file and symlink below `dir` (symlinks flagged, never followed).
+fn walk_files(dir: &Path, out: &mut Vec<(std::path::PathBuf, bool)>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            walk_files(&path, out)?;
+        } else if meta.is_symlink() || meta.is_file() {
+            out.push((path, meta.is_symlink()));
+        }
+    }
+    Ok(())
 }
 
 /// One measured row.
@@ -392,6 +442,7 @@ mod tests {
         std::os::unix::fs::symlink("x", dir.path().join("a/link")).unwrap();
         assert_eq!(lstat_all(dir.path()).unwrap(), 3);
         assert_eq!(read_and_hash_all(dir.path()).unwrap(), 9);
+        assert_eq!(read_and_hash_parallel(dir.path(), 2).unwrap(), 9);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! - [`sample`]: the small sample `~/.codex` that `codexport demo` syncs.
 //! - [`bench`]: medians, the lstat and read+hash baselines, a result table, CPU times of
 //!   processes, and the lookup of baseline tools (rsync, git).
+//! - [`measure`]: whole processes' wall time, CPU time and peak memory (GNU time), and a
+//!   running process's CPU time and peak memory (/proc).
+//! - [`rsync`]: an rsync daemon on loopback and the client commands timed against it.
 //! - [`skip`]: skips that fail under CI and are shown elsewhere (the `skip!` macro).
 //! - [`relay`]: a counting TCP relay, for the requests and bytes that reach a server with
 //!   no access log of its own.
@@ -20,7 +23,9 @@
 
 pub mod bench;
 pub mod library;
+pub mod measure;
 pub mod relay;
+pub mod rsync;
 pub mod sample;
 pub mod serve;
 pub mod skip;

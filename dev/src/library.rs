@@ -14,6 +14,9 @@
 //! `config.toml`, `AGENTS.md` and `prompts/*.md`. Exactly `N` files in all. Contents are
 //! Markdown, shell, Python, JSON and TOML made of words from a fixed list, so they compress
 //! like real text; sizes range from about 300 B to 16 KiB, averaging about 4 KiB.
+//!
+//! Large content (incompressible big files, a library of equal 1 MiB files, the one-byte edit
+//! in the middle of a big file) is in `large.rs`, re-exported here.
 
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -22,8 +25,13 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+mod large;
 mod rng;
 mod text;
+
+pub use large::{
+    BlobSpec, Noise, flip_middle_byte, generate_blobs, noise, write_model_skill, write_noise_file,
+};
 
 use rng::{Rng, mix};
 use text::{Content, capitalized, word};
@@ -292,20 +300,6 @@ fn file_size(rng: &mut Rng) -> usize {
         .find(|(upto, _, _)| pick < *upto)
         .expect("pick < 100");
     (lo + rng.below(hi - lo)) as usize
-}
-
-/// `len` deterministic bytes that neither compress nor repeat (xorshift of `seed`): the
-/// content of a model or archive, for the large-content benchmarks and tests.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,29 +1,80 @@
-//! `codexport bench sync`: the whole sync path, measured as users see it.
+//! `codexport bench sync`: the whole sync path, measured as users see it, against rsync and
+//! against a previous release, with the peak memory of every process.
 //!
-//! On temporary homes it writes the generated skill library (or copies the selected content
-//! of `--codex-dir`), then runs this very binary as separate processes: `master init`,
-//! `master serve` on loopback in the background, and for a follower a cold `follower join`,
-//! no-change `sync` runs and one-file-change `sync` runs (one file appended to on the master,
-//! `master rebuild`, then the timed `sync`). Each figure is the median wall time of whole
-//! processes (start, store open, head, fetch, verify, commit, exit) after one warm-up, shown
-//! beside the lstat and read+hash baselines of the same library measured in the same run.
+//! On temporary homes it runs this very binary as separate processes (`master init`,
+//! `master serve` on loopback in the background, `master link`, `follower join`, `sync`,
+//! `apply`, `master rebuild`) and measures whole processes: wall time from start to exit,
+//! and, under GNU time, CPU time and peak memory (max RSS). Baselines come from the same run:
+//!
+//! - the generated skill library (`--files`, or the selected content of `--codex-dir`):
+//!   cold `follower join --apply` against an rsync daemon copy followed by `sync -f` (as
+//!   durable as our apply), rsync with and without `-z`, alternating run by run; the
+//!   store-only cold join, a cold `apply`, no-change and one-file-change syncs beside the
+//!   lstat and read+hash baselines (`library.rs`);
+//! - with `--large-content` (or `--large`): one big incompressible file (1 GiB; 4 GiB with
+//!   `--large`) and a library of 1 MiB files of the same total, with the same cold
+//!   comparison, the peak memory of every process, and a one-byte edit in the middle of the
+//!   big file (bytes on the wire) (`large.rs`);
+//! - with `--baseline-bin PATH` (a previous release's binary): `--followers` cold followers
+//!   joining the library at once, the master's CPU time against that release's master, each
+//!   release with its own followers (their protocols differ), and the small-library
+//!   figures (no-change sync, one-file sync, apply) of both, alternating run by run
+//!   (`followers.rs`). Without it, the report says this comparison was skipped.
+//!
+//! Before every timed run the filesystem is synced (untimed), so no run pays for the dirty
+//! pages of the one before. Ratios, not absolute times, are what to compare across machines;
+//! the report states each comparison's conditions next to its figure and checks the targets
+//! of issue 13 (`targets.rs`).
 //!
 //! A given `--codex-dir` is only read: its selected content is copied into the temporary
 //! master home first, because the one-file-change runs append to files.
 
+mod cold;
+mod followers;
+mod large;
+mod library;
+mod render;
+mod runner;
+mod targets;
+
 use super::Global;
 use super::output::{Output, bytes};
-use crate::object::ObjectId;
-use crate::store::{ObjectSource, Store, StoreError};
-use codexport_dev::bench::{lstat_all, median_of, read_and_hash_all};
-use codexport_dev::library::{self, LibrarySpec};
-use codexport_dev::serve::{ServeError, ServeOptions, ServingMaster, spawn_master};
-use std::fmt::Write as _;
-use std::fs;
+use crate::store::StoreError;
+use codexport_dev::measure::Meter;
+use runner::Runner;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+/// `codexport bench sync`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// Files in the generated library (ignored with --codex-dir).
+    #[arg(long, default_value_t = 10_000)]
+    pub files: usize,
+    /// Timed runs of each kind, after one warm-up (the large-content cases run at most 3,
+    /// without a warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Also measure large content: one big incompressible file and a library of 1 MiB files
+    /// of the same total (1 GiB each; see --content-mib).
+    #[arg(long)]
+    pub large_content: bool,
+    /// Large-content mode with a 4 GiB file (implies --large-content; needs about 25 GB of
+    /// free space in the temporary directory).
+    #[arg(long)]
+    pub large: bool,
+    /// Size of the large-content cases in MiB (default 1024; the big file is 4096 with
+    /// --large).
+    #[arg(long, value_name = "MIB")]
+    pub content_mib: Option<u64>,
+    /// Cold followers joining at once for the master-CPU comparison (with --baseline-bin).
+    #[arg(long, default_value_t = 50)]
+    pub followers: usize,
+    /// A previous release's codexport binary: its master's CPU time for the cold followers
+    /// and its small-library figures are measured in the same run, as the baseline.
+    #[arg(long, value_name = "PATH", env = "CODEXPORT_BENCH_BASELINE_BIN")]
+    pub baseline_bin: Option<PathBuf>,
+}
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BenchError {
@@ -41,6 +92,12 @@ pub enum BenchError {
         )
     )]
     NotADir { path: PathBuf },
+    #[error("--content-mib must be at least 1 (got 0)")]
+    #[diagnostic(
+        code(codexport::usage::bench_content_mib),
+        help("pass --content-mib 1 or more, or leave it out for 1 GiB")
+    )]
+    NoContent,
     #[error("I/O error on {}: {source}", path.display())]
     #[diagnostic(
         code(codexport::bench::io),
@@ -53,11 +110,11 @@ pub enum BenchError {
     #[diagnostic(
         code(codexport::bench::spawn),
         help(
-            "the benchmark runs its own executable as child processes; make sure it is still in place"
+            "the benchmark runs its own executable (and --baseline-bin, rsync, sync) as child processes; check that each is in place"
         )
     )]
     Spawn { exe: PathBuf, source: io::Error },
-    #[error("`codexport {args}` failed ({status}): {stderr}")]
+    #[error("`{args}` failed ({status}): {stderr}")]
     #[diagnostic(
         code(codexport::bench::step),
         help(
@@ -69,10 +126,12 @@ pub enum BenchError {
         status: String,
         stderr: String,
     },
-    #[error("unexpected output from `codexport {args}`: {what}")]
+    #[error("unexpected output from `{args}`: {what}")]
     #[diagnostic(
         code(codexport::bench::output),
-        help("the benchmark and the binary it runs disagree; rebuild codexport and try again")
+        help(
+            "the benchmark and the binary it runs disagree; rebuild codexport (and check that --baseline-bin is a codexport binary) and try again"
+        )
     )]
     BadOutput { args: String, what: String },
     #[error(transparent)]
@@ -87,454 +146,97 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BenchError + '_ {
     }
 }
 
-/// What one timed process reported (from its `--json` sync report).
-#[derive(Debug, Clone, Copy, Default)]
-struct Fetch {
-    elapsed: Duration,
-    objects: u64,
-    object_bytes: u64,
-    wire_bytes: u64,
-}
-
-impl Fetch {
-    fn from_report(elapsed: Duration, v: &serde_json::Value) -> Self {
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
-        Self {
-            elapsed,
-            objects: n("objects"),
-            object_bytes: n("object_bytes"),
-            wire_bytes: n("wire_bytes"),
-        }
-    }
-}
-
-/// Medians over the timed runs (the warm-up left out), each field on its own.
-#[derive(Debug, Clone, serde::Serialize)]
-struct Phase {
-    median_ms: f64,
-    objects: u64,
-    object_bytes: u64,
-    wire_bytes: u64,
-    runs_ms: Vec<f64>,
-}
-
-fn median<T: Copy + Ord>(mut v: Vec<T>) -> T {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-impl Phase {
-    fn of(runs: &[Fetch]) -> Self {
-        Self {
-            median_ms: ms(median(runs.iter().map(|f| f.elapsed).collect())),
-            objects: median(runs.iter().map(|f| f.objects).collect()),
-            object_bytes: median(runs.iter().map(|f| f.object_bytes).collect()),
-            wire_bytes: median(runs.iter().map(|f| f.wire_bytes).collect()),
-            runs_ms: runs.iter().map(|f| ms(f.elapsed)).collect(),
-        }
-    }
-}
-
-/// Runs the real binary on temporary homes.
-struct Runner {
-    exe: PathBuf,
-    verbose: bool,
-}
-
-impl Runner {
-    fn say(&self, what: impl std::fmt::Display) {
-        if self.verbose {
-            eprintln!("bench sync: {what}");
-        }
-    }
-
-    /// Runs `codexport --json --home HOME ARGS…` to completion; returns its wall time (whole
-    /// process) and parsed stdout.
-    fn json(
-        &self,
-        home: &Path,
-        args: &[&str],
-    ) -> Result<(Duration, serde_json::Value), BenchError> {
-        let shown = args.join(" ");
-        let started = Instant::now();
-        let out = Command::new(&self.exe)
-            .arg("--json")
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| BenchError::Spawn {
-                exe: self.exe.clone(),
-                source,
-            })?;
-        let elapsed = started.elapsed();
-        if !out.status.success() {
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(BenchError::Step {
-                args: shown,
-                status: out.status.to_string(),
-                stderr: format!("{}{}", stdout.trim(), stderr.trim()),
-            });
-        }
-        let value = serde_json::from_slice(&out.stdout).map_err(|e| BenchError::BadOutput {
-            args: shown,
-            what: e.to_string(),
-        })?;
-        Ok((elapsed, value))
-    }
-
-    /// `sync --json`, which must report `expected` (`current` or `fetched`).
-    fn sync(&self, home: &Path, expected: &str) -> Result<Fetch, BenchError> {
-        let (elapsed, v) = self.json(home, &["sync"])?;
-        if v["result"] != expected {
-            return Err(BenchError::BadOutput {
-                args: "sync".into(),
-                what: format!("expected result {expected:?}, got {}", v["result"]),
-            });
-        }
-        Ok(Fetch::from_report(elapsed, &v))
-    }
-}
-
-/// `master serve --no-watch` on an ephemeral loopback port; killed when dropped.
-fn start_server(exe: &Path, home: &Path) -> Result<ServingMaster, BenchError> {
-    spawn_master(exe, home, &ServeOptions::new()).map_err(|e| match e {
-        ServeError::Spawn { exe, source } => BenchError::Spawn { exe, source },
-        other => BenchError::BadOutput {
-            args: "master serve".into(),
-            what: other.to_string(),
-        },
-    })
-}
-
-/// `VmHWM` of a running process, in KiB, from /proc.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Copies what a snapshot would take from `from` into `to` (symlinks as symlinks, modes kept).
-fn copy_selected(from: &Path, to: &Path, rel: &str) -> Result<(), BenchError> {
-    fs::create_dir_all(to).map_err(io_err(to))?;
-    let mut entries = fs::read_dir(from)
-        .map_err(io_err(from))?
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(io_err(from))?;
-    entries.sort_by_key(fs::DirEntry::file_name);
-    for entry in entries {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let child_rel = if rel.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if !crate::snapshot::select::Selection::of(crate::roots::CODEX).is_selected(&child_rel) {
-            continue;
-        }
-        let (src, dst) = (entry.path(), to.join(name));
-        let meta = fs::symlink_metadata(&src).map_err(io_err(&src))?;
-        if meta.is_dir() {
-            copy_selected(&src, &dst, &child_rel)?;
-        } else if meta.is_symlink() {
-            let target = fs::read_link(&src).map_err(io_err(&src))?;
-            std::os::unix::fs::symlink(target, &dst).map_err(io_err(&dst))?;
-        } else if meta.is_file() {
-            fs::copy(&src, &dst).map_err(io_err(&src))?;
-        }
-    }
-    Ok(())
-}
-
-/// Changes one file of the master's codex dir: a generated skill file if there is one, else
-/// AGENTS.md (appended to, created if missing).
-fn change_one(codex: &Path, seed: u64) -> Result<PathBuf, BenchError> {
-    match library::touch_one(codex, seed) {
-        Ok(p) => Ok(p),
-        Err(_) => {
-            use std::io::Write;
-            let p = codex.join("AGENTS.md");
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&p)
-                .and_then(|mut f| f.write_all(b"\n<!-- touched by codexport bench -->\n"))
-                .map_err(io_err(&p))?;
-            Ok(p)
-        }
-    }
-}
-
-/// The least a one-file change can move: the file's new content plus every tree on its path,
-/// as stored in the follower's newest fetched revision.
-fn ideal_bytes(follower_home: &Path, codex: &Path, changed: &Path) -> Result<u64, BenchError> {
-    let store = Store::open_waiting(&follower_home.join(".codexport"), crate::store::WAIT)?;
-    let r = store.read()?;
-    let Some(id) = r.get_ref(crate::follower::FETCHED)? else {
-        return Ok(0);
-    };
-    let rel = changed.strip_prefix(codex).unwrap_or(changed);
-    let revision = r.revision(&id)?;
-    let mut tree: ObjectId = revision.root;
-    let mut total = 0;
-    // A tree of roots holds the codex dir under the Codex root's name.
-    let root = (revision.layout == crate::object::revision::Layout::Roots)
-        .then_some(std::ffi::OsStr::new(crate::roots::CODEX.name));
-    for part in root.into_iter().chain(rel.iter()) {
-        total += r.get_required(&tree)?.1.len() as u64;
-        let t = r.tree(&tree)?;
-        let Some(e) = part.to_str().and_then(|p| t.get(p)) else {
-            break;
-        };
-        if e.kind == crate::object::EntryKind::Tree {
-            tree = e.id;
-        } else {
-            total += e.size;
-            break;
-        }
-    }
-    Ok(total)
-}
-
-/// Everything `bench sync` measured.
+/// Everything `bench sync` measured: the library case's fields at the top level (as
+/// before), the other cases beside them.
 #[derive(Debug, serde::Serialize)]
 struct Report {
-    library: serde_json::Value,
-    runs: usize,
-    cold: Phase,
-    no_change: Phase,
-    one_file_change: Phase,
-    /// File content plus the trees on its path: the least a one-file change can move.
-    one_file_ideal_bytes: u64,
-    /// One-file-change wire bytes / the ideal.
-    one_file_wire_over_ideal: f64,
-    /// Untimed in the sync rows: the master's `master rebuild` after each change.
-    master_rebuild_ms: f64,
-    master_init_ms: f64,
-    lstat_baseline_ms: f64,
-    read_hash_baseline_ms: f64,
-    server_peak_rss_kib: Option<u64>,
+    #[serde(flatten)]
+    library: library::LibraryReport,
+    large_file: Option<large::LargeFileReport>,
+    large_library: Option<large::LargeLibraryReport>,
+    followers: followers::FollowersReport,
+    measured_with: &'static str,
+    targets: Vec<targets::Target>,
 }
 
-/// Writes the generated library into `codex`, or copies the selected content of
-/// `--codex-dir` there; returns what it is, for the report.
-fn prepare_library(
-    bench: &Runner,
-    global: &Global,
-    files: usize,
-    codex: &Path,
-) -> Result<serde_json::Value, BenchError> {
-    Ok(match &global.codex_dir {
-        Some(src) => {
-            if !src.is_dir() {
-                return Err(BenchError::NotADir { path: src.clone() });
-            }
-            bench.say(format_args!(
-                "copying the selected content of {}",
-                src.display()
-            ));
-            copy_selected(src, codex, "")?;
-            serde_json::json!({"source": src.display().to_string()})
-        }
-        None => {
-            if files == 0 {
-                return Err(BenchError::NoFiles);
-            }
-            bench.say(format_args!("generating {files} files"));
-            let stats =
-                library::generate(codex, &LibrarySpec { files, seed: 1 }).map_err(io_err(codex))?;
-            serde_json::json!({"source": "generated", "skills": stats.skills})
-        }
-    })
+/// What every case runs with.
+struct Ctx<'a> {
+    bench: &'a Runner<'a>,
+    global: &'a Global,
+    args: &'a SyncArgs,
+    /// Timed runs (at least 1).
+    runs: usize,
+    /// The benchmark's temporary directory.
+    tmp: &'a Path,
 }
 
-/// Cold syncs: `runs` + 1 fresh followers joining (the first is the warm-up); returns the
-/// timed ones and the newest follower's home, kept for the later runs.
-fn cold_joins(
-    bench: &Runner,
-    tmp: &Path,
-    master: &Path,
-    port: &str,
-    runs: usize,
-) -> Result<(Vec<Fetch>, PathBuf), BenchError> {
-    bench.say(format_args!("cold: {} joins", runs + 1));
-    let mut cold = Vec::new();
-    let mut follower = PathBuf::new();
-    for i in 0..=runs {
-        if i > 0 {
-            // Only the newest follower is kept; earlier ones only cost disk.
-            fs::remove_dir_all(&follower).map_err(io_err(&follower))?;
-        }
-        follower = tmp.join(format!("follower-{i}"));
-        fs::create_dir_all(&follower).map_err(io_err(&follower))?;
-        let (_, link) = bench.json(
-            master,
-            &["master", "link", "--host", "127.0.0.1", "--port", port],
-        )?;
-        let link = link["link"].as_str().ok_or_else(|| BenchError::BadOutput {
-            args: "master link".into(),
-            what: "no link".into(),
-        })?;
-        let (elapsed, joined) = bench.json(&follower, &["follower", "join", link])?;
-        if i > 0 {
-            cold.push(Fetch::from_report(elapsed, &joined["sync"]));
-        }
+/// A case's directories: `<tmp>/<name>`, its master's home and that master's codex dir.
+struct Dirs {
+    dir: PathBuf,
+    master: PathBuf,
+    codex: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn dirs(&self, name: &str) -> Dirs {
+        let dir = self.tmp.join(name);
+        let master = dir.join("master");
+        let codex = master.join(".codex");
+        Dirs { dir, master, codex }
     }
-    Ok((cold, follower))
 }
 
-pub fn sync(global: &Global, files: usize, runs: usize) -> miette::Result<Output> {
-    let report = run(global, files, runs.max(1))?;
-    Ok(Output::new(&report, render(&report)))
+pub fn sync(global: &Global, args: &SyncArgs) -> miette::Result<Output> {
+    let report = run(global, args)?;
+    let human = render::render(&report);
+    Ok(Output::new(&report, human))
 }
 
-fn run(global: &Global, files: usize, runs: usize) -> Result<Report, BenchError> {
+fn run(global: &Global, args: &SyncArgs) -> Result<Report, BenchError> {
+    if args.content_mib == Some(0) {
+        return Err(BenchError::NoContent);
+    }
     let exe = std::env::current_exe().map_err(|source| BenchError::Spawn {
         exe: PathBuf::from("codexport"),
         source,
     })?;
-    let bench = Runner {
-        exe,
-        verbose: !global.json && !global.quiet,
-    };
     let tmp = tempfile::Builder::new()
         .prefix("codexport-bench-sync-")
         .tempdir()
         .map_err(io_err(&std::env::temp_dir()))?;
-    let master = tmp.path().join("master");
-    let codex = master.join(".codex");
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).map_err(io_err(&scratch))?;
+    let meter = Meter::new(&scratch);
+    let bench = Runner::new(exe, &meter, !global.json && !global.quiet);
 
-    let mut library = prepare_library(&bench, global, files, &codex)?;
-    // Let the coarse filesystem clock move past the files just written, so the first snapshot
-    // does not record them as racily clean (to be hashed again by every later rebuild).
-    std::thread::sleep(Duration::from_millis(50));
-
-    bench.say("baselines (lstat, read+hash)");
-    let mut counted = (0, 0);
-    let lstat = median_of(runs, || counted.0 = lstat_all(&codex).unwrap_or(0));
-    let read_hash = median_of(runs, || counted.1 = read_and_hash_all(&codex).unwrap_or(0));
-    library["files"] = counted.0.into();
-    library["bytes"] = counted.1.into();
-
-    bench.say("master init");
-    let (init, _) = bench.json(&master, &["master", "init"])?;
-    let server = start_server(&bench.exe, &master)?;
-    let port = server.port().to_string();
-
-    let (cold, follower) = cold_joins(&bench, tmp.path(), &master, &port, runs)?;
-
-    bench.say(format_args!("no-change: {} syncs", runs + 1));
-    let mut no_change = Vec::new();
-    for i in 0..=runs {
-        let f = bench.sync(&follower, "current")?;
-        if i > 0 {
-            no_change.push(f);
-        }
-    }
-
-    bench.say(format_args!(
-        "one-file-change: {} changes, rebuilds and syncs",
-        runs + 1
-    ));
-    let (mut one_file, mut rebuilds, mut ideals) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..=runs {
-        let changed = change_one(&codex, i as u64 + 1)?;
-        let (rebuild, _) = bench.json(&master, &["master", "rebuild"])?;
-        let f = bench.sync(&follower, "fetched")?;
-        if i > 0 {
-            one_file.push(f);
-            rebuilds.push(rebuild);
-            ideals.push(ideal_bytes(&follower, &codex, &changed)?);
-        }
-    }
-    let server_peak_rss_kib = peak_rss_kib(server.pid());
-    drop(server);
-
-    let one_file_change = Phase::of(&one_file);
-    let ideal = median(ideals);
-    Ok(Report {
+    let ctx = Ctx {
+        bench: &bench,
+        global,
+        args,
+        runs: args.runs.max(1),
+        tmp: tmp.path(),
+    };
+    let library = library::run(&ctx)?;
+    let (large_file, large_library) = if args.large_content || args.large {
+        let sizes = large::Sizes::of(args);
+        (
+            Some(large::big_file(&ctx, &sizes)?),
+            Some(large::big_library(&ctx, &sizes)?),
+        )
+    } else {
+        (None, None)
+    };
+    let followers = followers::run(&ctx)?;
+    let mut report = Report {
         library,
-        runs,
-        cold: Phase::of(&cold),
-        no_change: Phase::of(&no_change),
-        one_file_wire_over_ideal: one_file_change.wire_bytes as f64 / ideal.max(1) as f64,
-        one_file_change,
-        one_file_ideal_bytes: ideal,
-        master_rebuild_ms: ms(median(rebuilds)),
-        master_init_ms: ms(init),
-        lstat_baseline_ms: ms(lstat),
-        read_hash_baseline_ms: ms(read_hash),
-        server_peak_rss_kib,
-    })
-}
-
-fn render(r: &Report) -> String {
-    let mut out = String::new();
-    let source = r.library["source"].as_str().unwrap_or("?");
-    let _ = writeln!(
-        out,
-        "{} files, {} ({source}); median of {} runs after one warm-up; whole processes\n",
-        r.library["files"],
-        bytes(r.library["bytes"].as_u64().unwrap_or(0)),
-        r.runs
-    );
-    let _ = writeln!(
-        out,
-        "{:<24} {:>10} {:>8} {:>12} {:>12}",
-        "", "median ms", "objects", "object bytes", "wire bytes"
-    );
-    for (name, p) in [
-        ("cold (follower join)", &r.cold),
-        ("no-change sync", &r.no_change),
-        ("one-file-change sync", &r.one_file_change),
-    ] {
-        let _ = writeln!(
-            out,
-            "{name:<24} {:>10.1} {:>8} {:>12} {:>12}",
-            p.median_ms,
-            p.objects,
-            bytes(p.object_bytes),
-            bytes(p.wire_bytes)
-        );
-    }
-    for (name, v) in [
-        ("lstat baseline", r.lstat_baseline_ms),
-        ("read+hash baseline", r.read_hash_baseline_ms),
-        ("master rebuild (1 file)", r.master_rebuild_ms),
-        ("master init", r.master_init_ms),
-    ] {
-        let _ = writeln!(out, "{name:<24} {v:>10.1}");
-    }
-    let _ = writeln!(
-        out,
-        "\none-file change: {} on the wire for {} of file + trees on its path ({:.2}×)",
-        bytes(r.one_file_change.wire_bytes),
-        bytes(r.one_file_ideal_bytes),
-        r.one_file_wire_over_ideal
-    );
-    let _ = writeln!(
-        out,
-        "no-change sync: {:.1} ms (project target ≤ 15 ms); the lstat baseline is what noticing no change costs by walking the tree",
-        r.no_change.median_ms
-    );
-    if let Some(kib) = r.server_peak_rss_kib {
-        let _ = writeln!(out, "server peak RSS: {}", bytes(kib * 1024));
-    }
-    let _ = writeln!(
-        out,
-        "(the master rebuild after each change is not part of the one-file-change sync time)"
-    );
-    out
+        large_file,
+        large_library,
+        followers,
+        measured_with: meter.describe(),
+        targets: Vec::new(),
+    };
+    report.targets = targets::check(&report);
+    Ok(report)
 }
 
 /// `bench gen-library`: a deterministic generated skill library in `dir`.

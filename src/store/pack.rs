@@ -408,15 +408,11 @@ impl Appender {
 /// would grow past `size`, or stop short of it).
 pub fn decompress(stored: &[u8], size: u64) -> Result<Vec<u8>, String> {
     let cap = usize::try_from(size).map_err(|_| format!("object size {size} is too large"))?;
-    let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
-    // The stored objects of this version use small windows; refuse frames that would make
-    // this process allocate a large one.
-    decoder
-        .window_log_max(MAX_WINDOW_LOG)
-        .map_err(|e| e.to_string())?;
-    let bytes = decoder
-        .decompress(stored, cap)
-        .map_err(|e| format!("does not decompress to {size} bytes: {e}"))?;
+    let bytes = with_decompressor(|decoder| {
+        decoder
+            .decompress(stored, cap)
+            .map_err(|e| format!("does not decompress to {size} bytes: {e}"))
+    })?;
     if bytes.len() != cap {
         return Err(format!(
             "decompresses to {} bytes, {size} expected",
@@ -424,6 +420,51 @@ pub fn decompress(stored: &[u8], size: u64) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(bytes)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, made once: making one costs more than
+    /// expanding a small object, and a checkout, a fetch and a served stream expand thousands.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    /// The same for compressing, at the sampling level and at the storing level.
+    static COMPRESSORS: std::cell::RefCell<[Option<zstd::bulk::Compressor<'static>>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
+}
+
+/// Runs `f` with this thread's decompressor, made on first use. Each call decompresses one
+/// whole frame from a fresh state; only the window limit carries over.
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<T, String>,
+) -> Result<T, String> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let mut decoder = zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?;
+            // The stored objects of this version use small windows; refuse frames that would
+            // make this process allocate a large one.
+            decoder
+                .window_log_max(MAX_WINDOW_LOG)
+                .map_err(|e| e.to_string())?;
+            *slot = Some(decoder);
+        }
+        f(slot.as_mut().expect("made just above"))
+    })
+}
+
+/// `raw` compressed whole at `level` (1 or 3) with this thread's compressor for that level;
+/// empty when zstd fails (the caller then stores raw).
+fn compress_at(raw: &[u8], level: i32) -> Vec<u8> {
+    COMPRESSORS.with(|cell| {
+        let mut slots = cell.borrow_mut();
+        let slot = &mut slots[usize::from(level != 1)];
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(level).ok();
+        }
+        slot.as_mut()
+            .and_then(|c| c.compress(raw).ok())
+            .unwrap_or_default()
+    })
 }
 
 /// Largest zstd window read (16 MiB); objects are compressed whole and are at most a chunk
@@ -445,13 +486,15 @@ pub fn compress(raw: &[u8]) -> (Compression, std::borrow::Cow<'_, [u8]>) {
     }
     let pays = |original: usize, compressed: usize| compressed < original - original / 16;
     if raw.len() > SAMPLE {
-        let sample = zstd::bulk::compress(&raw[..SAMPLE], 1).unwrap_or_default();
+        let sample = compress_at(&raw[..SAMPLE], 1);
         if sample.is_empty() || !pays(SAMPLE, sample.len()) {
             return (Compression::Raw, Cow::Borrowed(raw));
         }
     }
-    match zstd::bulk::compress(raw, 3) {
-        Ok(c) if pays(raw.len(), c.len()) => (Compression::Zstd, Cow::Owned(c)),
-        _ => (Compression::Raw, Cow::Borrowed(raw)),
+    let c = compress_at(raw, 3);
+    if !c.is_empty() && pays(raw.len(), c.len()) {
+        (Compression::Zstd, Cow::Owned(c))
+    } else {
+        (Compression::Raw, Cow::Borrowed(raw))
     }
 }
