@@ -9,6 +9,7 @@
 //! the master ([`register_key`]); each publish wraps the content key to every follower that
 //! is not revoked, and a revocation starts a new key.
 
+mod build;
 pub mod dest;
 pub mod publish;
 
